@@ -1,0 +1,200 @@
+"""From stored per-example results to the study's figures: PreMemAcc, calibration, R^2, dynamics.
+
+`analyze_plan` reads what the store holds for a plan's runs (finished checkpoints only) and returns the
+report's `summary` (what summary.json holds) and `dynamics` (per-example pictures). It needs no model.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
+from premem.plan import Plan, selected_runs
+from premem.store import Store
+
+CORRECT_AT = 0.5  # an example counts as "correct" at a checkpoint in the dynamics picture when Acc >= this
+
+
+@dataclass
+class RunData:
+    """One run's evaluated checkpoints, aligned on its train examples."""
+
+    name: str
+    settings: dict
+    epochs: list[int]
+    example_ids: list[str]
+    acc: np.ndarray  # (checkpoints, examples)
+    nll: np.ndarray  # (checkpoints, examples)
+    test_acc: np.ndarray  # (checkpoints,)
+    train_loss: list[float | None]
+
+
+def _finite(x) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict]]:
+    """Per-run aligned arrays from the store; and per-run status info {'status', 'error', 'train_loss'}."""
+    records = store.records([j.id for j in plan.jobs])
+    by_run: dict[str, list] = {}
+    status: dict[str, dict] = {}
+    for job in plan.jobs:
+        if job.run is None:
+            continue
+        info = status.setdefault(job.run, {"status": "done", "error": None, "losses": {}})
+        rec = records.get(job.id)
+        if rec is None:
+            if info["status"] == "done":
+                info["status"] = "incomplete"
+            continue
+        if rec.status == "failed":
+            info["status"] = "failed"
+            info["error"] = info["error"] or f"{job.label}: {rec.error}"
+            continue
+        if job.kind == "train" and rec.result:
+            info["losses"][job.epoch] = rec.result.get("mean_loss")
+        if job.kind == "evaluate":
+            by_run.setdefault(job.run, []).append((job.epoch, job.id, rec.result))
+    runs_by_name = plan.runs_by_name()
+    out = []
+    for name, items in by_run.items():
+        items.sort()
+        # a checkpoint counts only if every earlier checkpoint of the run is there (PreMemAcc runs over epochs)
+        epochs, ids, results = [], [], []
+        for k, (epoch, jid, res) in enumerate(items):
+            if epoch != k + 1:
+                break
+            epochs.append(epoch), ids.append(jid), results.append(res)
+        if not ids:
+            continue
+        rows = store.examples(ids)
+        train_ids = sorted({r["example_id"] for r in rows if r["split"] == "train"})
+        col = {e: i for i, e in enumerate(train_ids)}
+        row_of = {jid: i for i, jid in enumerate(ids)}
+        acc = np.full((len(ids), len(train_ids)), np.nan)
+        nll = np.full_like(acc, np.nan)
+        test_sum = np.zeros(len(ids))
+        test_n = np.zeros(len(ids))
+        for r in rows:
+            i = row_of[r["job_id"]]
+            a = r["n_correct"] / r["n_samples"]
+            if r["split"] == "train":
+                acc[i, col[r["example_id"]]] = a
+                nll[i, col[r["example_id"]]] = r["nll"] if r["nll"] is not None else np.nan
+            else:
+                test_sum[i] += a
+                test_n[i] += 1
+        run = runs_by_name[name]
+        out.append(RunData(name, run.settings(), epochs, train_ids, acc, nll,
+                           np.divide(test_sum, np.maximum(test_n, 1)),
+                           [status[name]["losses"].get(e) for e in epochs]))
+    return out, status
+
+
+def dynamics_picture(run: RunData, p: float) -> dict:
+    """Categories per example and epoch: 0 wrong & not memorized, 1 correct & not memorized,
+    2 wrong & memorized, 3 correct & memorized."""
+    correct = run.acc >= CORRECT_AT
+    memorized = loglog_perplexity(run.nll) < p
+    cats = (correct.astype(int) + 2 * memorized.astype(int)).T  # (examples, epochs)
+    return {"epochs": run.epochs, "example_ids": run.example_ids, "categories": cats.tolist()}
+
+
+def perplexity_gap(runs: list[RunData], p: float) -> dict:
+    """Median perplexity of correct samples that are memorized vs not, over all checkpoints, at p."""
+    mem, unmem = [], []
+    for r in runs:
+        correct = r.acc >= CORRECT_AT
+        memorized = loglog_perplexity(r.nll) < p
+        perp = np.exp(r.nll)
+        mem.append(perp[correct & memorized])
+        unmem.append(perp[correct & ~memorized])
+    mem_a = np.concatenate(mem) if mem else np.array([])
+    unmem_a = np.concatenate(unmem) if unmem else np.array([])
+    return {
+        "memorized_correct_median_perplexity": _finite(np.median(mem_a)) if mem_a.size else None,
+        "unmemorized_correct_median_perplexity": _finite(np.median(unmem_a)) if unmem_a.size else None,
+        "memorized_correct_count": int(mem_a.size),
+        "unmemorized_correct_count": int(unmem_a.size),
+        "threshold_perplexity": float(math.exp(math.exp(p))),
+    }
+
+
+def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], fit: str = "identity",
+            fixed_p: float | None = None) -> dict:
+    """The headline figures: chosen p, calibration curve, R^2 of PreMemAcc and train accuracy vs test,
+    and per-run per-checkpoint values."""
+    calib = [(r.acc, r.nll, r.test_acc) for r in runs if r.name in set(calibration_runs)]
+    p, curve = calibrate(calib, ps, fit)
+    if fixed_p is not None:
+        p = fixed_p
+    result = {"premem": {"p": p, "r2": None, "r2_line": None, "calibration_runs": calibration_runs,
+                         "calibration": [{k: _finite(v) for k, v in c.items()} for c in curve]},
+              "train_acc": {"r2": None, "r2_line": None}, "runs": []}
+    all_test, all_pm, all_train = [], [], []
+    for r in runs:
+        train_acc = np.nanmean(r.acc, axis=1)
+        pm = premem_acc(np.nan_to_num(r.acc), r.nll, p).mean(axis=1) if p is not None else [None] * len(r.epochs)
+        memo = (loglog_perplexity(r.nll) < p).mean(axis=1) if p is not None else [None] * len(r.epochs)
+        cps = []
+        for i, e in enumerate(r.epochs):
+            cps.append({"epoch": e, "train_acc": _finite(train_acc[i]), "test_acc": _finite(r.test_acc[i]),
+                        "premem_acc": _finite(pm[i]) if p is not None else None,
+                        "train_nll": _finite(np.nanmean(r.nll[i])),
+                        "memorized_frac": _finite(memo[i]) if p is not None else None,
+                        "train_loss": _finite(r.train_loss[i]) if r.train_loss[i] is not None else None})
+        result["runs"].append({"name": r.name, "checkpoints": cps})
+        all_test += list(r.test_acc)
+        all_train += list(train_acc)
+        if p is not None:
+            all_pm += list(pm)
+    if len(all_test) >= 2:
+        result["train_acc"] = {"r2": _finite(r2_identity(all_test, all_train)),
+                               "r2_line": _finite(r2_line(all_test, all_train))}
+        if p is not None:
+            result["premem"]["r2"] = _finite(r2_identity(all_test, all_pm))
+            result["premem"]["r2_line"] = _finite(r2_line(all_test, all_pm))
+    result["test_acc_range"] = [float(min(all_test)), float(max(all_test))] if all_test else None
+    result["checkpoints"] = len(all_test)
+    return result
+
+
+def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tuple[dict, dict]:
+    """(summary, dynamics) for the report from what the store holds for `plan`."""
+    spec = plan.spec
+    runs, status = gather_runs(plan, store)
+    calibration = [r.name for r in selected_runs(spec, plan.runs)]
+    core = analyze(runs, spec.premem.p_grid.values(), calibration, spec.premem.fit, spec.premem.p)
+    p = core["premem"]["p"]
+    per_run = {r["name"]: r["checkpoints"] for r in core["runs"]}
+    run_entries = []
+    for run in plan.runs:
+        info = status.get(run.name, {"status": "incomplete", "error": None})
+        run_entries.append({"id": run.name, "name": run.name, "status": info["status"], "error": info["error"],
+                            "settings": run.settings(), "checkpoints": per_run.get(run.name, [])})
+    notes = []
+    missing = [r["name"] for r in run_entries if r["status"] != "done"]
+    if missing:
+        notes.append(f"{len(missing)} of {len(run_entries)} runs are not complete; figures use finished checkpoints only.")
+    if p is None:
+        notes.append("p could not be calibrated: the calibration runs have no spread of test accuracy yet.")
+    text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
+    summary = {
+        "spec": {"name": spec.name, "path": spec_path or "", "text": text},
+        "generated_at": _dt.datetime.now().isoformat(timespec="seconds"),
+        "premem": core["premem"],
+        "train_acc": core["train_acc"],
+        "test_acc_range": core["test_acc_range"],
+        "checkpoints": core["checkpoints"],
+        "notes": notes,
+        "runs": run_entries,
+    }
+    dynamics = {}
+    if p is not None:
+        summary["perplexity_gap"] = perplexity_gap(runs, p)
+        dynamics = {r.name: dynamics_picture(r, p) for r in runs}
+    return summary, dynamics

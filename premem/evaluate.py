@@ -1,0 +1,53 @@
+"""Evaluation of one checkpoint: sampled accuracy on train and test queries, perplexity of train targets.
+
+Returns one row per (split, example): samples drawn, how many were correct, how many had no parseable
+final answer (recorded apart from wrong), the mean NLL of the example's target trace (train rows), and the
+samples themselves for the report.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from premem.data.format import extract_hash_answer, normalize_number, prompt_of, target_of
+from premem.models import LoadedModel
+from premem.sampling import SamplingParams, TransformersSampler, target_nll
+
+Progress = Callable[[str], None]
+
+
+def grade(completions: Sequence[str], gold: str) -> tuple[int, int]:
+    """(correct, unparseable) counts of `completions` against the gold final answer."""
+    gold_n = normalize_number(gold)
+    correct = unparseable = 0
+    for c in completions:
+        ans = extract_hash_answer(c)
+        if ans is None:
+            unparseable += 1
+        elif ans == gold_n:
+            correct += 1
+    return correct, unparseable
+
+
+def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, params: SamplingParams,
+                        batch_size: int = 256, keep_samples: int = 2,
+                        progress: Progress | None = None) -> list[dict]:
+    """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
+
+    `keep_samples` completions per example are kept for the report (all of them are graded).
+    """
+    report = progress or (lambda _m: None)
+    pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in train]
+    nll = target_nll(loaded, pairs, progress=lambda m: report(f"train targets: {m}"))
+    sampler = TransformersSampler(loaded, batch_size=batch_size)
+    rows: list[dict] = []
+    for split, examples in (("train", train), ("test", test)):
+        prompts = [prompt_of(ex.question) for ex in examples]
+        done = sampler.sample(prompts, params, progress=lambda m, s=split: report(f"{s}: {m}"))
+        for i, (ex, comps) in enumerate(zip(examples, done)):
+            correct, unparseable = grade(comps, ex.answer)
+            row = {"split": split, "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,
+                   "n_unparseable": unparseable, "samples": list(comps[:keep_samples])}
+            if split == "train":
+                row["nll"], row["n_target_tokens"] = nll[i]
+            rows.append(row)
+    return rows

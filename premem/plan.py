@@ -1,0 +1,194 @@
+"""Spec -> plan: the runs a spec asks for and the DAG of jobs that computes them.
+
+A job's id is a hash of everything that determines its result: its kind, its resolved settings (labels
+such as a model's `name` left out), the ids of the jobs it depends on, and the version of the code that
+computes it. So two specs that share a job share its result, and an edit to a spec reruns only the jobs
+whose inputs it changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from premem.spec import Spec
+
+# Bump a kind's version when the code that computes its result changes what it computes.
+CODE_VERSIONS = {"pretrain": "1", "train": "1", "evaluate": "1", "analysis": "1"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finetuning run of the study."""
+
+    model: str
+    dataset: str
+    learning_rate: float
+    epochs: int
+    dataset_fraction: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}/{self.dataset}/lr{self.learning_rate:g}-ep{self.epochs}-frac{self.dataset_fraction:g}"
+
+    def settings(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "learning_rate": self.learning_rate,
+                "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | analysis."""
+
+    id: str
+    kind: str
+    label: str
+    settings: dict
+    deps: tuple[str, ...] = ()
+    run: str | None = None
+    epoch: int | None = None
+    resources: dict = field(default_factory=dict)
+
+    @property
+    def short(self) -> str:
+        return self.id[:10]
+
+
+@dataclass
+class Plan:
+    spec: Spec
+    runs: list[Run]
+    jobs: list[Job]  # in dependency order
+
+    def job(self, job_id: str) -> Job:
+        return self._by_id[job_id]
+
+    def __post_init__(self):
+        self._by_id = {j.id: j for j in self.jobs}
+
+    def runs_by_name(self) -> dict[str, Run]:
+        return {r.name: r for r in self.runs}
+
+
+def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
+    """Hex sha256 of the job's kind, canonical JSON settings, dependency ids and code version."""
+    blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _content(section) -> dict:
+    """A spec section as plain data, without its label (`name`), for hashing and for the job."""
+    d = section.model_dump(mode="json")
+    d.pop("name", None)
+    return d
+
+
+def expand_runs(spec: Spec) -> list[Run]:
+    """Every run of the spec: the grid (models x datasets x lrs x epochs x fractions) then the extra runs,
+    without duplicates, in a stable order."""
+    rule = spec.training.fixed_step_epochs
+    runs: list[Run] = []
+    for m in spec.models:
+        for d in spec.datasets:
+            for lr in spec.grid.learning_rate:
+                for frac in spec.grid.dataset_fraction:
+                    if frac < 1 and rule:
+                        runs.append(Run(m.name, d.name, lr, max(1, round(rule / frac)), frac))
+                    else:
+                        runs.extend(Run(m.name, d.name, lr, e, frac) for e in spec.grid.epochs)
+            for r in spec.runs:
+                if r.model not in (None, m.name) or r.dataset not in (None, d.name):
+                    continue
+                epochs = r.epochs if r.epochs is not None else max(1, round(rule / r.dataset_fraction))
+                runs.append(Run(m.name, d.name, r.learning_rate, epochs, r.dataset_fraction))
+    seen, out = set(), []
+    for r in runs:
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
+    """The runs that calibrate p (spec.premem.calibrate_on)."""
+    sel = spec.premem.calibrate_on
+    if sel == "all":
+        return list(runs)
+    out = []
+    for r in runs:
+        for s in sel:
+            if all(getattr(s, k) is None or getattr(s, k) == getattr(r, k)
+                   for k in ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")):
+                out.append(r)
+                break
+    return out
+
+
+def build_plan(spec: Spec) -> Plan:
+    """Expand the spec into runs and a dependency-ordered list of jobs with content-hash ids."""
+    jobs: list[Job] = []
+    res = spec.resources
+    base_of: dict[str, str | None] = {}
+    for m in spec.models:
+        if m.pretrain is None:
+            base_of[m.name] = None
+            continue
+        ds = spec.dataset(m.pretrain.dataset)
+        settings = {"model": _content(m), "dataset": _content(ds), "seed": spec.seed, "device": spec.device}
+        job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
+                  resources=res.pretrain.model_dump())
+        jobs.append(job)
+        base_of[m.name] = job.id
+
+    runs = expand_runs(spec)
+    eval_ids = []
+    training = spec.training.model_dump(mode="json")
+    evaluation = spec.evaluation.model_dump(mode="json")
+    for run in runs:
+        model, ds = spec.model(run.model), spec.dataset(run.dataset)
+        prev = base_of[run.model]
+        # training never sees the test split, so its size is not part of a training job's identity
+        train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
+        for epoch in range(1, run.epochs + 1):
+            settings = {"model": _content(model), "dataset": train_data, "training": training,
+                        "learning_rate": run.learning_rate, "epochs": run.epochs,
+                        "dataset_fraction": run.dataset_fraction, "epoch": epoch, "seed": spec.seed,
+                        "device": spec.device}
+            deps = (prev,) if prev else ()
+            train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
+                        settings, deps, run=run.name, epoch=epoch, resources=res.train.model_dump())
+            ev_settings = {"model": _content(model), "dataset": _content(ds), "evaluation": evaluation,
+                           "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
+            ev = Job(content_hash("evaluate", ev_settings, (train.id,)), "evaluate",
+                     f"evaluate {run.name} epoch {epoch}", ev_settings, (train.id,), run=run.name, epoch=epoch,
+                     resources=res.evaluate.model_dump())
+            jobs.extend([train, ev])
+            eval_ids.append(ev.id)
+            prev = train.id
+    an_settings = {"premem": spec.premem.model_dump(mode="json"),
+                   "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
+    deps = tuple(eval_ids)
+    jobs.append(Job(content_hash("analysis", an_settings, deps), "analysis", "analysis and report",
+                    an_settings, deps))
+    return Plan(spec=spec, runs=runs, jobs=jobs)
+
+
+def job_view(job: Job, status: str) -> dict:
+    """A job as plain data for `premem plan --json`: id, kind, status and its resolved settings."""
+    s = job.settings
+    view: dict[str, Any] = {"id": job.short, "full_id": job.id, "kind": job.kind, "status": status,
+                            "label": job.label, "run": job.run, "epoch": job.epoch, "depends_on": [d[:10] for d in job.deps]}
+    if job.kind in ("train", "evaluate"):
+        view.update(model=job.run.split("/")[0], dataset=job.run.split("/")[1],
+                    dataset_fraction=s["dataset_fraction"])
+    if job.kind == "train":
+        view.update(learning_rate=s["learning_rate"], epochs=s["epochs"], training=s["training"])
+    if job.kind == "evaluate":
+        view.update(evaluation=s["evaluation"])
+    if job.kind == "pretrain":
+        view.update(model=job.label.split(" ", 1)[1], pretrain=s["model"]["pretrain"])
+    if job.kind == "analysis":
+        view.update(premem=s["premem"], calibration_runs=s["calibration_runs"])
+    return view

@@ -1,0 +1,54 @@
+"""Name -> object registries with "did you mean" on a typo.
+
+Specs are data: they name things (a built-in model, a dataset, a sampler) and a registry maps the
+name to code. A wrong name is an error that says which names exist and which one was probably meant.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Generic, Iterable, TypeVar
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """Return a suffix like ' (did you mean "tiny"?)' when a known name is close to `name`, else ''."""
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+class UnknownName(KeyError):
+    """A registry lookup of a name that is not registered; str() is the full user-facing message."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
+        return self.args[0]
+
+
+class Registry(Generic[T]):
+    """A named collection of objects of one kind (e.g. "dataset"), looked up by name."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._items[name] = item
+        return item
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def get(self, name: str) -> T:
+        """Return the object registered as `name`; raise UnknownName with the known names otherwise."""
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownName(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
+                f"known: {', '.join(self.names())}"
+            ) from None

@@ -1,0 +1,217 @@
+"""Running a plan's missing jobs as Ray tasks, with live progress, recording each result as it lands.
+
+The driver submits a job as soon as every job it depends on is recorded done, so evaluation of epoch 1
+runs while epoch 2 trains. Tasks return results; only the driver writes the store. A task that fails for
+a reason in the spec or the data (`UserError`) is recorded failed at once; a worker process that dies is
+retried by Ray. Jobs that depend on a failed job are left not started, and the other runs go on.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+from premem.plan import Job, Plan
+from premem.store import Store
+
+WORKER_RETRIES = 3  # Ray re-runs a task whose worker process or node died this many times
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # job id -> last line of its error
+    blocked: list[str] = field(default_factory=list)  # not started because a dependency failed
+    seconds: float = 0.0
+
+
+def last_line(text: str) -> str:
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else str(text)
+
+
+def _ray():
+    import ray
+
+    return ray
+
+
+def init_ray(address: str | None, spec_cpus: float | None = None) -> bool:
+    """Connect to the Ray cluster at `address` (or RAY_ADDRESS), or start a local one. True if we started it."""
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        return False
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             object_store_memory=256 * 1024 * 1024)
+    return True
+
+
+def _remote_functions():
+    ray = _ray()
+
+    @ray.remote
+    class ProgressBoard:
+        """Latest progress line of each running job (tasks write, the driver reads)."""
+
+        def __init__(self):
+            self.lines: dict[str, str] = {}
+
+        def set(self, job_id: str, line: str) -> None:
+            self.lines[job_id] = line
+
+        def read(self) -> dict[str, str]:
+            return dict(self.lines)
+
+    @ray.remote
+    def run_job(job: Job, store_root: str, board) -> dict:
+        import ray as _r
+
+        from premem.jobs import UserError, execute
+
+        last = [0.0]
+
+        def progress(line: str) -> None:
+            now = time.time()
+            if now - last[0] >= 0.5:
+                last[0] = now
+                board.set.remote(job.id, line)
+
+        started = time.time()
+        try:
+            result = execute(job, store_root, progress)
+        except UserError as e:
+            return {"error": f"{e}", "user_error": True, "started": started}
+        return {"result": result, "started": started,
+                "node": _r.get_runtime_context().get_node_id()}
+
+    return ProgressBoard, run_job
+
+
+class Display:
+    """Live progress: a redrawn status block on a terminal, periodic plain lines otherwise."""
+
+    def __init__(self, total: int, stream=None, interval: float = 10.0):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval = interval
+        self._last = 0.0
+        self._drawn = 0
+
+    def event(self, text: str) -> None:
+        self._clear()
+        print(text, file=self.stream, flush=True)
+
+    def _clear(self) -> None:
+        if self.tty and self._drawn:
+            self.stream.write("\x1b[2K\x1b[1A" * self._drawn + "\x1b[2K\r")
+            self._drawn = 0
+
+    def update(self, outcome: Outcome, running: dict[str, tuple[str, str]], force: bool = False) -> None:
+        now = time.time()
+        if not self.tty and not force and now - self._last < self.interval:
+            return
+        self._last = now
+        head = (f"[{len(outcome.done)}/{self.total} done, {len(running)} running, {len(outcome.failed)} failed, "
+                f"{time.strftime('%H:%M:%S')}]")
+        lines = [head] + [f"  {label}: {line}" for label, line in running.values()]
+        if self.tty:
+            self._clear()
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+            self._drawn = len(lines)
+        else:
+            print("\n".join(lines), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        self._clear()
+
+
+def run_plan(plan: Plan, store: Store, address: str | None = None, display: Display | None = None,
+             on_record: Callable[[Job], None] | None = None) -> Outcome:
+    """Run every job of `plan` that the store does not hold as done (analysis excluded); return the outcome."""
+    ray = _ray()
+    t0 = time.time()
+    records = store.records([j.id for j in plan.jobs])
+    done = {j for j, r in records.items() if r.status == "done"}
+    todo = [j for j in plan.jobs if j.kind != "analysis" and j.id not in done]
+    outcome = Outcome()
+    if not todo:
+        return outcome
+    display = display or Display(len(todo))
+    started_ray = init_ray(address)
+    ProgressBoard, run_job = _remote_functions()
+    board = ProgressBoard.remote()
+    pending: dict = {}
+    failed: set[str] = set()
+    waiting = list(todo)
+    store_root = str(store.root.resolve())
+    try:
+        while waiting or pending:
+            still = []
+            submitted = []
+            for job in waiting:
+                if any(d in failed for d in job.deps):
+                    failed.add(job.id)  # its inputs will never exist
+                    outcome.blocked.append(job.id)
+                elif all(d in done for d in job.deps):
+                    res = job.resources
+                    ref = run_job.options(num_cpus=res.get("cpus", 1), num_gpus=res.get("gpus", 0),
+                                          max_retries=WORKER_RETRIES, retry_exceptions=False,
+                                          name=job.label).remote(job, store_root, board)
+                    pending[ref] = job
+                    submitted.append(job.id)
+                else:
+                    still.append(job)
+            waiting = still
+            if submitted:
+                store.mark_started(submitted)
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                job = pending.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except Exception as e:  # infrastructure failure after retries, or a bug in premem
+                    err = last_line(getattr(e, "cause", None) and repr(e.cause) or traceback.format_exc())
+                    store.record(job, "failed", error=str(e), started=None)
+                    failed.add(job.id)
+                    outcome.failed[job.id] = err
+                    display.event(f"FAILED {job.label}: {err}")
+                    continue
+                if "error" in out:
+                    store.record(job, "failed", error=out["error"], started=out["started"])
+                    failed.add(job.id)
+                    outcome.failed[job.id] = last_line(out["error"])
+                    display.event(f"FAILED {job.label}: {last_line(out['error'])}")
+                    continue
+                result = out["result"]
+                examples = result.pop("_examples", None)
+                store.record(job, "done", result=result, examples=examples, started=out["started"],
+                             node=out.get("node"))
+                done.add(job.id)
+                outcome.done.append(job.id)
+                if on_record:
+                    on_record(job)
+                display.event(f"done {job.label} ({time.time() - out['started']:.0f}s)")
+            lines = ray.get(board.read.remote()) if pending else {}
+            display.update(outcome, {ref.hex(): (j.label, lines.get(j.id, "queued")) for ref, j in pending.items()})
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        display.close()
+        raise
+    finally:
+        outcome.seconds = time.time() - t0
+        if started_ray:
+            ray.shutdown()
+    display.close()
+    return outcome

@@ -1,0 +1,446 @@
+"""The study spec: pydantic models, YAML loading with file:line in every error.
+
+A spec is data. `load_spec(path)` returns a validated `Spec` or raises `SpecError` carrying every
+problem found at once, each with the file, the line and the field path it concerns.
+"""
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from premem.registry import did_you_mean
+
+BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
+BUILTIN_DATASETS = ("arithmetic",)  # tasks premem can generate (data/)
+
+
+class Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+# --------------------------------------------------------------------------------------------- models
+class TinyArchitecture(Strict):
+    """Size of the built-in tiny Llama-architecture model."""
+
+    layers: int = Field(4, ge=1, le=48, description="Number of transformer blocks.")
+    hidden: int = Field(128, ge=8, le=8192, description="Width of the residual stream.")
+    heads: int = Field(4, ge=1, le=128, description="Attention heads; must divide `hidden`.")
+    mlp: int = Field(512, ge=8, le=32768, description="Width of the feed-forward layer.")
+    max_length: int = Field(256, ge=16, le=65536, description="Longest sequence (prompt + target) in tokens.")
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.hidden % self.heads:
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        return self
+
+
+class Pretrain(Strict):
+    """Pretraining of a built-in model on a broad corpus of its dataset, so it starts with partial skill."""
+
+    dataset: str = Field(..., description="Name of a dataset in `datasets` whose generator provides the corpus.")
+    examples: int = Field(..., ge=1, le=50_000_000, description="Size of the pretraining corpus, in examples.")
+    epochs: int = Field(1, ge=1, le=1000, description="Passes over the corpus.")
+    learning_rate: PositiveFloat = Field(3e-3, description="Peak learning rate (AdamW, warmup then cosine decay).")
+    batch_size: int = Field(64, ge=1, le=65536, description="Examples per optimizer step.")
+    warmup_steps: int = Field(100, ge=0, description="Linear warmup steps.")
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay.")
+    difficulty_mix: list[float] | None = Field(
+        None,
+        description="Share of problems by number of steps (1, 2, ...) in the corpus; "
+        "an easy-skewed mix learns faster. Default: the generator's own.",
+    )
+
+
+class ModelSpec(Strict):
+    """One model of the study: a built-in architecture (trained from nothing) or a Hugging Face causal LM."""
+
+    name: str = Field(..., min_length=1, description="Label used in run names, plots and `runs` selectors.")
+    builtin: str | None = Field(None, description=f"A built-in architecture: one of {', '.join(BUILTIN_MODELS)}.")
+    hf: str | None = Field(None, description="A Hugging Face hub id or a local folder with a causal LM.")
+    size: TinyArchitecture = Field(default_factory=TinyArchitecture, description="Size of a built-in model.")
+    pretrain: Pretrain | None = Field(None, description="Pretraining stage for a built-in model.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights' dtype while training.")
+    trust_remote_code: bool = Field(False, description="Allow a hub model's own Python code to run (off by default).")
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, v):
+        if v is not None and v not in BUILTIN_MODELS:
+            raise ValueError(f"unknown built-in model {v!r}{did_you_mean(v, BUILTIN_MODELS)}; known: {', '.join(BUILTIN_MODELS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.builtin is None) == (self.hf is None):
+            raise ValueError("give exactly one of `builtin` (a built-in architecture) or `hf` (a hub id or local path)")
+        if self.hf is not None:
+            raise ValueError("Hugging Face models (`hf`) are not supported yet in this version; use `builtin: tiny`")
+        return self
+
+
+# ------------------------------------------------------------------------------------------- datasets
+class DatasetSpec(Strict):
+    """One dataset: train and test splits of reasoning problems with `####`-style final answers."""
+
+    name: str = Field(..., min_length=1, description="Label used in run names and `runs` selectors.")
+    builtin: str = Field(..., description=f"A built-in task: one of {', '.join(BUILTIN_DATASETS)}.")
+    train_size: int = Field(..., ge=1, le=10_000_000, description="Training examples (the full-data runs use all).")
+    test_size: int = Field(..., ge=1, le=10_000_000, description="Held-out test examples.")
+    seed: int = Field(0, description="Seed of the task generator (fixes which problems are drawn).")
+    max_steps: int = Field(4, ge=1, le=8, description="Most reasoning steps in a built-in problem.")
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_builtin(cls, v):
+        if v not in BUILTIN_DATASETS:
+            raise ValueError(f"unknown built-in dataset {v!r}{did_you_mean(v, BUILTIN_DATASETS)}; known: {', '.join(BUILTIN_DATASETS)}")
+        return v
+
+
+# ------------------------------------------------------------------------------------------- training
+class Training(Strict):
+    """The finetuning recipe shared by every run (the grid varies learning rate, epochs and data size)."""
+
+    optimizer: Literal["adamw", "adam"] = Field("adamw", description="adamw (decoupled weight decay) or adam.")
+    weight_decay: float = Field(0.0, ge=0, le=1, description="Weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    warmup_steps: int | None = Field(None, ge=0, description="Warmup in optimizer steps (or use warmup_fraction).")
+    warmup_fraction: float | None = Field(None, ge=0, lt=1, description="Warmup as a fraction of all steps.")
+    batch_size: int = Field(16, ge=1, le=65536, description="Examples per optimizer step.")
+    max_grad_norm: PositiveFloat | None = Field(1.0, description="Gradient clipping norm; null for none.")
+    fixed_step_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="The fixed-step rule: a run on a fraction f < 1 of the data that names no epochs trains "
+        "round(fixed_step_epochs / f) epochs, keeping the step count of that many full epochs.",
+    )
+
+    @field_validator("betas")
+    @classmethod
+    def _betas(cls, v):
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError("betas must lie in [0, 1)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_warmup(self):
+        if self.warmup_steps is not None and self.warmup_fraction is not None:
+            raise ValueError("give warmup_steps or warmup_fraction, not both")
+        return self
+
+
+class Grid(Strict):
+    """Runs = models x datasets x learning rates x epochs x dataset fractions."""
+
+    learning_rate: list[PositiveFloat] = Field(default_factory=list, description="Peak learning rates.")
+    epochs: list[Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=list, description="Epochs per run.")
+    dataset_fraction: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [1.0],
+        description="Fractions of the training set; with `training.fixed_step_epochs`, fractions below 1 "
+        "take their epochs from the fixed-step rule instead of the epochs list.",
+    )
+
+
+class RunSpec(Strict):
+    """One extra run that a grid cannot express (e.g. the paper's half-data 6-epoch run)."""
+
+    learning_rate: PositiveFloat = Field(..., description="Peak learning rate.")
+    epochs: int | None = Field(None, ge=1, le=1000, description="Epochs; default from the fixed-step rule.")
+    dataset_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of the training set.")
+    model: str | None = Field(None, description="Model name; default every model.")
+    dataset: str | None = Field(None, description="Dataset name; default every dataset.")
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+class Evaluation(Strict):
+    """How every checkpoint is evaluated (the paper: k = 5 samples at temperature 0.8, top_p 0.95)."""
+
+    samples: int = Field(5, ge=1, le=1000, description="Samples per query (k).")
+    temperature: float = Field(0.8, ge=0, le=10, description="Sampling temperature; 0 is greedy.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(512, ge=1, le=32768, description="Longest sampled continuation, in tokens.")
+    stop: str = Field("\nDone.", min_length=1, description="Generation stops after this string.")
+    train_examples: int | None = Field(None, ge=1, description="Train examples evaluated per checkpoint; null = all the run trained on.")
+    test_examples: int | None = Field(None, ge=1, description="Test examples evaluated per checkpoint; null = all.")
+    batch_size: int = Field(256, ge=1, le=1_000_000, description="Prompts per sampling batch (each with k samples).")
+    sampler: Literal["transformers"] = Field("transformers", description="Sampling backend.")
+
+
+class PGrid(Strict):
+    start: float = Field(-3.0, description="Smallest p (log of mean per-token NLL).")
+    stop: float = Field(-0.5, description="Largest p.")
+    step: PositiveFloat = Field(0.05, description="Spacing of the grid.")
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.stop < self.start:
+            raise ValueError("stop must be >= start")
+        if (self.stop - self.start) / self.step > 10_000:
+            raise ValueError("the p grid has more than 10,000 points; use a larger step")
+        return self
+
+    def values(self) -> list[float]:
+        """The grid's p values, start to stop inclusive, rounded to 6 decimals."""
+        n = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return [round(self.start + i * self.step, 6) for i in range(n)]
+
+
+class RunSelector(Strict):
+    """Selects runs by their settings; a field left out matches anything."""
+
+    model: str | None = None
+    dataset: str | None = None
+    learning_rate: PositiveFloat | None = None
+    epochs: int | None = None
+    dataset_fraction: float | None = None
+
+
+class PreMem(Strict):
+    """PreMemAcc: the grid of thresholds p and the runs that calibrate p."""
+
+    p_grid: PGrid = Field(default_factory=PGrid, description="Thresholds p on the log(log(perplexity)) scale.")
+    p: float | None = Field(None, description="Use this p instead of calibrating.")
+    calibrate_on: Literal["all"] | list[RunSelector] = Field(
+        "all", description="Runs that calibrate p: `all`, or selectors such as [{epochs: 6}]."
+    )
+    fit: Literal["identity", "line"] = Field(
+        "identity", description="Calibrate by R^2 about y = x (identity) or of a fitted line (line)."
+    )
+
+
+class JobResources(Strict):
+    cpus: PositiveFloat = Field(1, description="CPU cores a job asks Ray for (also its torch threads).")
+    gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
+
+
+class Resources(Strict):
+    """What each kind of job asks Ray for."""
+
+    pretrain: JobResources = Field(default_factory=JobResources, description="Pretraining jobs.")
+    train: JobResources = Field(default_factory=JobResources, description="Finetuning epoch jobs.")
+    evaluate: JobResources = Field(default_factory=JobResources, description="Checkpoint evaluation jobs.")
+
+
+class Spec(Strict):
+    """A whole study: what to train, how to evaluate, and how to analyse it."""
+
+    name: str = Field(..., min_length=1, description="Name of the study, shown in the report.")
+    seed: int = Field(0, description="Seed for data order, initialisation and sampling.")
+    store: str = Field(".premem", description="Results store folder (relative paths: to the working directory).")
+    report: str = Field("reports", description="Report folder (relative paths: to the working directory).")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where jobs compute; auto = cuda if present.")
+    models: list[ModelSpec] = Field(..., min_length=1, description="Models of the study.")
+    datasets: list[DatasetSpec] = Field(..., min_length=1, description="Datasets of the study.")
+    training: Training = Field(default_factory=Training, description="Finetuning recipe.")
+    grid: Grid = Field(default_factory=Grid, description="The grid of runs.")
+    runs: list[RunSpec] = Field(default_factory=list, description="Extra runs beyond the grid.")
+    evaluation: Evaluation = Field(default_factory=Evaluation, description="Checkpoint evaluation.")
+    premem: PreMem = Field(default_factory=PreMem, description="PreMemAcc settings.")
+    resources: Resources = Field(default_factory=Resources, description="Ray resources per job kind.")
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def dataset(self, name: str) -> DatasetSpec:
+        return next(d for d in self.datasets if d.name == name)
+
+
+# ------------------------------------------------------------------------------------ errors and lines
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, at a place."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(Exception):
+    """A spec that cannot be used; `problems` lists everything found, in file order."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+Path_ = tuple  # a path into the YAML document: keys (str) and list indices (int)
+
+
+def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
+    """Parse YAML safely (no object construction) and return (data, {path: 1-based line})."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        msg = getattr(e, "problem", None) or str(e)
+        raise SpecError([Problem(file, line, "", f"YAML syntax error: {msg}")]) from None
+    if node is None:
+        raise SpecError([Problem(file, 1, "", "the spec is empty")])
+    lines: dict[tuple, int] = {}
+    constructor = yaml.SafeLoader("")
+
+    def build(n, path):
+        lines.setdefault(path, n.start_mark.line + 1)  # a key's own line wins over its value's
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for k, v in n.value:
+                key = constructor.construct_object(k, deep=True)
+                if key in out:
+                    raise SpecError([Problem(file, k.start_mark.line + 1, ".".join(map(str, path + (key,))), "duplicate key")])
+                lines[path + (key,)] = k.start_mark.line + 1
+                out[key] = build(v, path + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
+        return constructor.construct_object(n, deep=True)
+
+    return build(node, ()), lines
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    """The line of the deepest existing prefix of `loc` (a missing field points at its parent)."""
+    for i in range(len(loc), -1, -1):
+        if loc[:i] in lines:
+            return lines[loc[:i]]
+    return None
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at `loc` (for "did you mean" on unknown keys)."""
+    tp: Any = Spec
+    for part in loc:
+        tp = _unwrap(tp, want_list=isinstance(part, int))
+        if isinstance(part, int):
+            continue
+        if not (isinstance(tp, type) and issubclass(tp, BaseModel)) or part not in tp.model_fields:
+            return None
+        tp = tp.model_fields[part].annotation
+    tp = _unwrap(tp, want_list=False)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unwrap(tp: Any, want_list: bool) -> Any:
+    """Strip Optional/Union/Annotated/list around a type, keeping the model class inside."""
+    for _ in range(6):
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            lists = [a for a in args if typing.get_origin(a) is list]
+            tp = (lists or models or args)[0] if want_list else (models or lists or args)[0]
+        elif origin is list and want_list:
+            tp = typing.get_args(tp)[0]
+            want_list = False
+        else:
+            break
+    return tp
+
+
+def _message(err: dict, loc: tuple) -> str:
+    if err["type"] == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        hint = did_you_mean(str(loc[-1]), model.model_fields) if model else ""
+        return f"unknown key{hint}"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
+
+
+def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
+    """Cross-field checks pydantic's per-field validation cannot do: names that must exist, empty grids."""
+    out: list[tuple[tuple, str]] = []
+    model_names = [m.name for m in spec.models]
+    data_names = [d.name for d in spec.datasets]
+    for field, names in (("models", model_names), ("datasets", data_names)):
+        seen = set()
+        for i, n in enumerate(names):
+            if n in seen:
+                out.append(((field, i, "name"), f"duplicate name {n!r}"))
+            seen.add(n)
+    for i, m in enumerate(spec.models):
+        if m.pretrain is not None and m.pretrain.dataset not in data_names:
+            out.append((("models", i, "pretrain", "dataset"),
+                        f"unknown dataset {m.pretrain.dataset!r}{did_you_mean(m.pretrain.dataset, data_names)}"))
+    for i, r in enumerate(spec.runs):
+        if r.model is not None and r.model not in model_names:
+            out.append((("runs", i, "model"), f"unknown model {r.model!r}{did_you_mean(r.model, model_names)}"))
+        if r.dataset is not None and r.dataset not in data_names:
+            out.append((("runs", i, "dataset"), f"unknown dataset {r.dataset!r}{did_you_mean(r.dataset, data_names)}"))
+        if r.epochs is None and (r.dataset_fraction >= 1 or spec.training.fixed_step_epochs is None):
+            out.append((("runs", i, "epochs"), "give epochs (the fixed-step rule applies only to fractions below 1 "
+                        "with training.fixed_step_epochs set)"))
+    g = spec.grid
+    full = [f for f in g.dataset_fraction if f >= 1]
+    partial = [f for f in g.dataset_fraction if f < 1]
+    grid_runs = len(g.learning_rate) * (len(g.epochs) * len(full) + len(partial) * (
+        1 if spec.training.fixed_step_epochs else len(g.epochs)))
+    if grid_runs == 0 and not spec.runs:
+        out.append((("grid",), "the grid expands to zero runs and `runs` is empty: give learning_rate and epochs "
+                    "values, or list runs"))
+    if isinstance(spec.premem.calibrate_on, list):
+        for i, sel in enumerate(spec.premem.calibrate_on):
+            if sel.model is not None and sel.model not in model_names:
+                out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
+            if sel.dataset is not None and sel.dataset not in data_names:
+                out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
+    return out
+
+
+def parse_spec(text: str, file: str = "<spec>") -> Spec:
+    """Validate YAML text as a Spec; raise SpecError listing every problem with file, line and field path."""
+    data, lines = _compose(text, file)
+    if not isinstance(data, dict):
+        raise SpecError([Problem(file, 1, "", "a spec is a mapping of sections (name:, models:, ...)")])
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            problems.append(Problem(file, _line_for(lines, loc), ".".join(map(str, loc)), _message(err, loc)))
+        raise SpecError(problems) from None
+    sem = _semantic_problems(spec)
+    if sem:
+        raise SpecError([Problem(file, _line_for(lines, loc), ".".join(map(str, loc)), msg) for loc, msg in sem])
+    return spec
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate the spec at `path`; raise SpecError (with file:line) on any problem."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecError([Problem(str(path), None, "", "no such file")])
+    if p.is_dir():
+        raise SpecError([Problem(str(path), None, "", "is a folder, not a spec file")])
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError([Problem(str(path), None, "", f"cannot read: {e}")]) from None
+    return parse_spec(text, str(path))
+
+
+def json_schema() -> dict:
+    """The spec's JSON Schema (for editors), with every field's description."""
+    return Spec.model_json_schema()

@@ -1,0 +1,242 @@
+"""Where results live: a SQLite database of jobs and per-example results, plus an artifacts folder.
+
+Only the driver (`premem apply`) writes the database, one transaction per finished job, so a job is either
+fully recorded or not at all. Ray tasks write only artifacts (checkpoints), each into a fresh temporary
+folder that is renamed into place when complete; an artifact counts only once its job is recorded done,
+so a half-written checkpoint is never read back. One `apply` at a time holds the store's lock.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  label TEXT NOT NULL,
+  run TEXT,
+  epoch INTEGER,
+  status TEXT NOT NULL CHECK (status IN ('done', 'failed')),
+  settings TEXT NOT NULL,
+  result TEXT,
+  error TEXT,
+  started REAL,
+  finished REAL,
+  node TEXT
+);
+CREATE TABLE IF NOT EXISTS examples (
+  job_id TEXT NOT NULL REFERENCES jobs(id),
+  split TEXT NOT NULL,
+  example_id TEXT NOT NULL,
+  n_samples INTEGER NOT NULL,
+  n_correct INTEGER NOT NULL,
+  n_unparseable INTEGER NOT NULL,
+  nll REAL,
+  n_target_tokens INTEGER,
+  samples TEXT,
+  PRIMARY KEY (job_id, split, example_id)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+  job_id TEXT PRIMARY KEY,
+  started REAL NOT NULL,
+  driver_pid INTEGER NOT NULL
+);
+"""
+
+
+class StoreBusy(RuntimeError):
+    """Another `premem apply` holds this store."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    kind: str
+    label: str
+    status: str
+    result: dict | None
+    error: str | None
+    started: float | None
+    finished: float | None
+
+
+class Store:
+    """The results store at `root` (created on first use)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.artifacts = self.root / "artifacts"
+        self.db_path = self.root / "premem.db"
+        self._lock_file = None
+
+    # ----------------------------------------------------------------------------- connection
+    def _connect(self) -> sqlite3.Connection:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.artifacts.mkdir(exist_ok=True)
+        con = sqlite3.connect(self.db_path, timeout=30)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=FULL")
+        con.executescript(SCHEMA)
+        return con
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def exists(self) -> bool:
+        return self.db_path.exists()
+
+    # ----------------------------------------------------------------------------- the apply lock
+    def acquire(self) -> None:
+        """Take the store's exclusive apply lock; raise StoreBusy naming the holder if it is taken."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        f = open(self.root / "apply.lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            f.close()
+            raise StoreBusy(f"another `premem apply` (pid {holder}) is using the store {self.root}; "
+                            "wait for it to finish or stop it") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lock_file = f
+        with self.connection() as con:  # attempts of a driver that died are stale
+            con.execute("DELETE FROM attempts")
+            con.commit()
+
+    def release(self) -> None:
+        if self._lock_file is not None:
+            with self.connection() as con:
+                con.execute("DELETE FROM attempts")
+                con.commit()
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def apply_running(self) -> bool:
+        """True while some process holds the apply lock."""
+        path = self.root / "apply.lock"
+        if not path.exists():
+            return False
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+
+    # ----------------------------------------------------------------------------- writes (driver only)
+    def mark_started(self, job_ids: Iterable[str]) -> None:
+        with self.connection() as con:
+            con.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?)",
+                            [(j, time.time(), os.getpid()) for j in job_ids])
+            con.commit()
+
+    def record(self, job, status: str, result: dict | None = None, error: str | None = None,
+               examples: list[dict] | None = None, started: float | None = None, node: str | None = None) -> None:
+        """Record a finished job (and its per-example rows) in one transaction."""
+        with self.connection() as con:
+            with con:  # one transaction: all of it or nothing
+                con.execute("DELETE FROM examples WHERE job_id = ?", (job.id,))
+                con.execute(
+                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(job.settings),
+                     json.dumps(result) if result is not None else None, error, started, time.time(), node))
+                if examples:
+                    con.executemany(
+                        "INSERT INTO examples VALUES (?,?,?,?,?,?,?,?,?)",
+                        [(job.id, e["split"], str(e["example_id"]), e["n_samples"], e["n_correct"],
+                          e["n_unparseable"], e.get("nll"), e.get("n_target_tokens"),
+                          json.dumps(e["samples"]) if e.get("samples") is not None else None)
+                         for e in examples])
+                con.execute("DELETE FROM attempts WHERE job_id = ?", (job.id,))
+
+    # ----------------------------------------------------------------------------- reads
+    def records(self, job_ids: Iterable[str] | None = None) -> dict[str, JobRecord]:
+        """Recorded jobs by id (all of them, or those among `job_ids`)."""
+        if not self.exists():
+            return {}
+        with self.connection() as con:
+            rows = con.execute("SELECT id, kind, label, status, result, error, started, finished FROM jobs").fetchall()
+        wanted = set(job_ids) if job_ids is not None else None
+        out = {}
+        for r in rows:
+            if wanted is None or r[0] in wanted:
+                out[r[0]] = JobRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6], r[7])
+        return out
+
+    def running(self) -> dict[str, float]:
+        """Jobs a live `apply` has started and not finished: id -> start time."""
+        if not self.exists() or not self.apply_running():
+            return {}
+        with self.connection() as con:
+            return dict(con.execute("SELECT job_id, started FROM attempts").fetchall())
+
+    def examples(self, job_ids: list[str], with_samples: bool = False) -> list[dict]:
+        """Per-example rows of the given evaluate jobs."""
+        if not job_ids:
+            return []
+        cols = "job_id, split, example_id, n_samples, n_correct, n_unparseable, nll, n_target_tokens"
+        if with_samples:
+            cols += ", samples"
+        out = []
+        with self.connection() as con:
+            for start in range(0, len(job_ids), 500):
+                chunk = job_ids[start:start + 500]
+                q = f"SELECT {cols} FROM examples WHERE job_id IN ({','.join('?' * len(chunk))})"
+                for r in con.execute(q, chunk):
+                    row = dict(zip([c.strip() for c in cols.split(",")], r))
+                    if with_samples and row.get("samples"):
+                        row["samples"] = json.loads(row["samples"])
+                    out.append(row)
+        return out
+
+    # ----------------------------------------------------------------------------- artifacts
+    def artifact(self, job_id: str) -> Path:
+        """Where job `job_id`'s artifact folder lives (whether or not it exists yet)."""
+        return self.artifacts / job_id
+
+    def staging(self, job_id: str) -> Path:
+        """A fresh temporary folder beside the artifact's final place; `publish` renames it into place."""
+        path = self.artifacts / f".tmp-{job_id}-{uuid.uuid4().hex[:8]}"
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, staging: Path, job_id: str) -> Path:
+        """Atomically move a complete staging folder to the job's artifact place, replacing a stale one."""
+        final = self.artifact(job_id)
+        if final.exists():  # left by an attempt whose result was never recorded: not trusted
+            trash = self.artifacts / f".old-{job_id}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(staging, final)
+        return final
+
+    def clean_staging(self) -> int:
+        """Remove temporary folders left by interrupted jobs; return how many."""
+        n = 0
+        if self.artifacts.exists():
+            for p in self.artifacts.iterdir():
+                if p.name.startswith((".tmp-", ".old-")):
+                    shutil.rmtree(p, ignore_errors=True)
+                    n += 1
+        return n

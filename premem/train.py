@@ -1,0 +1,160 @@
+"""Finetuning (and pretraining) of a causal LM with the prompt masked out of the loss.
+
+A finetuning run is a chain of epoch jobs: each loads the previous epoch's checkpoint (weights, optimizer
+and schedule position), trains one epoch, and writes a new checkpoint. So a crash loses at most one epoch,
+and every epoch's checkpoint is there to evaluate. Data order depends only on (seed, epoch), never on
+what ran before, so a resumed run sees the same batches as an undisturbed one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from premem.data.format import prompt_of, target_of
+from premem.models import LoadedModel, save_model
+
+Progress = Callable[[str], None]
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "train_state.json"
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; `step` is the optimizer step where it happened."""
+
+    def __init__(self, step: int, loss: float):
+        self.step, self.loss = step, loss
+        super().__init__(f"diverged: loss {loss} at step {step}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything about the optimisation of one run (spec.Training plus the run's own settings)."""
+
+    learning_rate: float
+    total_steps: int
+    batch_size: int
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "linear"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+
+
+def encode_examples(loaded: LoadedModel, examples: Sequence, max_length: int | None = None) -> list[tuple[list[int], int]]:
+    """Token ids of bos + prompt + target for each example, with the prompt's length (tokens not trained on)."""
+    codec = loaded.codec
+    prefix = [codec.bos_id] if codec.bos_id is not None else []
+    out = []
+    for ex in examples:
+        p = prefix + codec.encode(prompt_of(ex.question))
+        ids = p + codec.encode(target_of(ex.solution))
+        if max_length is not None and len(ids) > max_length:
+            ids = ids[:max_length]
+        out.append((ids, len(p)))
+    return out
+
+
+def lr_factor(step: int, recipe: Recipe) -> float:
+    """Multiplier of the peak learning rate at optimizer step `step` (0-based): warmup, then decay."""
+    if recipe.warmup_steps and step < recipe.warmup_steps:
+        return (step + 1) / recipe.warmup_steps
+    if recipe.schedule == "constant":
+        return 1.0
+    span = max(1, recipe.total_steps - recipe.warmup_steps)
+    t = min(1.0, (step - recipe.warmup_steps) / span)
+    if recipe.schedule == "linear":
+        return max(0.0, 1.0 - t)
+    return 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """AdamW (decoupled decay) or Adam (L2 decay) over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=recipe.learning_rate, betas=recipe.betas, weight_decay=recipe.weight_decay)
+
+
+def _batch(seqs: list[tuple[list[int], int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s, _ in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full_like(ids, -100)
+    for r, (s, plen) in enumerate(seqs):
+        ids[r, :len(s)] = torch.tensor(s)
+        mask[r, :len(s)] = 1
+        labels[r, plen:len(s)] = ids[r, plen:len(s)]  # only the target is trained on
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The order of the `n` examples in epoch `epoch` (1-based): a function of (seed, epoch) only."""
+    order = list(range(n))
+    random.Random(f"order-{seed}-{epoch}").shuffle(order)
+    return order
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: list[tuple[list[int], int]],
+                recipe: Recipe, seed: int, epoch: int, start_step: int,
+                progress: Progress | None = None) -> dict:
+    """Train one epoch over `seqs`; return {'steps', 'end_step', 'losses' (mean target NLL per step, nats),
+    'tokens', 'seconds'}. Raises Diverged on a non-finite loss."""
+    model = loaded.model
+    model.train()
+    order = epoch_order(len(seqs), seed, epoch)
+    losses: list[float] = []
+    step = start_step
+    tokens = 0
+    t0 = time.time()
+    last = t0
+    n_steps = steps_per_epoch(len(seqs), recipe.batch_size)
+    for b in range(n_steps):
+        chunk = [seqs[i] for i in order[b * recipe.batch_size:(b + 1) * recipe.batch_size]]
+        ids, mask, labels = _batch(chunk, loaded.codec.pad_id, loaded.device)
+        for g in optimizer.param_groups:
+            g["lr"] = recipe.learning_rate * lr_factor(step, recipe)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise Diverged(step, value)
+        loss.backward()
+        if recipe.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(value)
+        tokens += int(mask.sum())
+        step += 1
+        now = time.time()
+        if progress and (now - last > 1.0 or b == n_steps - 1):
+            progress(f"epoch {epoch} step {b + 1}/{n_steps} loss {value:.3f}")
+            last = now
+    return {"steps": n_steps, "end_step": step, "losses": losses, "tokens": tokens,
+            "seconds": time.time() - t0}
+
+
+def save_checkpoint(loaded: LoadedModel, optimizer: torch.optim.Optimizer, folder: Path, state: dict) -> None:
+    """Write weights, optimizer state and `state` (step, epoch, ...) into `folder`."""
+    save_model(loaded.model, loaded.codec, folder)
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+    (folder / STATE_FILE).write_text(json.dumps(state))
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, folder: Path) -> bool:
+    """Restore optimizer state saved in `folder`; False when the folder holds none (a base model)."""
+    path = folder / OPTIMIZER_FILE
+    if not path.exists():
+        return False
+    optimizer.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return True
