@@ -57,7 +57,8 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     device = resolve_device(job.settings["device"])
     model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings["seed"]).to(device)
     loaded = LoadedModel(model, codec, device, torch.float32)
-    seqs = encode_examples(loaded, corpus, max_length=model_spec.size.max_length)
+    # pretraining learns the whole text (question included), as a language model does; finetuning masks the prompt
+    seqs = [(ids, 1) for ids, _ in encode_examples(loaded, corpus, max_length=model_spec.size.max_length)]
     total = pre.epochs * steps_per_epoch(len(seqs), pre.batch_size)
     recipe = Recipe(learning_rate=pre.learning_rate, total_steps=total, batch_size=pre.batch_size,
                     optimizer="adamw", weight_decay=pre.weight_decay, schedule="cosine",

@@ -175,13 +175,12 @@ def target_nll(loaded: LoadedModel, pairs: Sequence[tuple[str, str]], max_batch_
         chunk = order[i:j]
         width = len(seqs[chunk[-1]][0])
         ids = torch.full((len(chunk), width), codec.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
         for r, idx in enumerate(chunk):
             s = seqs[idx][0]
             ids[r, :len(s)] = torch.tensor(s)
-            mask[r, :len(s)] = 1
-        ids, mask = ids.to(dev), mask.to(dev)
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits[:, :-1].float()
+        ids = ids.to(dev)
+        # right padding: causal attention never lets a real token see the pads after it, so no mask is needed
+        logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
         logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         for r, idx in enumerate(chunk):
             s, plen = seqs[idx]

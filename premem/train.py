@@ -124,7 +124,9 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
         ids, mask, labels = _batch(chunk, loaded.codec.pad_id, loaded.device)
         for g in optimizer.param_groups:
             g["lr"] = recipe.learning_rate * lr_factor(step, recipe)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
+        # right padding needs no attention mask under causal attention: real tokens never see the pads after
+        # them, and pads carry no loss; leaving the mask out keeps attention on its fast causal path
+        loss = model(input_ids=ids, labels=labels, use_cache=False).loss
         value = float(loss.detach())
         if not math.isfinite(value):
             raise Diverged(step, value)
