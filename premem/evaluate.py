@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from premem.data.format import extract_hash_answer, normalize_number, prompt_of, target_of
-from premem.models import LoadedModel
+from premem.models import LoadedModel, with_dtype
 from premem.sampling import SamplingParams, TransformersSampler, target_nll
 
 Progress = Callable[[str], None]
@@ -29,16 +29,17 @@ def grade(completions: Sequence[str], gold: str) -> tuple[int, int]:
 
 
 def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, params: SamplingParams,
-                        batch_size: int = 256, keep_samples: int = 2,
+                        batch_size: int = 256, keep_samples: int = 2, sampling_dtype: str | None = None,
                         progress: Progress | None = None) -> list[dict]:
     """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
 
-    `keep_samples` completions per example are kept for the report (all of them are graded).
+    `keep_samples` completions per example are kept for the report (all of them are graded). With
+    `sampling_dtype`, sampling runs on a copy of the weights in that dtype.
     """
     report = progress or (lambda _m: None)
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in train]
     nll = target_nll(loaded, pairs, progress=lambda m: report(f"train targets: {m}"))
-    sampler = TransformersSampler(loaded, batch_size=batch_size)
+    sampler = TransformersSampler(with_dtype(loaded, sampling_dtype), batch_size=batch_size)
     rows: list[dict] = []
     for split, examples in (("train", train), ("test", test)):
         prompts = [prompt_of(ex.question) for ex in examples]

@@ -43,7 +43,7 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     from premem.data.synthetic import ArithmeticTask
     from premem.data.tokenizer import WordTokenizer
     from premem.models import LoadedModel, build_tiny, resolve_device
-    from premem.train import Recipe, encode_examples, make_optimizer, save_checkpoint, steps_per_epoch, train_epoch
+    from premem.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
 
     _threads(job)
     model_spec, ds = _spec_sections(job)
@@ -57,8 +57,10 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     device = resolve_device(job.settings["device"])
     model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings["seed"]).to(device)
     loaded = LoadedModel(model, codec, device, torch.float32)
-    # pretraining learns the whole text (question included), as a language model does; finetuning masks the prompt
-    seqs = [(ids, 1) for ids, _ in encode_examples(loaded, corpus, max_length=model_spec.size.max_length)]
+    # pretraining learns the whole text (question included) in packed blocks, as a language model does;
+    # finetuning masks the prompt
+    seqs = pack(encode_examples(loaded, corpus, max_length=model_spec.size.max_length),
+                block=model_spec.size.max_length, sep=codec.eos_id)
     total = pre.epochs * steps_per_epoch(len(seqs), pre.batch_size)
     recipe = Recipe(learning_rate=pre.learning_rate, total_steps=total, batch_size=pre.batch_size,
                     optimizer="adamw", weight_decay=pre.weight_decay, schedule="cosine",
@@ -160,7 +162,8 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
         test = test[:ev["test_examples"]]
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=int(job.id[:8], 16))
-    rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"], progress=progress)
+    rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
+                               sampling_dtype=ev["sampling_dtype"], progress=progress)
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp]) for sp in ("train", "test")}
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0,

@@ -102,6 +102,16 @@ def load_model(folder: str | Path, device: str = "auto", dtype: str = "float32",
     return LoadedModel(model=model, codec=codec, device=dev, dtype=torch_dtype)
 
 
+def with_dtype(loaded: LoadedModel, dtype: str | None) -> LoadedModel:
+    """`loaded` itself when `dtype` is None or already its dtype, else a copy of the model cast to `dtype`."""
+    if dtype is None or DTYPES[dtype] == loaded.dtype:
+        return loaded
+    import copy
+
+    model = copy.deepcopy(loaded.model).to(DTYPES[dtype])
+    return LoadedModel(model=model, codec=loaded.codec, device=loaded.device, dtype=DTYPES[dtype])
+
+
 def cache_kwarg(model: torch.nn.Module) -> str:
     """The name of the KV-cache argument of `model.forward` (transformers renamed it to `cache` in 5.x)."""
     params = inspect.signature(model.forward).parameters

@@ -59,6 +59,64 @@ def next_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: tor
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
+def _growing_cache(config):
+    """A DynamicCache whose full-attention layers grow into preallocated buffers instead of concatenating.
+
+    transformers' DynamicLayer copies the whole cache at every decoding step (torch.cat); on small models
+    that copying costs more than the model itself. Layers of any other kind (sliding windows, ...) are kept.
+    """
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def lazy_initialization(self, key_states, value_states):
+            self.device = key_states.device
+            self._k = self._v = None
+            self._len = 0
+            self.is_initialized = True
+
+        def _views(self):
+            self.keys = self._k[:, :, :self._len]
+            self.values = self._v[:, :, :self._len]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n = key_states.shape[-2]
+            if self._k is None or self._len + n > self._k.shape[-2]:
+                cap = max(64, 2 * (self._len + n))
+                shape = (*key_states.shape[:2], cap, key_states.shape[-1])
+                k = key_states.new_empty(shape)
+                v = value_states.new_empty((*value_states.shape[:2], cap, value_states.shape[-1]))
+                if self._len:
+                    k[:, :, :self._len] = self._k[:, :, :self._len]
+                    v[:, :, :self._len] = self._v[:, :, :self._len]
+                self._k, self._v = k, v
+            self._k[:, :, self._len:self._len + n] = key_states
+            self._v[:, :, self._len:self._len + n] = value_states
+            self._len += n
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self):
+            return self._len if self.is_initialized else 0
+
+        def batch_repeat_interleave(self, repeats):
+            if self.get_seq_length():
+                self._k = self._k[:, :, :self._len].repeat_interleave(repeats, dim=0)
+                self._v = self._v[:, :, :self._len].repeat_interleave(repeats, dim=0)
+                self._views()
+
+        def batch_select_indices(self, indices):
+            if self.get_seq_length():
+                self._k, self._v = self._k[indices], self._v[indices]
+                self._views()
+
+    cache = DynamicCache(config=config)
+    cache.layers = [GrowingLayer() if type(layer) is DynamicLayer else layer for layer in cache.layers]
+    return cache
+
+
 class TransformersSampler:
     """Batched KV-cache sampling with any transformers causal LM (CPU or GPU)."""
 
@@ -94,8 +152,6 @@ class TransformersSampler:
 
     def _sample_batch(self, batch: list[list[int]], params: SamplingParams, stop_ids: list[int],
                       gen: torch.Generator) -> list[str]:
-        from transformers import DynamicCache
-
         model, codec, dev = self.loaded.model, self.loaded.codec, self.loaded.device
         model.eval()
         width = max(len(x) for x in batch)
@@ -106,7 +162,7 @@ class TransformersSampler:
             mask[r, width - len(x):] = 1
         ids, mask = ids.to(dev), mask.to(dev)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=model.config)
+        cache = _growing_cache(model.config)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                        logits_to_keep=1, **{self._cache_arg: cache}).logits[:, -1, :]
         k = params.n
@@ -118,27 +174,33 @@ class TransformersSampler:
         rows = torch.arange(len(batch) * k, device=dev)  # which output row each live batch row is
         next_pos = pos[:, -1] + 1
         generated: list[list[int]] = [[] for _ in range(len(batch) * k)]
+        live = [True] * (len(batch) * k)  # per output row: still generating
         n_stop = len(stop_ids)
         eos = codec.eos_id
         for step in range(params.max_new_tokens):
             tok = next_tokens(logits, params.temperature, params.top_p, gen)
             tok_list = tok.tolist()
-            finished = []
+            n_dead = 0
             for b, t in enumerate(tok_list):
-                g = generated[int(rows[b])]
+                r = int(rows[b])
+                if not live[r]:
+                    n_dead += 1
+                    continue
+                g = generated[r]
                 if t == eos:
-                    finished.append(b)
+                    live[r] = False
+                    n_dead += 1
                     continue
                 g.append(t)
                 if n_stop and len(g) >= n_stop and g[-n_stop:] == stop_ids:
-                    finished.append(b)
-            if step == params.max_new_tokens - 1:
+                    live[r] = False
+                    n_dead += 1
+            if step == params.max_new_tokens - 1 or n_dead == len(tok_list):
                 break
-            if finished:
-                keep = torch.ones(len(tok_list), dtype=torch.bool)
-                keep[finished] = False
-                if not keep.any():
-                    break
+            # finished rows keep decoding (ignored) until they are a quarter of the batch: dropping them
+            # copies the cache, so it is done in bulk rather than at every step
+            if n_dead * 4 >= len(tok_list):
+                keep = torch.tensor([live[int(r)] for r in rows.tolist()], dtype=torch.bool)
                 sel = keep.nonzero().squeeze(-1).to(dev)
                 cache.batch_select_indices(sel)
                 rows, tok, mask, next_pos = rows[sel], tok[sel], mask[sel], next_pos[sel]

@@ -53,7 +53,7 @@ class Pretrain(Strict):
     examples: int = Field(..., ge=1, le=50_000_000, description="Size of the pretraining corpus, in examples.")
     epochs: int = Field(1, ge=1, le=1000, description="Passes over the corpus.")
     learning_rate: PositiveFloat = Field(3e-3, description="Peak learning rate (AdamW, warmup then cosine decay).")
-    batch_size: int = Field(64, ge=1, le=65536, description="Examples per optimizer step.")
+    batch_size: int = Field(16, ge=1, le=65536, description="Packed blocks of `size.max_length` tokens per step.")
     warmup_steps: int = Field(100, ge=0, description="Linear warmup steps.")
     weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay.")
     difficulty_mix: list[float] | None = Field(
@@ -177,6 +177,9 @@ class Evaluation(Strict):
     test_examples: int | None = Field(None, ge=1, description="Test examples evaluated per checkpoint; null = all.")
     batch_size: int = Field(256, ge=1, le=1_000_000, description="Prompts per sampling batch (each with k samples).")
     sampler: Literal["transformers"] = Field("transformers", description="Sampling backend.")
+    sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
+        "faster on CPUs with AMX/AVX512-BF16; perplexity is always computed in the model's dtype.")
 
 
 class PGrid(Strict):

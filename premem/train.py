@@ -62,6 +62,18 @@ def encode_examples(loaded: LoadedModel, examples: Sequence, max_length: int | N
     return out
 
 
+def pack(seqs: list[tuple[list[int], int]], block: int, sep: int) -> list[tuple[list[int], int]]:
+    """Concatenate sequences (each followed by `sep`) into blocks of exactly `block` tokens, all trained on.
+
+    For pretraining: no padding at all, so every token of compute is a token learned from.
+    """
+    stream: list[int] = []
+    for ids, _ in seqs:
+        stream.extend(ids)
+        stream.append(sep)
+    return [(stream[i:i + block], 0) for i in range(0, len(stream) - block + 1, block)]
+
+
 def lr_factor(step: int, recipe: Recipe) -> float:
     """Multiplier of the peak learning rate at optimizer step `step` (0-based): warmup, then decay."""
     if recipe.warmup_steps and step < recipe.warmup_steps:
