@@ -124,6 +124,30 @@ def perplexity_gap(runs: list[RunData], p: float) -> dict:
     }
 
 
+def irreducible_floor(spec) -> dict | None:
+    """For built-in task datasets: the per-token NLL a perfect model of the task reaches on a trace it has
+    not seen (the trace's exact log-probability under the generator over its target tokens). Memorization
+    means going below this floor, so a threshold p below log(floor) separates memorizing from skill."""
+    from premem.data.format import target_of
+    from premem.data.loaders import load_splits
+    from premem.data.tokenizer import WordTokenizer
+
+    floors = []
+    codec = WordTokenizer.for_arithmetic_task()
+    for ds in spec.datasets:
+        if ds.builtin != "arithmetic":
+            continue
+        for ex in load_splits(ds).train:
+            floors.append(-ex.trace_logprob / len(codec.encode(target_of(ex.solution))))
+    if not floors:
+        return None
+    arr = np.array(floors)
+    return {"irreducible_perplexity": float(np.exp(np.median(arr))),
+            "irreducible_nll_p10": float(np.quantile(arr, 0.1)),
+            "irreducible_nll_median": float(np.median(arr)),
+            "irreducible_loglog_p10": float(np.log(np.quantile(arr, 0.1)))}
+
+
 def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], fit: str = "identity",
             fixed_p: float | None = None) -> dict:
     """The headline figures: chosen p, calibration curve, R^2 of PreMemAcc and train accuracy vs test,
@@ -195,6 +219,6 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
     }
     dynamics = {}
     if p is not None:
-        summary["perplexity_gap"] = perplexity_gap(runs, p)
+        summary["perplexity_gap"] = perplexity_gap(runs, p) | (irreducible_floor(spec) or {})
         dynamics = {r.name: dynamics_picture(r, p) for r in runs}
     return summary, dynamics

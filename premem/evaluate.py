@@ -6,6 +6,7 @@ samples themselves for the report.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 from premem.data.format import extract_hash_answer, normalize_number, prompt_of, target_of
@@ -30,11 +31,12 @@ def grade(completions: Sequence[str], gold: str) -> tuple[int, int]:
 
 def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, params: SamplingParams,
                         batch_size: int = 256, keep_samples: int = 2, sampling_dtype: str | None = None,
-                        progress: Progress | None = None) -> list[dict]:
+                        test_samples: int | None = None, progress: Progress | None = None) -> list[dict]:
     """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
 
     `keep_samples` completions per example are kept for the report (all of them are graded). With
-    `sampling_dtype`, sampling runs on a copy of the weights in that dtype.
+    `sampling_dtype`, sampling runs on a copy of the weights in that dtype; `test_samples` overrides
+    `params.n` for test queries.
     """
     report = progress or (lambda _m: None)
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in train]
@@ -43,7 +45,8 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
     rows: list[dict] = []
     for split, examples in (("train", train), ("test", test)):
         prompts = [prompt_of(ex.question) for ex in examples]
-        done = sampler.sample(prompts, params, progress=lambda m, s=split: report(f"{s}: {m}"))
+        split_params = replace(params, n=test_samples) if split == "test" and test_samples else params
+        done = sampler.sample(prompts, split_params, progress=lambda m, s=split: report(f"{s}: {m}"))
         for i, (ex, comps) in enumerate(zip(examples, done)):
             correct, unparseable = grade(comps, ex.answer)
             row = {"split": split, "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,

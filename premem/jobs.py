@@ -32,6 +32,7 @@ def _spec_sections(job: Job):
 
     model = ModelSpec.model_validate({"name": "m", **job.settings["model"]})
     data = dict(job.settings["dataset"])
+    data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
     data.setdefault("test_size", 1)
     dataset = DatasetSpec.model_validate({"name": "d", **data})
     return model, dataset
@@ -163,7 +164,8 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=int(job.id[:8], 16))
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
-                               sampling_dtype=ev["sampling_dtype"], progress=progress)
+                               sampling_dtype=ev["sampling_dtype"], test_samples=ev["test_samples"],
+                               progress=progress)
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp]) for sp in ("train", "test")}
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0,

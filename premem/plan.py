@@ -136,7 +136,9 @@ def build_plan(spec: Spec) -> Plan:
             base_of[m.name] = None
             continue
         ds = spec.dataset(m.pretrain.dataset)
-        settings = {"model": _content(m), "dataset": _content(ds), "seed": spec.seed, "device": spec.device}
+        # the corpus comes from the task generator alone: the sizes of the train and test splits do not matter
+        generator = {k: v for k, v in _content(ds).items() if k not in ("train_size", "test_size")}
+        settings = {"model": _content(m), "dataset": generator, "seed": spec.seed, "device": spec.device}
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
                   resources=res.pretrain.model_dump())
         jobs.append(job)

@@ -56,7 +56,7 @@ def init_ray(address: str | None, spec_cpus: float | None = None) -> bool:
 def _remote_functions():
     ray = _ray()
 
-    @ray.remote
+    @ray.remote(num_cpus=0)  # never waits for a CPU: the driver reads it while jobs hold every core
     class ProgressBoard:
         """Latest progress line of each running job (tasks write, the driver reads)."""
 
@@ -202,7 +202,10 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                 if on_record:
                     on_record(job)
                 display.event(f"done {job.label} ({time.time() - out['started']:.0f}s)")
-            lines = ray.get(board.read.remote()) if pending else {}
+            try:
+                lines = ray.get(board.read.remote(), timeout=10) if pending else {}
+            except ray.exceptions.GetTimeoutError:  # progress is a nicety: never let it stall the run
+                lines = {}
             display.update(outcome, {ref.hex(): (j.label, lines.get(j.id, "queued")) for ref, j in pending.items()})
     except KeyboardInterrupt:
         for ref in pending:

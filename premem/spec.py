@@ -169,6 +169,8 @@ class Evaluation(Strict):
     """How every checkpoint is evaluated (the paper: k = 5 samples at temperature 0.8, top_p 0.95)."""
 
     samples: int = Field(5, ge=1, le=1000, description="Samples per query (k).")
+    test_samples: int | None = Field(None, ge=1, le=1000, description="Samples per test query; null = `samples`. "
+                                     "Test accuracy is a mean over examples, so it needs fewer per example.")
     temperature: float = Field(0.8, ge=0, le=10, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(512, ge=1, le=32768, description="Longest sampled continuation, in tokens.")
@@ -204,11 +206,11 @@ class PGrid(Strict):
 class RunSelector(Strict):
     """Selects runs by their settings; a field left out matches anything."""
 
-    model: str | None = None
-    dataset: str | None = None
-    learning_rate: PositiveFloat | None = None
-    epochs: int | None = None
-    dataset_fraction: float | None = None
+    model: str | None = Field(None, description="Model name.")
+    dataset: str | None = Field(None, description="Dataset name.")
+    learning_rate: PositiveFloat | None = Field(None, description="Peak learning rate.")
+    epochs: int | None = Field(None, description="Epochs.")
+    dataset_fraction: float | None = Field(None, description="Fraction of the training set.")
 
 
 class PreMem(Strict):

@@ -89,3 +89,15 @@ def test_missing_file_and_non_mapping(tmp_path):
 def test_yaml_is_loaded_safely():
     out = problems(GOOD.replace("name: t", "name: !!python/object/apply:os.system ['echo hi']"))
     assert out and "YAML syntax error" in out[0]
+
+
+def test_every_field_is_described():
+    from premem.spec import json_schema
+
+    schema = json_schema()
+    missing = []
+    for name, definition in [("Spec", schema)] + list(schema.get("$defs", {}).items()):
+        for field, prop in definition.get("properties", {}).items():
+            if "description" not in prop:
+                missing.append(f"{name}.{field}")
+    assert not missing, missing

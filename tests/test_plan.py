@@ -1,0 +1,75 @@
+"""Runs and job ids: the grid, the fixed-step rule, and hashes that change only with what they depend on."""
+from premem.plan import build_plan, expand_runs, selected_runs
+from premem.spec import parse_spec
+
+BASE = """\
+name: t
+models:
+  - {name: tiny, builtin: tiny, pretrain: {dataset: a, examples: 10}}
+datasets:
+  - {name: a, builtin: arithmetic, train_size: 8, test_size: 8}
+training: {fixed_step_epochs: 3}
+grid:
+  learning_rate: [1.0e-3, 3.0e-3]
+  epochs: [1, 3]
+  dataset_fraction: [1.0, 0.5, 0.25]
+runs:
+  - {learning_rate: 2.0e-3, epochs: 6, dataset_fraction: 0.5}
+  - {learning_rate: 1.0e-3, epochs: 3}
+premem:
+  calibrate_on: [{epochs: 3}]
+"""
+
+
+def spec(text=BASE):
+    return parse_spec(text)
+
+
+def test_grid_and_fixed_step_rule():
+    runs = expand_runs(spec())
+    names = [r.name for r in runs]
+    assert len(names) == len(set(names))  # the duplicate extra run (1e-3 x 3 epochs) is dropped
+    full = [r for r in runs if r.dataset_fraction == 1.0]
+    assert sorted((r.learning_rate, r.epochs) for r in full) == [(1e-3, 1), (1e-3, 3), (3e-3, 1), (3e-3, 3)]
+    half = [r for r in runs if r.dataset_fraction == 0.5 and r.learning_rate != 2e-3]
+    quarter = [r for r in runs if r.dataset_fraction == 0.25]
+    assert {r.epochs for r in half} == {6} and {r.epochs for r in quarter} == {12}
+    assert any(r.learning_rate == 2e-3 and r.epochs == 6 for r in runs)
+    assert len(runs) == 4 + 2 + 2 + 1
+
+
+def test_jobs_chain_epochs_and_checkpoints():
+    plan = build_plan(spec())
+    kinds = [j.kind for j in plan.jobs]
+    assert kinds[0] == "pretrain" and kinds[-1] == "analysis"
+    run = next(r for r in plan.runs if r.epochs == 3 and r.dataset_fraction == 1.0)
+    trains = [j for j in plan.jobs if j.kind == "train" and j.run == run.name]
+    evals = [j for j in plan.jobs if j.kind == "evaluate" and j.run == run.name]
+    assert [j.epoch for j in trains] == [1, 2, 3] and [j.epoch for j in evals] == [1, 2, 3]
+    assert trains[0].deps == (plan.jobs[0].id,)
+    assert trains[1].deps == (trains[0].id,) and evals[1].deps == (trains[1].id,)
+    assert set(plan.jobs[-1].deps) == {j.id for j in plan.jobs if j.kind == "evaluate"}
+    assert plan.jobs[-1].settings["calibration_runs"] == [r.name for r in selected_runs(plan.spec, plan.runs)]
+    assert all(r.epochs == 3 for r in selected_runs(plan.spec, plan.runs))
+
+
+def test_ids_are_stable_and_change_only_with_their_inputs():
+    a = {j.label: j.id for j in build_plan(spec()).jobs}
+    assert a == {j.label: j.id for j in build_plan(spec()).jobs}
+    # renaming the study or a model's label changes no compute job (the analysis names runs by label)
+    b = {j.label.replace("tiny2", "tiny"): j.id for j in build_plan(spec(BASE.replace("name: t\n", "name: u\n")
+                                                                        .replace("name: tiny", "name: tiny2"))).jobs}
+    assert {k: v for k, v in a.items() if not k.startswith("analysis")} == \
+        {k: v for k, v in b.items() if not k.startswith("analysis")}
+    # an evaluation setting changes evaluations and the analysis, never training or pretraining
+    c = {j.label: j.id for j in build_plan(spec(BASE + "evaluation: {samples: 3}\n")).jobs}
+    for label, jid in a.items():
+        same = label.startswith(("train", "pretrain"))
+        assert (c[label] == jid) == same, label
+    # the test split's size does not touch training either
+    d = {j.label: j.id for j in build_plan(spec(BASE.replace("test_size: 8", "test_size: 9"))).jobs}
+    assert all((d[k] == v) == k.startswith(("train", "pretrain")) for k, v in a.items())
+    # a training setting changes training from epoch 1 on, but not pretraining
+    e = {j.label: j.id for j in build_plan(spec(BASE.replace("{fixed_step_epochs: 3}",
+                                                             "{fixed_step_epochs: 3, weight_decay: 0.1}"))).jobs}
+    assert all((e[k] == v) == k.startswith("pretrain") for k, v in a.items())
