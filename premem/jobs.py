@@ -40,8 +40,7 @@ def _spec_sections(job: Job):
 
 def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     """Build a built-in model from nothing and train it on a broad corpus of its task; publish it."""
-    from premem.data.loaders import DATASETS
-    from premem.data.synthetic import ArithmeticTask
+    from premem.data.loaders import DATASETS, arithmetic_task
     from premem.data.tokenizer import WordTokenizer
     from premem.models import LoadedModel, build_tiny, resolve_device
     from premem.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
@@ -50,7 +49,7 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = _spec_sections(job)
     pre = model_spec.pretrain
     DATASETS.get(ds.builtin)  # a clear error for an unknown dataset before any work
-    task = ArithmeticTask(seed=ds.seed, max_steps=ds.max_steps)
+    task = arithmetic_task(ds)
     progress(f"generating {pre.examples} pretraining examples")
     corpus = task.split("pretrain", pre.examples, mix=pre.difficulty_mix) if pre.difficulty_mix else \
         task.split("pretrain", pre.examples)
@@ -58,10 +57,9 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     device = resolve_device(job.settings["device"])
     model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings["seed"]).to(device)
     loaded = LoadedModel(model, codec, device, torch.float32)
-    # pretraining learns the whole text (question included) in packed blocks, as a language model does;
-    # finetuning masks the prompt
+    # pretraining reads packed blocks with no padding, as a language model does (finetuning masks the prompt)
     seqs = pack(encode_examples(loaded, corpus, max_length=model_spec.size.max_length),
-                block=model_spec.size.max_length, sep=codec.eos_id)
+                block=pre.block, sep=codec.eos_id, learn_prompts=pre.learn_questions)
     total = pre.epochs * steps_per_epoch(len(seqs), pre.batch_size)
     recipe = Recipe(learning_rate=pre.learning_rate, total_steps=total, batch_size=pre.batch_size,
                     optimizer="adamw", weight_decay=pre.weight_decay, schedule="cosine",

@@ -114,14 +114,17 @@ class Display:
             self.stream.write("\x1b[2K\x1b[1A" * self._drawn + "\x1b[2K\r")
             self._drawn = 0
 
-    def update(self, outcome: Outcome, running: dict[str, tuple[str, str]], force: bool = False) -> None:
+    def update(self, outcome: Outcome, running: dict[str, tuple[str, str | None]], force: bool = False) -> None:
+        """Show counts and the progress line of every job that has reported one (None: still queued)."""
         now = time.time()
         if not self.tty and not force and now - self._last < self.interval:
             return
         self._last = now
-        head = (f"[{len(outcome.done)}/{self.total} done, {len(running)} running, {len(outcome.failed)} failed, "
-                f"{time.strftime('%H:%M:%S')}]")
-        lines = [head] + [f"  {label}: {line}" for label, line in running.values()]
+        active = {k: v for k, v in running.items() if v[1] is not None}
+        queued = len(running) - len(active)
+        head = (f"[{len(outcome.done)}/{self.total} done, {len(active)} running, {queued} queued, "
+                f"{len(outcome.failed)} failed, {time.strftime('%H:%M:%S')}]")
+        lines = [head] + [f"  {label}: {line}" for label, line in active.values()]
         if self.tty:
             self._clear()
             self.stream.write("\n".join(lines) + "\n")
@@ -206,7 +209,7 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                 lines = ray.get(board.read.remote(), timeout=10) if pending else {}
             except ray.exceptions.GetTimeoutError:  # progress is a nicety: never let it stall the run
                 lines = {}
-            display.update(outcome, {ref.hex(): (j.label, lines.get(j.id, "queued")) for ref, j in pending.items()})
+            display.update(outcome, {ref.hex(): (j.label, lines.get(j.id)) for ref, j in pending.items()})
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)

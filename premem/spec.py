@@ -53,7 +53,11 @@ class Pretrain(Strict):
     examples: int = Field(..., ge=1, le=50_000_000, description="Size of the pretraining corpus, in examples.")
     epochs: int = Field(1, ge=1, le=1000, description="Passes over the corpus.")
     learning_rate: PositiveFloat = Field(3e-3, description="Peak learning rate (AdamW, warmup then cosine decay).")
-    batch_size: int = Field(16, ge=1, le=65536, description="Packed blocks of `size.max_length` tokens per step.")
+    batch_size: int = Field(32, ge=1, le=65536, description="Packed blocks of `block` tokens per step.")
+    block: int = Field(128, ge=8, le=65536, description="Length of the packed blocks, in tokens (at most size.max_length).")
+    learn_questions: bool = Field(
+        False, description="Also learn to model the questions. Off: only solutions carry loss, so a small model "
+        "spends its capacity on solving rather than on the random names and numbers of questions.")
     warmup_steps: int = Field(100, ge=0, description="Linear warmup steps.")
     weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay.")
     difficulty_mix: list[float] | None = Field(
@@ -82,6 +86,12 @@ class ModelSpec(Strict):
         return v
 
     @model_validator(mode="after")
+    def _block_fits(self):
+        if self.pretrain is not None and self.pretrain.block > self.size.max_length:
+            raise ValueError(f"pretrain.block ({self.pretrain.block}) exceeds size.max_length ({self.size.max_length})")
+        return self
+
+    @model_validator(mode="after")
     def _one_source(self):
         if (self.builtin is None) == (self.hf is None):
             raise ValueError("give exactly one of `builtin` (a built-in architecture) or `hf` (a hub id or local path)")
@@ -100,6 +110,8 @@ class DatasetSpec(Strict):
     test_size: int = Field(..., ge=1, le=10_000_000, description="Held-out test examples.")
     seed: int = Field(0, description="Seed of the task generator (fixes which problems are drawn).")
     max_steps: int = Field(4, ge=1, le=8, description="Most reasoning steps in a built-in problem.")
+    max_value: int = Field(99, ge=10, le=100_000, description="Largest value any quantity of a built-in problem reaches.")
+    max_operand: int = Field(20, ge=2, le=100_000, description="Largest start value or added/removed amount.")
 
     @field_validator("builtin")
     @classmethod

@@ -62,16 +62,21 @@ def encode_examples(loaded: LoadedModel, examples: Sequence, max_length: int | N
     return out
 
 
-def pack(seqs: list[tuple[list[int], int]], block: int, sep: int) -> list[tuple[list[int], int]]:
-    """Concatenate sequences (each followed by `sep`) into blocks of exactly `block` tokens, all trained on.
+def pack(seqs: list[tuple[list[int], int]], block: int, sep: int,
+         learn_prompts: bool = True) -> list[tuple[list[int], list[bool]]]:
+    """Concatenate sequences (each followed by `sep`) into blocks of exactly `block` tokens, no padding.
 
-    For pretraining: no padding at all, so every token of compute is a token learned from.
+    Returns (ids, learn) per block, `learn` marking the tokens that carry loss: every token, or with
+    `learn_prompts=False` only targets (and separators), so capacity goes to solving, not to modelling
+    the random names and numbers of questions.
     """
     stream: list[int] = []
-    for ids, _ in seqs:
+    learn: list[bool] = []
+    for ids, plen in seqs:
         stream.extend(ids)
         stream.append(sep)
-    return [(stream[i:i + block], 0) for i in range(0, len(stream) - block + 1, block)]
+        learn.extend([learn_prompts or i >= plen for i in range(len(ids))] + [True])
+    return [(stream[i:i + block], learn[i:i + block]) for i in range(0, len(stream) - block + 1, block)]
 
 
 def lr_factor(step: int, recipe: Recipe) -> float:
@@ -94,15 +99,22 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
     return cls(params, lr=recipe.learning_rate, betas=recipe.betas, weight_decay=recipe.weight_decay)
 
 
-def _batch(seqs: list[tuple[list[int], int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _batch(seqs: list[tuple[list[int], int | list[bool]]], pad_id: int, device
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (ids, mask, labels). Each sequence comes with its prompt length (tokens from there
+    on carry loss) or with an explicit per-token learn mask (packed pretraining blocks)."""
     width = max(len(s) for s, _ in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
     labels = torch.full_like(ids, -100)
-    for r, (s, plen) in enumerate(seqs):
+    for r, (s, learn) in enumerate(seqs):
         ids[r, :len(s)] = torch.tensor(s)
         mask[r, :len(s)] = 1
-        labels[r, plen:len(s)] = ids[r, plen:len(s)]  # only the target is trained on
+        if isinstance(learn, int):
+            labels[r, learn:len(s)] = ids[r, learn:len(s)]  # only the target is trained on
+        else:
+            keep = torch.tensor(learn, dtype=torch.bool)
+            labels[r, :len(s)] = torch.where(keep, ids[r, :len(s)], torch.full_like(ids[r, :len(s)], -100))
     return ids.to(device), mask.to(device), labels.to(device)
 
 

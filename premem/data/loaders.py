@@ -20,10 +20,15 @@ class Splits:
 DATASETS: Registry = Registry("dataset")
 
 
-def _arithmetic(ds) -> Splits:
+def arithmetic_task(ds):
+    """The built-in task generator a dataset section (spec.DatasetSpec) describes."""
     from premem.data.synthetic import ArithmeticTask
 
-    task = ArithmeticTask(seed=ds.seed, max_steps=ds.max_steps)
+    return ArithmeticTask(seed=ds.seed, max_steps=ds.max_steps, max_value=ds.max_value, max_operand=ds.max_operand)
+
+
+def _arithmetic(ds) -> Splits:
+    task = arithmetic_task(ds)
     return Splits(train=task.split("train", ds.train_size), test=task.split("test", ds.test_size), task=task)
 
 
