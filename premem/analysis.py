@@ -2,6 +2,7 @@
 
 `analyze_plan` reads what the store holds for a plan's runs (finished checkpoints only) and returns the
 report's `summary` (what summary.json holds) and `dynamics` (per-example pictures). It needs no model.
+`build_summary` does the same from RunData built elsewhere (premem.tables: results computed outside premem).
 """
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def _finite(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
-def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict]]:
-    """Per-run aligned arrays from the store; and per-run status info {'status', 'error', 'train_loss'}."""
+def finished_checkpoints(plan: Plan, store: Store) -> tuple[dict[str, list[tuple[int, str, dict]]], dict[str, dict]]:
+    """Per run, the checkpoints the figures use: [(epoch, evaluate job id, result)] in epoch order, those of
+    epochs 1..m with every one done (PreMemAcc runs over epochs, so a checkpoint after a gap is left out);
+    and per-run status info {'status', 'error', 'losses'}."""
     records = store.records([j.id for j in plan.jobs])
     by_run: dict[str, list] = {}
     status: dict[str, dict] = {}
@@ -59,18 +62,27 @@ def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict
             info["losses"][job.epoch] = rec.result.get("mean_loss")
         if job.kind == "evaluate":
             by_run.setdefault(job.run, []).append((job.epoch, job.id, rec.result))
+    out: dict[str, list[tuple[int, str, dict]]] = {}
+    for name, items in by_run.items():
+        items.sort()
+        kept = []
+        for k, item in enumerate(items):
+            if item[0] != k + 1:
+                break
+            kept.append(item)
+        if kept:
+            out[name] = kept
+    return out, status
+
+
+def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict]]:
+    """Per-run aligned arrays from the store; and per-run status info {'status', 'error', 'train_loss'}."""
+    by_run, status = finished_checkpoints(plan, store)
     runs_by_name = plan.runs_by_name()
     out = []
     for name, items in by_run.items():
-        items.sort()
-        # a checkpoint counts only if every earlier checkpoint of the run is there (PreMemAcc runs over epochs)
-        epochs, ids, results = [], [], []
-        for k, (epoch, jid, res) in enumerate(items):
-            if epoch != k + 1:
-                break
-            epochs.append(epoch), ids.append(jid), results.append(res)
-        if not ids:
-            continue
+        epochs = [epoch for epoch, _, _ in items]
+        ids = [jid for _, jid, _ in items]
         rows = store.examples(ids)
         train_ids = sorted({r["example_id"] for r in rows if r["split"] == "train"})
         col = {e: i for i, e in enumerate(train_ids)}
@@ -187,38 +199,55 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
     return result
 
 
-def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tuple[dict, dict]:
-    """(summary, dynamics) for the report from what the store holds for `plan`."""
-    spec = plan.spec
-    runs, status = gather_runs(plan, store)
-    calibration = [r.name for r in selected_runs(spec, plan.runs)]
-    core = analyze(runs, spec.premem.p_grid.values(), calibration, spec.premem.fit, spec.premem.p)
+def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[float], calibration_runs: list[str],
+                  fit: str = "identity", fixed_p: float | None = None, study: dict | None = None,
+                  notes: list[str] | None = None, gap_extra=None) -> tuple[dict, dict]:
+    """(summary, dynamics) for the report: what summary.json holds and the per-example pictures.
+
+    `run_entries`: one dict per run shown, in order, with 'id', 'name', 'status', 'error' and 'settings'; each
+    gets the 'checkpoints' that `analyze` computed for the RunData of the same name (none if it has none).
+    `study`: {'name', 'path', 'text'} shown as the study's source. `gap_extra`: a callable returning more
+    perplexity-gap entries (or None), called only when p is known.
+    """
+    core = analyze(runs, ps, calibration_runs, fit, fixed_p)
     p = core["premem"]["p"]
     per_run = {r["name"]: r["checkpoints"] for r in core["runs"]}
-    run_entries = []
-    for run in plan.runs:
-        info = status.get(run.name, {"status": "incomplete", "error": None})
-        run_entries.append({"id": run.name, "name": run.name, "status": info["status"], "error": info["error"],
-                            "settings": run.settings(), "checkpoints": per_run.get(run.name, [])})
-    notes = []
-    missing = [r["name"] for r in run_entries if r["status"] != "done"]
+    entries = [dict(e) | {"checkpoints": per_run.get(e["name"], [])} for e in run_entries]
+    notes = list(notes or [])
+    missing = [r["name"] for r in entries if r["status"] != "done"]
     if missing:
-        notes.append(f"{len(missing)} of {len(run_entries)} runs are not complete; figures use finished checkpoints only.")
+        notes.append(f"{len(missing)} of {len(entries)} runs are not complete; figures use finished checkpoints only.")
     if p is None:
         notes.append("p could not be calibrated: the calibration runs have no spread of test accuracy yet.")
-    text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
     summary = {
-        "spec": {"name": spec.name, "path": spec_path or "", "text": text},
+        "spec": dict(study or {"name": "", "path": "", "text": ""}),
         "generated_at": _dt.datetime.now().isoformat(timespec="seconds"),
         "premem": core["premem"],
         "train_acc": core["train_acc"],
         "test_acc_range": core["test_acc_range"],
         "checkpoints": core["checkpoints"],
         "notes": notes,
-        "runs": run_entries,
+        "runs": entries,
     }
     dynamics = {}
     if p is not None:
-        summary["perplexity_gap"] = perplexity_gap(runs, p) | (irreducible_floor(spec) or {})
+        summary["perplexity_gap"] = perplexity_gap(runs, p) | ((gap_extra() if gap_extra else None) or {})
         dynamics = {r.name: dynamics_picture(r, p) for r in runs}
     return summary, dynamics
+
+
+def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tuple[dict, dict]:
+    """(summary, dynamics) for the report from what the store holds for `plan`."""
+    spec = plan.spec
+    runs, status = gather_runs(plan, store)
+    calibration = [r.name for r in selected_runs(spec, plan.runs)]
+    run_entries = []
+    for run in plan.runs:
+        info = status.get(run.name, {"status": "incomplete", "error": None})
+        run_entries.append({"id": run.name, "name": run.name, "status": info["status"], "error": info["error"],
+                            "settings": run.settings()})
+    text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
+    return build_summary(runs, run_entries, ps=spec.premem.p_grid.values(), calibration_runs=calibration,
+                         fit=spec.premem.fit, fixed_p=spec.premem.p,
+                         study={"name": spec.name, "path": spec_path or "", "text": text},
+                         gap_extra=lambda: irreducible_floor(spec))

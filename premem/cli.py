@@ -1,4 +1,4 @@
-"""premem's command line: validate, plan, apply, status, report, schema."""
+"""premem's command line: validate, plan, apply, status, report, schema, analyze, export."""
 from __future__ import annotations
 
 import argparse
@@ -171,6 +171,102 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def _p_grid(text: str | None) -> tuple[list[float], str]:
+    """The p values of `START:STOP:STEP` (default: the spec's default grid) and the grid as text."""
+    from pydantic import ValidationError
+
+    from premem.spec import PGrid
+
+    if text is None:
+        grid = PGrid()
+    else:
+        parts = text.split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = (float(x) for x in parts)
+        except ValueError:
+            raise ValueError(f"--p-grid: expected START:STOP:STEP (e.g. -3:-0.5:0.05), got {text!r}") from None
+        try:
+            grid = PGrid(start=start, stop=stop, step=step)
+        except ValidationError as e:
+            msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
+            raise ValueError(f"--p-grid {text}: {msg}") from None
+    return grid.values(), f"{grid.start:g}:{grid.stop:g}:{grid.step:g}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+
+def cmd_analyze(args) -> int:
+    from premem.analysis import build_summary
+    from premem.report.html import write_report
+    from premem.tables import TableError, read_results
+
+    t0 = time.time()
+    try:
+        ps, grid_text = _p_grid(args.p_grid)
+    except ValueError as e:
+        print(f"premem: {e}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        res = read_results(args.results, runs_path=args.runs)
+        calibration = res.select(args.calibrate_on)
+    except TableError as e:
+        for line in e.lines():
+            print(line, file=sys.stderr)
+        print(f"{e.path}: {e.total} problem{'s' if e.total != 1 else ''}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
+    n_cps = sum(len(r.epochs) for r in res.runs)
+    command = " ".join(["premem analyze", args.results] + (["--runs", args.runs] if args.runs else [])
+                       + [f"--p-grid={grid_text}"] + ([f"--p={args.p:g}"] if args.p is not None else [])
+                       + ([f"--fit={args.fit}"] if args.fit != "identity" else [])
+                       + (["--calibrate-on", *args.calibrate_on] if args.calibrate_on else []))
+    text = (f"{command}\n\n{_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, "
+            f"{_count(n_cps, 'checkpoint')}.\n"
+            f"p grid: {grid_text} ({len(ps)} values). Calibration runs: "
+            f"{'all' if len(calibration) == len(res.runs) else ', '.join(calibration)}.\n")
+    entries = [{"id": r.name, "name": r.name, "status": "done", "error": None, "settings": r.settings}
+               for r in res.runs]
+    summary, dynamics = build_summary(res.runs, entries, ps=ps, calibration_runs=calibration, fit=args.fit,
+                                      fixed_p=args.p, study={"name": Path(args.results).name, "path": args.results,
+                                                             "text": text}, notes=res.notes)
+    path = write_report(summary, dynamics, Path(args.out))
+    pm, tr = summary["premem"], summary["train_acc"]
+
+    def num(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    print(f"Read {_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, {_count(n_cps, 'checkpoint')}.")
+    print(f"PreMemAcc: p = {num(pm['p'])}, R^2 = {num(pm['r2'])}; train accuracy: R^2 = {num(tr['r2'])}.")
+    for note in summary["notes"]:
+        print(f"Note: {note}")
+    print(f"Report: {path} (in {time.time() - t0:.1f}s)")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from premem.plan import build_plan
+    from premem.tables import export_table, write_table
+
+    spec = _load(args.spec)
+    fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
+    store = _store(spec)
+    if not store.exists():
+        print(f"no results yet in {store.root}: run `premem apply {args.spec}` first", file=sys.stderr)
+        return EXIT_FAILED
+    table = export_table(build_plan(spec), store)
+    if table.num_rows == 0:
+        print(f"no finished checkpoints in {store.root} yet: nothing to export", file=sys.stderr)
+        return EXIT_FAILED
+    out = Path(args.out or f"{spec.name}-results.{fmt}")
+    write_table(table, out, fmt)
+    runs = len(set(table.column("run").to_pylist()))
+    print(f"Exported {_count(table.num_rows, 'row')} ({_count(runs, 'run')}) to {out}")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="premem", description="Studies of how finetuning dynamics predict "
                                  "generalization: one YAML spec, a grid of runs, a PreMemAcc report.")
@@ -191,11 +287,46 @@ def parser() -> argparse.ArgumentParser:
     verb("status", cmd_status, "per job: done, running, failed (with its error) or not started").add_argument("spec")
     verb("report", cmd_report, "rebuild the report from stored results, without compute").add_argument("spec")
     verb("schema", cmd_schema, "print the spec's JSON Schema")
+    p = verb("analyze", cmd_analyze, "PreMemAcc and the report from per-example results computed elsewhere "
+             "(a Parquet, CSV or JSONL table; see README, 'Bring your own evaluations')")
+    p.add_argument("results", help="the results table: one row per run, checkpoint, split and example")
+    p.add_argument("--runs", default=None, help="a table of run settings keyed by `run` (Parquet, CSV or JSONL)")
+    p.add_argument("--p-grid", default=None, metavar="START:STOP:STEP",
+                   help="thresholds p on the log(log(perplexity)) scale (default -3:-0.5:0.05)")
+    p.add_argument("--p", type=float, default=None, help="use this p instead of calibrating")
+    p.add_argument("--fit", choices=("identity", "line"), default="identity",
+                   help="calibrate by R^2 about y = x (identity, default) or of a fitted line")
+    p.add_argument("--calibrate-on", nargs="+", default=None, metavar="RUN",
+                   help="runs that calibrate p: names, or selectors key=value[,key=value] on run settings "
+                        "(default: all runs)")
+    p.add_argument("--out", default="reports", help="the report's folder (default: reports)")
+    p = verb("export", cmd_export, "write every per-example result of a spec's finished checkpoints as one "
+             "table, in the format `premem analyze` reads")
+    p.add_argument("spec")
+    p.add_argument("--format", choices=("parquet", "csv"), default=None,
+                   help="default: parquet (csv if --out ends in .csv)")
+    p.add_argument("--out", default=None, help="the file to write (default: <spec name>-results.<format>)")
     return ap
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--p-grid -3:-0.5:0.05` as `--p-grid=-3:-0.5:0.05`: argparse would take a value that starts with '-'
+    and is not a plain number for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--p-grid" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser().parse_args(_join_negative_values(argv))
     return args.fn(args)
 
 
