@@ -682,9 +682,20 @@ class ArithmeticTask:
         buckets = SPLIT_BUCKETS[name]
         seen: set[str] | None = None if name == "pretrain" else set()
         examples = []
+        # train and test are stratified by number of steps when their mix is uniform: every block of
+        # `max_steps` consecutive examples holds each step count once, so a few hundred evaluation examples
+        # of either split have the same difficulty make-up (drawn at random, two samples of 128 differed by
+        # 0.2 in mean difficulty, which showed up as a 0.1 gap between train and test accuracy)
+        stratify = name != "pretrain" and max(weights) - min(weights) < 1e-9
         for i in range(n):
             rng = random.Random(f"premem-arith|{self.seed}|{name}|{i}")
-            steps = 1 + self._draw(rng, weights)
+            if stratify:
+                block = list(range(len(weights)))
+                random.Random(f"premem-arith-strata|{self.seed}|{name}|{i // len(weights)}").shuffle(block)
+                steps = 1 + block[i % len(weights)]
+                rng.random()  # keep the stream aligned with the unstratified draw
+            else:
+                steps = 1 + self._draw(rng, weights)
             template = self._draw_template(rng, steps)
             problem = self._sample_in_split(rng, template, buckets, seen, difficulty=None, avoid_numbers=None)
             examples.append(self._make_example(rng, problem, f"{name}-{i:06d}"))
