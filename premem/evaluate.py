@@ -9,22 +9,25 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Sequence
 
-from premem.data.format import extract_hash_answer, normalize_number, prompt_of, target_of
+from premem.data.answers import answers_match, extract_answer
+from premem.data.format import prompt_of, target_of
 from premem.models import LoadedModel, with_dtype
 from premem.sampling import SamplingParams, TransformersSampler, target_nll
 
 Progress = Callable[[str], None]
 
 
-def grade(completions: Sequence[str], gold: str) -> tuple[int, int]:
-    """(correct, unparseable) counts of `completions` against the gold final answer."""
-    gold_n = normalize_number(gold)
+def grade(completions: Sequence[str], gold: str, answer_format: str = "gsm8k") -> tuple[int, int]:
+    """(correct, unparseable) counts of `completions` against the gold final answer, read and compared in
+    `answer_format` (premem.data.answers): `gsm8k` (after `####`, exact after normalisation; also the built-in
+    task) or `boxed` (the last \\boxed{}, MATH-style equivalence). A completion with no final answer in that
+    format is unparseable, counted apart from wrong."""
     correct = unparseable = 0
     for c in completions:
-        ans = extract_hash_answer(c)
+        ans = extract_answer(c, answer_format)
         if ans is None:
             unparseable += 1
-        elif ans == gold_n:
+        elif answers_match(ans, gold, answer_format):
             correct += 1
     return correct, unparseable
 
@@ -48,7 +51,7 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
         split_params = replace(params, n=test_samples) if split == "test" and test_samples else params
         done = sampler.sample(prompts, split_params, progress=lambda m, s=split: report(f"{s}: {m}"))
         for i, (ex, comps) in enumerate(zip(examples, done)):
-            correct, unparseable = grade(comps, ex.answer)
+            correct, unparseable = grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))
             row = {"split": split, "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,
                    "n_unparseable": unparseable, "samples": list(comps[:keep_samples])}
             if split == "train":

@@ -28,13 +28,20 @@ def _threads(job: Job) -> None:
 
 
 def _spec_sections(job: Job):
+    from pydantic import ValidationError
+
     from premem.spec import DatasetSpec, ModelSpec
 
     model = ModelSpec.model_validate({"name": "m", **job.settings["model"]})
     data = dict(job.settings["dataset"])
     data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
     data.setdefault("test_size", 1)
-    dataset = DatasetSpec.model_validate({"name": "d", **data})
+    try:
+        dataset = DatasetSpec.model_validate({"name": "d", **data})
+    except ValidationError as e:  # e.g. a local data file missing where this job runs
+        msgs = [f"{'.'.join(map(str, err['loc'])) or 'section'}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()]
+        raise UserError("dataset: " + "; ".join(msgs)) from None
     return model, dataset
 
 
@@ -48,6 +55,9 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     _threads(job)
     model_spec, ds = _spec_sections(job)
     pre = model_spec.pretrain
+    if ds.builtin is None:
+        raise UserError(f"pretraining generates its corpus from a built-in task; `{ds.source}` datasets cannot "
+                        "be pretrained on (pretrain.dataset must name a `builtin` dataset)")
     DATASETS.get(ds.builtin)  # a clear error for an unknown dataset before any work
     task = arithmetic_task(ds)
     progress(f"generating {pre.examples} pretraining examples")
@@ -92,10 +102,20 @@ def _downsample(xs: list[float], n: int = 200) -> list[float]:
     return [xs[int(i * (len(xs) - 1) / (n - 1))] for i in range(n)]
 
 
-def _run_examples(job: Job, dataset) -> list:
-    from premem.data.loaders import load_splits, subset_indices
+def _splits(dataset):
+    """The dataset's examples; a problem with the data itself is a UserError (retrying will not help)."""
+    from premem.data.loaders import DataError, load_splits
 
-    splits = load_splits(dataset)
+    try:
+        return load_splits(dataset)
+    except DataError as e:
+        raise UserError(str(e)) from None
+
+
+def _run_examples(job: Job, dataset) -> list:
+    from premem.data.loaders import subset_indices
+
+    splits = _splits(dataset)
     idx = subset_indices(len(splits.train), job.settings["dataset_fraction"], job.settings["seed"])
     return [splits.train[i] for i in idx]
 
@@ -142,7 +162,6 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
 
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     """Evaluate the checkpoint of the job's train dependency; return its result and per-example rows."""
-    from premem.data.loaders import load_splits
     from premem.evaluate import evaluate_checkpoint
     from premem.models import load_model
     from premem.sampling import SamplingParams
@@ -156,7 +175,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     train = _run_examples(job, ds)
     if ev["train_examples"] is not None:
         train = train[:ev["train_examples"]]
-    test = load_splits(ds).test
+    test = _splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],

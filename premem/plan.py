@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from premem.data.loaders import dataset_fingerprint
 from premem.spec import Spec
 
 # Bump a kind's version when the code that computes its result changes what it computes.
@@ -158,11 +159,17 @@ def build_plan(spec: Spec) -> Plan:
                         "learning_rate": run.learning_rate, "epochs": run.epochs,
                         "dataset_fraction": run.dataset_fraction, "epoch": epoch, "seed": spec.seed,
                         "device": spec.device}
+            fp = dataset_fingerprint(ds, splits=("train",))  # local files: their content, not just their path
+            if fp:
+                settings["data_files"] = fp
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=res.train.model_dump())
             ev_settings = {"model": _content(model), "dataset": _content(ds), "evaluation": evaluation,
                            "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
+            fp = dataset_fingerprint(ds)
+            if fp:
+                ev_settings["data_files"] = fp
             ev = Job(content_hash("evaluate", ev_settings, (train.id,)), "evaluate",
                      f"evaluate {run.name} epoch {epoch}", ev_settings, (train.id,), run=run.name, epoch=epoch,
                      resources=res.evaluate.model_dump())

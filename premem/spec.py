@@ -6,13 +6,15 @@ problem found at once, each with the file, the line and the field path it concer
 from __future__ import annotations
 
 import math
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from premem.registry import did_you_mean
 
@@ -101,14 +103,137 @@ class ModelSpec(Strict):
 
 
 # ------------------------------------------------------------------------------------------- datasets
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".parquet", ".arrow")
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus")
+DEFAULT_MATH_HUB = "EleutherAI/hendrycks_math"  # the original hendrycks/competition_math is gone from the Hub
+
+
+def _data_file(v: str | None) -> str | None:
+    """A local data file: must exist and have a known suffix; relative paths resolve against the working
+    directory and are stored absolute (so jobs running elsewhere, e.g. Ray workers, read the same file)."""
+    if v is None:
+        return None
+    p = Path(os.path.expanduser(v))
+    if not p.name.lower().endswith(DATA_FILE_SUFFIXES):
+        raise ValueError(f"{v!r}: unknown file type; use one of {', '.join(DATA_FILE_SUFFIXES)}")
+    full = Path(os.path.abspath(p))
+    if not full.exists():
+        where = "" if p.is_absolute() else f" (relative paths are relative to the working directory, {os.getcwd()})"
+        raise ValueError(f"no such file: {v}{where}")
+    if not full.is_file():
+        raise ValueError(f"{v} is not a file")
+    return str(full)
+
+
+DataFile = Annotated[str | None, AfterValidator(_data_file)]
+
+
+class _FilesOrHub(Strict):
+    """Shared rule of the hub-backed sources: local files (both of them) replace the hub."""
+
+    hub_keys: ClassVar[tuple[str, ...]] = ()  # the settings that only matter when loading from the hub
+
+    @model_validator(mode="after")
+    def _files_or_hub(self):
+        files = (self.train_file is not None, self.test_file is not None)
+        if any(files) and not all(files):
+            raise ValueError("give both train_file and test_file (or neither, to load from the hub)")
+        hub_keys = sorted(self.model_fields_set & set(self.hub_keys))
+        if all(files) and hub_keys:
+            raise ValueError(f"give local files or hub settings ({', '.join(hub_keys)}), not both")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # only what is used: the files, or the hub settings (this also lets a dump validate again)
+        d = handler(self)
+        drop = self.hub_keys if self.train_file is not None else ("train_file", "test_file")
+        for k in drop:
+            d.pop(k, None)
+        return d
+
+
+class Gsm8kSource(_FilesOrHub):
+    """GSM8K: rows with `question` and `answer` (a step-by-step solution ending in `#### N`), from the Hub or
+    from local files with the same columns."""
+
+    hub_keys: ClassVar[tuple[str, ...]] = ("hub", "config", "revision")
+    hub: str = Field("openai/gsm8k", min_length=1, description="Hub dataset id (or a local dataset folder) for "
+                     "`datasets.load_dataset`; used unless train_file and test_file are given.")
+    config: str | None = Field("main", description="Hub configuration (`main` or `socratic` for openai/gsm8k).")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin; null = latest. "
+                                 "Pin it for reproducible studies: job ids cannot see hub updates.")
+    train_file: DataFile = Field(None, description="Local train split (.jsonl, .json, .parquet or .arrow, "
+                                 "optionally .gz for JSON) with `question` and `answer` columns, instead of the hub.")
+    test_file: DataFile = Field(None, description="Local test split, same format as train_file.")
+
+
+class MathSource(_FilesOrHub):
+    """MATH (Hendrycks et al.): rows with `problem`, `solution` (final answer in \\boxed{}), `level`
+    (`Level 1`..`Level 5`) and `type`, from the Hub or from local files with the same columns."""
+
+    hub_keys: ClassVar[tuple[str, ...]] = ("hub", "configs", "revision")
+    hub: str = Field(DEFAULT_MATH_HUB, min_length=1, description="Hub dataset id (or a local dataset folder). "
+                     f"Default {DEFAULT_MATH_HUB}: the mirror lm-evaluation-harness uses since "
+                     "hendrycks/competition_math left the Hub; the original 7,500/5,000 split in one "
+                     "configuration per subject, as Parquet (no loading script).")
+    configs: tuple[str, ...] | None = Field(
+        MATH_SUBJECTS, min_length=1, description="Hub configurations to load and concatenate, in this order (the "
+        "default: the seven subjects of EleutherAI/hendrycks_math). null = the hub dataset's default "
+        "configuration, for mirrors that hold every subject in one.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to pin; null = latest.")
+    levels: tuple[Annotated[int, Field(ge=1, le=5)], ...] | None = Field(
+        None, min_length=1, description="Keep only these difficulty levels, e.g. [1, 2, 3]; null = all (rows "
+        "without a level 1-5 are then kept with difficulty 0).")
+    train_file: DataFile = Field(None, description="Local train split (.jsonl, .json, .parquet or .arrow) with "
+                                 "`problem`, `solution`, `level` and `type` columns, instead of the hub.")
+    test_file: DataFile = Field(None, description="Local test split, same format as train_file.")
+
+
+class JsonlSource(Strict):
+    """Your own reasoning data: local files of question/solution rows with configurable column names."""
+
+    train_file: DataFile = Field(..., description="Train split: JSONL (one object a line; .json, .parquet and "
+                                 ".arrow also work).")
+    test_file: DataFile = Field(..., description="Test split, same format.")
+    question_field: str = Field("question", min_length=1, description="Column holding the question (the prompt).")
+    solution_field: str = Field("answer", min_length=1, description="Column holding the solution trace the model "
+                                "is trained on; it must end with the final answer in `answer_format`.")
+    answer_field: str | None = Field(None, description="Column holding the gold final answer; null = extract it "
+                                     "from the solution with `answer_format`.")
+    answer_format: Literal["gsm8k", "boxed"] = Field(
+        "gsm8k", description="How final answers are written and graded: `gsm8k` (the text after `####`, exact "
+        "match after removing commas and `$`) or `boxed` (the last \\boxed{...}, MATH-style equivalence).")
+    difficulty_field: str | None = Field(None, description="Integer column used as the example's difficulty; "
+                                         "null = the number of solution lines before the final answer.")
+    on_unparseable: Literal["error", "skip"] = Field(
+        "error", description="A row whose solution has no final answer in `answer_format` (or, with "
+        "answer_field, no gold answer): `error` stops with the row named; `skip` leaves it out and counts it.")
+
+
+DATASET_SOURCES = ("builtin", "gsm8k", "math", "jsonl")
+_BUILTIN_ONLY = ("max_steps", "max_value", "max_operand")
+
+
 class DatasetSpec(Strict):
-    """One dataset: train and test splits of reasoning problems with `####`-style final answers."""
+    """One dataset: train and test splits of reasoning problems with a final answer to grade. Exactly one
+    source: `builtin` (a generated task), `gsm8k`, `math` or `jsonl` (your own files)."""
 
     name: str = Field(..., min_length=1, description="Label used in run names and `runs` selectors.")
-    builtin: str = Field(..., description=f"A built-in task: one of {', '.join(BUILTIN_DATASETS)}.")
-    train_size: int = Field(..., ge=1, le=10_000_000, description="Training examples (the full-data runs use all).")
-    test_size: int = Field(..., ge=1, le=10_000_000, description="Held-out test examples.")
-    seed: int = Field(0, description="Seed of the task generator (fixes which problems are drawn).")
+    builtin: str | None = Field(None, description=f"A built-in task: one of {', '.join(BUILTIN_DATASETS)}.")
+    gsm8k: Gsm8kSource | None = Field(None, description="GSM8K from the Hub or local files (`gsm8k: {}` for "
+                                      "openai/gsm8k, config main).")
+    math: MathSource | None = Field(None, description="MATH from the Hub or local files, optionally some levels "
+                                    f"only (`math: {{}}` for {DEFAULT_MATH_HUB}, every level).")
+    jsonl: JsonlSource | None = Field(None, description="Your own data: local files with configurable columns.")
+    train_size: int | None = Field(None, ge=1, le=10_000_000, description="Training examples (the full-data runs "
+                                   "use all). Required for a built-in task; for the other sources a cap "
+                                   "(null = every row; a cap draws a seeded subset, kept in file order).")
+    test_size: int | None = Field(None, ge=1, le=10_000_000, description="Held-out test examples. Required for "
+                                  "a built-in task; for the other sources a cap (null = every row).")
+    seed: int = Field(0, description="Seed of the task generator (fixes which problems are drawn); for the other "
+                      "sources, of the subset a train_size/test_size cap draws.")
     max_steps: int = Field(4, ge=1, le=8, description="Most reasoning steps in a built-in problem.")
     max_value: int = Field(99, ge=10, le=100_000, description="Largest value any quantity of a built-in problem reaches.")
     max_operand: int = Field(20, ge=2, le=100_000, description="Largest start value or added/removed amount.")
@@ -116,9 +241,59 @@ class DatasetSpec(Strict):
     @field_validator("builtin")
     @classmethod
     def _known_builtin(cls, v):
-        if v not in BUILTIN_DATASETS:
+        if v is not None and v not in BUILTIN_DATASETS:
             raise ValueError(f"unknown built-in dataset {v!r}{did_you_mean(v, BUILTIN_DATASETS)}; known: {', '.join(BUILTIN_DATASETS)}")
         return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        given = [k for k in DATASET_SOURCES if getattr(self, k) is not None]
+        if len(given) != 1:
+            empty = [k for k in DATASET_SOURCES if k in self.model_fields_set and getattr(self, k) is None]
+            hint = f"; `{empty[0]}:` is empty: write `{empty[0]}: {{}}` for its defaults" if empty and not given else ""
+            found = f" (found {', '.join(given)})" if given else ""
+            raise ValueError(f"give exactly one source: `builtin`, `gsm8k`, `math` or `jsonl`{found}{hint}")
+        if self.builtin is not None:
+            missing = [k for k in ("train_size", "test_size") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a built-in task needs {' and '.join(missing)} (how many examples to generate)")
+        else:
+            stray = [k for k in _BUILTIN_ONLY if k in self.model_fields_set]
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for a built-in task, not for `{given[0]}`")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # Only the chosen source and the fields that apply to it: a built-in dataset dumps exactly as it did
+        # before other sources existed, so the content hashes (job ids) of existing studies do not change.
+        d = handler(self)
+        for k in DATASET_SOURCES:
+            if d.get(k) is None:
+                d.pop(k, None)
+        if self.builtin is None:
+            for k in _BUILTIN_ONLY:
+                d.pop(k, None)
+        return d
+
+    @property
+    def source(self) -> str:
+        """Which source: `builtin`, `gsm8k`, `math` or `jsonl`."""
+        return next(k for k in DATASET_SOURCES if getattr(self, k) is not None)
+
+    @property
+    def loader(self) -> str:
+        """Name of the dataset's loader in premem.data.loaders.DATASETS (the built-in task's name, or the source)."""
+        return self.builtin if self.builtin is not None else self.source
+
+    @property
+    def answer_format(self) -> str:
+        """How its final answers are written and graded: `gsm8k` (`####`) or `boxed`."""
+        if self.math is not None:
+            return "boxed"
+        if self.jsonl is not None:
+            return self.jsonl.answer_format
+        return "gsm8k"
 
 
 # ------------------------------------------------------------------------------------------- training
