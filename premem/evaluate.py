@@ -34,16 +34,22 @@ def grade(completions: Sequence[str], gold: str, answer_format: str = "gsm8k") -
 
 def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, params: SamplingParams,
                         batch_size: int = 256, keep_samples: int = 2, sampling_dtype: str | None = None,
-                        test_samples: int | None = None, progress: Progress | None = None) -> list[dict]:
+                        test_samples: int | None = None, progress: Progress | None = None,
+                        stats: dict | None = None) -> list[dict]:
     """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
 
     `keep_samples` completions per example are kept for the report (all of them are graded). With
     `sampling_dtype`, sampling runs on a copy of the weights in that dtype; `test_samples` overrides
-    `params.n` for test queries.
+    `params.n` for test queries. When `stats` is given it receives the work done: seconds spent scoring
+    targets and sampling, target tokens scored and tokens sampled.
     """
+    import time
+
+    t0 = time.perf_counter()
     report = progress or (lambda _m: None)
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in train]
     nll = target_nll(loaded, pairs, progress=lambda m: report(f"train targets: {m}"))
+    t1 = time.perf_counter()
     sampler = TransformersSampler(with_dtype(loaded, sampling_dtype), batch_size=batch_size)
     rows: list[dict] = []
     for split, examples in (("train", train), ("test", test)):
@@ -57,4 +63,7 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
             if split == "train":
                 row["nll"], row["n_target_tokens"] = nll[i]
             rows.append(row)
+    if stats is not None:
+        stats.update(score_seconds=t1 - t0, sample_seconds=time.perf_counter() - t1,
+                     target_tokens=sum(n for _, n in nll), sampled_tokens=sampler.tokens_generated)
     return rows

@@ -180,12 +180,13 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
         test = test[:ev["test_examples"]]
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=int(job.id[:8], 16))
+    work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
                                sampling_dtype=ev["sampling_dtype"], test_samples=ev["test_samples"],
-                               progress=progress)
+                               progress=progress, stats=work)
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp]) for sp in ("train", "test")}
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])
-    return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0,
+    return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
 
 

@@ -86,7 +86,9 @@ def load_model(folder: str | Path, device: str = "auto", dtype: str = "float32",
                trust_remote_code: bool = False) -> LoadedModel:
     """Load a causal LM and its codec from `folder` onto `device` in `dtype`."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar per checkpoint load is noise in a study of hundreds of loads
     folder = Path(folder)
     dev = resolve_device(device)
     torch_dtype = DTYPES[dtype]

@@ -123,6 +123,7 @@ class TransformersSampler:
     def __init__(self, loaded: LoadedModel, batch_size: int = 256):
         self.loaded = loaded
         self.batch_size = batch_size  # prompts per batch; each expands to k rows after prefill
+        self.tokens_generated = 0  # running count over every call, for throughput figures
         self._cache_arg = cache_kwarg(loaded.model)
 
     def _prefix(self) -> list[int]:
@@ -208,6 +209,7 @@ class TransformersSampler:
             logits = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                            use_cache=True, **{self._cache_arg: cache}).logits[:, -1, :]
             next_pos = next_pos + 1
+        self.tokens_generated += sum(len(g) for g in generated)
         return [codec.decode(g) for g in generated]
 
 
