@@ -38,6 +38,7 @@ def main() -> int:
 
     data = yaml.safe_load(Path(args.spec).read_text())
     data["device"] = "cuda"
+    data["resources"] = {kind: {"cpus": 1, "gpus": 1} for kind in ("pretrain", "train", "evaluate")}
     data["store"] = str(Path(args.workdir) / ".premem")
     for m in data["models"]:
         m["dtype"] = args.dtype

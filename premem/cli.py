@@ -32,8 +32,8 @@ def _store(spec):
 
 def _statuses(plan, store) -> dict[str, str]:
     """'done' | 'failed' | 'running' | 'to run' for every job of the plan."""
+    running = store.running()  # before the records: a job recorded in between then shows as done
     records = store.records([j.id for j in plan.jobs])
-    running = store.running()
     out = {}
     for j in plan.jobs:
         rec = records.get(j.id)
@@ -121,7 +121,7 @@ def cmd_report(args) -> int:
 
 def cmd_apply(args) -> int:
     from premem.plan import build_plan
-    from premem.schedule import Display, run_plan
+    from premem.schedule import Display, Unplaceable, run_plan
     from premem.store import StoreBusy
 
     spec = _load(args.spec)
@@ -157,6 +157,9 @@ def cmd_apply(args) -> int:
                 print(f"  {plan.job(jid).label}: {err}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
+    except Unplaceable as e:
+        print(f"premem: {e}; nothing was run.", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nInterrupted: finished jobs are kept; `premem apply` again continues.", file=sys.stderr)
         return 130

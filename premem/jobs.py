@@ -27,6 +27,15 @@ def _threads(job: Job) -> None:
     torch.set_num_threads(max(1, int(job.resources.get("cpus", 1))))
 
 
+def job_device(job: Job) -> str:
+    """The device a job computes on: `auto` means cuda only for a job that asked Ray for a GPU (a job with
+    none would otherwise share whatever GPU it happens to see with every other job)."""
+    device = job.settings["device"]
+    if device == "auto" and not job.resources.get("gpus"):
+        return "cpu"
+    return device
+
+
 def _spec_sections(job: Job):
     from pydantic import ValidationError
 
@@ -64,11 +73,11 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     corpus = task.split("pretrain", pre.examples, mix=pre.difficulty_mix) if pre.difficulty_mix else \
         task.split("pretrain", pre.examples)
     codec = WordTokenizer.for_arithmetic_task()
-    device = resolve_device(job.settings["device"])
+    device = resolve_device(job_device(job))
     model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings["seed"]).to(device)
     loaded = LoadedModel(model, codec, device, torch.float32)
     # pretraining reads packed blocks with no padding, as a language model does (finetuning masks the prompt)
-    seqs = pack(encode_examples(loaded, corpus, max_length=model_spec.size.max_length),
+    seqs = pack(encode_examples(loaded, corpus),  # packing cuts blocks itself: no length limit per example
                 block=pre.block, sep=codec.eos_id, learn_prompts=pre.learn_questions)
     total = pre.epochs * steps_per_epoch(len(seqs), pre.batch_size)
     recipe = Recipe(learning_rate=pre.learning_rate, total_steps=total, batch_size=pre.batch_size,
@@ -123,7 +132,7 @@ def _run_examples(job: Job, dataset) -> list:
 def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     """Train one epoch of a run from the previous checkpoint (or the base model); publish the checkpoint."""
     from premem.models import load_model
-    from premem.train import (Diverged, Recipe, encode_examples, load_optimizer_state, make_optimizer,
+    from premem.train import (Diverged, Recipe, TooLong, encode_examples, load_optimizer_state, make_optimizer,
                               save_checkpoint, steps_per_epoch, train_epoch)
 
     _threads(job)
@@ -132,10 +141,13 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     if not job.deps:
         raise UserError("a built-in model needs a `pretrain` section (nothing to finetune from)")
     source = store.artifact(job.deps[0])
-    loaded = load_model(source, device=s["device"], dtype=model_spec.dtype,
+    loaded = load_model(source, device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
     examples = _run_examples(job, ds)
-    seqs = encode_examples(loaded, examples, max_length=model_spec.size.max_length)
+    try:
+        seqs = encode_examples(loaded, examples, max_length=model_spec.size.max_length)
+    except TooLong as e:
+        raise UserError(str(e)) from None
     t = s["training"]
     per_epoch = steps_per_epoch(len(seqs), t["batch_size"])
     total = per_epoch * s["epochs"]
@@ -170,7 +182,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = _spec_sections(job)
     s, ev = job.settings, job.settings["evaluation"]
     t0 = time.time()
-    loaded = load_model(store.artifact(job.deps[0]), device=s["device"], dtype=model_spec.dtype,
+    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
     train = _run_examples(job, ds)
     if ev["train_examples"] is not None:

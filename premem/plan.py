@@ -16,7 +16,8 @@ from premem.data.loaders import dataset_fingerprint
 from premem.spec import Spec
 
 # Bump a kind's version when the code that computes its result changes what it computes.
-CODE_VERSIONS = {"pretrain": "2", "train": "1", "evaluate": "1", "analysis": "1"}
+# train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
+CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "analysis": "1"}
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,10 @@ def build_plan(spec: Spec) -> Plan:
         ds = spec.dataset(m.pretrain.dataset)
         # the corpus comes from the task generator alone: the sizes of the train and test splits do not matter
         generator = {k: v for k, v in _content(ds).items() if k not in ("train_size", "test_size")}
-        settings = {"model": _content(m), "dataset": generator, "seed": spec.seed, "device": spec.device}
+        # pretraining always runs in float32 on built-in code: the finetuning dtype and remote-code switch
+        # must not rerun it
+        model = {k: v for k, v in _content(m).items() if k not in ("dtype", "trust_remote_code")}
+        settings = {"model": model, "dataset": generator, "seed": spec.seed, "device": spec.device}
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
                   resources=res.pretrain.model_dump())
         jobs.append(job)
@@ -147,7 +151,8 @@ def build_plan(spec: Spec) -> Plan:
 
     runs = expand_runs(spec)
     eval_ids = []
-    training = spec.training.model_dump(mode="json")
+    # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
+    training = spec.training.model_dump(mode="json", exclude={"fixed_step_epochs"})
     evaluation = spec.evaluation.model_dump(mode="json")
     for run in runs:
         model, ds = spec.model(run.model), spec.dataset(run.dataset)

@@ -33,6 +33,22 @@ def last_line(text: str) -> str:
     return lines[-1].strip() if lines else str(text)
 
 
+class Unplaceable(RuntimeError):
+    """Jobs ask for more CPUs or GPUs than the whole cluster has: Ray would queue them forever."""
+
+
+def _unplaceable(jobs: list[Job], cluster: dict) -> str:
+    """A message naming the job kinds whose resource request no node of this cluster can meet ('' if none)."""
+    problems = {}
+    for job in jobs:
+        for key, ray_key in (("cpus", "CPU"), ("gpus", "GPU")):
+            want = job.resources.get(key, 0) or 0
+            if want > cluster.get(ray_key, 0):
+                problems[(job.kind, key)] = (want, cluster.get(ray_key, 0))
+    return "; ".join(f"{kind} jobs ask for {want:g} {key} but the Ray cluster has {have:g} in all "
+                     f"(resources.{kind}.{key} in the spec)" for (kind, key), (want, have) in problems.items())
+
+
 def _ray():
     import ray
 
@@ -150,6 +166,11 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
         return outcome
     display = display or Display(len(todo))
     started_ray = init_ray(address)
+    unplaceable = _unplaceable(todo, ray.cluster_resources())
+    if unplaceable:
+        if started_ray:
+            ray.shutdown()
+        raise Unplaceable(unplaceable)
     ProgressBoard, run_job = _remote_functions()
     board = ProgressBoard.remote()
     pending: dict = {}
@@ -207,7 +228,7 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                 display.event(f"done {job.label} ({time.time() - out['started']:.0f}s)")
             try:
                 lines = ray.get(board.read.remote(), timeout=10) if pending else {}
-            except ray.exceptions.GetTimeoutError:  # progress is a nicety: never let it stall the run
+            except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):  # progress is a nicety
                 lines = {}
             display.update(outcome, {ref.hex(): (j.label, lines.get(j.id)) for ref, j in pending.items()})
     except KeyboardInterrupt:

@@ -575,6 +575,25 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if m.pretrain is not None and m.pretrain.dataset not in data_names:
             out.append((("models", i, "pretrain", "dataset"),
                         f"unknown dataset {m.pretrain.dataset!r}{did_you_mean(m.pretrain.dataset, data_names)}"))
+        elif m.pretrain is not None and spec.dataset(m.pretrain.dataset).builtin is None:
+            out.append((("models", i, "pretrain", "dataset"),
+                        "pretraining needs a built-in dataset (its generator provides the corpus)"))
+        if m.builtin is not None and m.pretrain is None:
+            out.append((("models", i, "pretrain"), "a built-in model starts from nothing: give it a `pretrain` stage"))
+    # the built-in model's word tokenizer knows only the built-in task's words: on other text most tokens
+    # would be <unk>, and perplexity and memorization would mean nothing
+    if any(m.builtin is not None for m in spec.models):
+        for i, d in enumerate(spec.datasets):
+            if d.builtin is None:
+                out.append((("datasets", i), "the built-in model can only read built-in datasets (its tokenizer "
+                            "has the task's words only); real datasets need a Hugging Face model"))
+    for kind in ("train", "evaluate"):
+        if spec.device == "cuda" and getattr(spec.resources, kind).gpus <= 0:
+            out.append((("resources", kind, "gpus"), "device is cuda but this job kind asks Ray for no GPU: "
+                        "set gpus (e.g. 1)"))
+    if spec.evaluation.stop != "\nDone.":
+        out.append((("evaluation", "stop"), "training targets end with \"\\nDone.\" (the paper's format), so "
+                    "sampling must stop there too; another stop string is not supported yet"))
     for i, r in enumerate(spec.runs):
         if r.model is not None and r.model not in model_names:
             out.append((("runs", i, "model"), f"unknown model {r.model!r}{did_you_mean(r.model, model_names)}"))

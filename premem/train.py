@@ -48,17 +48,28 @@ class Recipe:
     max_grad_norm: float | None = 1.0
 
 
+class TooLong(ValueError):
+    """Examples longer than the model's context; silently cutting them would bias every measure."""
+
+
 def encode_examples(loaded: LoadedModel, examples: Sequence, max_length: int | None = None) -> list[tuple[list[int], int]]:
-    """Token ids of bos + prompt + target for each example, with the prompt's length (tokens not trained on)."""
+    """Token ids of bos + prompt + target for each example, with the prompt's length (tokens not trained on).
+
+    Raises TooLong, naming how many and the longest, when an example exceeds `max_length` tokens: a cut
+    trace never learns its final answer and its perplexity would be scored on untrained positions.
+    """
     codec = loaded.codec
     prefix = [codec.bos_id] if codec.bos_id is not None else []
     out = []
     for ex in examples:
         p = prefix + codec.encode(prompt_of(ex.question))
         ids = p + codec.encode(target_of(ex.solution))
-        if max_length is not None and len(ids) > max_length:
-            ids = ids[:max_length]
         out.append((ids, len(p)))
+    if max_length is not None:
+        long = [len(ids) for ids, _ in out if len(ids) > max_length]
+        if long:
+            raise TooLong(f"{len(long)} of {len(out)} examples are longer than the model's max_length "
+                          f"({max(long)} > {max_length} tokens): raise the model's size.max_length")
     return out
 
 

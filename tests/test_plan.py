@@ -73,3 +73,13 @@ def test_ids_are_stable_and_change_only_with_their_inputs():
     e = {j.label: j.id for j in build_plan(spec(BASE.replace("{fixed_step_epochs: 3}",
                                                              "{fixed_step_epochs: 3, weight_decay: 0.1}"))).jobs}
     assert all((e[k] == v) == k.startswith("pretrain") for k, v in a.items())
+
+
+def test_jobs_of_gpu_less_auto_device_compute_on_cpu():
+    from premem.jobs import job_device
+
+    plan = build_plan(spec())
+    train = next(j for j in plan.jobs if j.kind == "train")
+    assert train.settings["device"] == "auto" and job_device(train) == "cpu"
+    gpu = build_plan(spec(BASE + "resources: {train: {gpus: 1}}\n"))
+    assert job_device(next(j for j in gpu.jobs if j.kind == "train")) == "auto"

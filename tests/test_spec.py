@@ -101,3 +101,12 @@ def test_every_field_is_described():
             if "description" not in prop:
                 missing.append(f"{name}.{field}")
     assert not missing, missing
+
+
+def test_checks_that_would_otherwise_fail_every_job():
+    out = problems(GOOD.replace("    pretrain: {dataset: arith, examples: 10}\n", ""))
+    assert any("models.0.pretrain" in p and "starts from nothing" in p for p in out), out
+    out = problems(GOOD + "device: cuda\n")
+    assert any("resources.train.gpus" in p for p in out) and any("resources.evaluate.gpus" in p for p in out), out
+    out = problems(GOOD + "evaluation: {stop: END}\n")
+    assert any("evaluation.stop" in p for p in out), out

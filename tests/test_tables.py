@@ -336,7 +336,8 @@ SPEC = """
 name: synth
 store: {store}
 models:
-  - {{name: tiny, builtin: tiny, size: {{layers: 2, hidden: 64, heads: 2, mlp: 256, max_length: 192}}}}
+  - {{name: tiny, builtin: tiny, size: {{layers: 2, hidden: 64, heads: 2, mlp: 256, max_length: 192}},
+     pretrain: {{dataset: arithmetic, examples: 10}}}}
 datasets:
   - {{name: arithmetic, builtin: arithmetic, train_size: 24, test_size: 10}}
 grid: {{learning_rate: [1.0e-3, 1.0e-2], epochs: [1, 3]}}

@@ -245,18 +245,26 @@ def problems(text):
     return [str(p) for p in e.value.problems]
 
 
+SOURCES = ("  - {name: a, builtin: arithmetic, train_size: 8, test_size: 8}\n"
+           "  - {name: g, gsm8k: {}}\n"
+           "  - {name: gl, gsm8k: {train_file: gsm8k_train.jsonl, test_file: gsm8k_test.jsonl}, train_size: 5}\n"
+           "  - {name: m, math: {levels: [1, 2, 3]}}\n"
+           "  - {name: j, jsonl: {train_file: math_train.jsonl, test_file: math_test.jsonl, question_field: problem,\n"
+           "                      solution_field: solution, answer_format: boxed}}\n")
+
+
 def test_spec_accepts_each_source(tmp_path, monkeypatch):
+    import yaml
+
     monkeypatch.chdir(FIXTURES)
-    spec = parse_spec(spec_text(
-        "  - {name: a, builtin: arithmetic, train_size: 8, test_size: 8}\n"
-        "  - {name: g, gsm8k: {}}\n"
-        "  - {name: gl, gsm8k: {train_file: gsm8k_train.jsonl, test_file: gsm8k_test.jsonl}, train_size: 5}\n"
-        "  - {name: m, math: {levels: [1, 2, 3]}}\n"
-        "  - {name: j, jsonl: {train_file: math_train.jsonl, test_file: math_test.jsonl, question_field: problem,\n"
-        "                      solution_field: solution, answer_format: boxed}}\n"))
-    a, g, gl, m, j = spec.datasets
-    assert [d.source for d in spec.datasets] == ["builtin", "gsm8k", "gsm8k", "math", "jsonl"]
-    assert [d.answer_format for d in spec.datasets] == ["gsm8k", "gsm8k", "gsm8k", "boxed", "boxed"]
+    # each section is valid on its own ...
+    datasets = [DatasetSpec.model_validate(d) for d in yaml.safe_load(SOURCES)]
+    a, g, gl, m, j = datasets
+    # ... but the built-in model's word tokenizer cannot read real text: the whole spec says so, per dataset
+    out = problems(spec_text(SOURCES))
+    assert sum("the built-in model can only read built-in datasets" in p for p in out) == 4, out
+    assert [d.source for d in datasets] == ["builtin", "gsm8k", "gsm8k", "math", "jsonl"]
+    assert [d.answer_format for d in datasets] == ["gsm8k", "gsm8k", "gsm8k", "boxed", "boxed"]
     assert g.gsm8k.hub == "openai/gsm8k" and g.gsm8k.config == "main" and g.train_size is None
     assert gl.gsm8k.train_file == str(GSM8K_TRAIN) and os.path.isabs(gl.gsm8k.train_file)  # resolved
     assert m.math.hub == "EleutherAI/hendrycks_math" and m.math.configs == MATH_SUBJECTS and m.math.levels == (1, 2, 3)
