@@ -15,8 +15,6 @@ run's train examples) plus each run's settings. It is vectorised with numpy: no 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from premem.atomic import replacing
 from premem.analysis import RunData
 
 KEYS = ("run", "checkpoint", "split", "example_id")
@@ -545,27 +544,16 @@ def export_table(plan, store) -> pa.Table:
 
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
     """Write `table` as parquet or csv to `path`, atomically (a temporary file renamed into place)."""
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"unknown format {fmt!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             pq.write_table(table, tmp)
-        elif fmt == "csv":
+        else:
             import pyarrow.csv as pacsv
 
             pacsv.write_csv(table, tmp)
-        else:
-            raise ValueError(f"unknown format {fmt!r}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
     return path

@@ -314,6 +314,22 @@ def easy_mix(max_steps: int) -> tuple[float, ...]:
 # Choosers: the renderer asks a chooser for every random choice and hands it every piece of text it emits.
 # ---------------------------------------------------------------------------------------------------------------
 
+def weighted_index(rng: random.Random, weights: Sequence[float]) -> int:
+    """Index ``i`` drawn with probability ``weights[i] / sum(weights)`` from one ``rng.random()`` call
+    (zero weights are never drawn)."""
+    r = rng.random() * sum(weights)
+    acc = 0.0
+    last = 0
+    for i, w in enumerate(weights):
+        if w <= 0:
+            continue
+        last = i
+        acc += w
+        if r < acc:
+            return i
+    return last
+
+
 class Chooser(Protocol):
     """What :func:`render_solution` needs: random choices, and a sink for the text it emits in order.
 
@@ -342,19 +358,9 @@ class SamplingChooser:
 
     def choose(self, weights: Sequence[float]) -> int:
         """Return index ``i`` with probability ``weights[i] / sum(weights)``."""
-        total = float(sum(weights))
-        r = self.rng.random() * total
-        acc = 0.0
-        last = -1
-        for i, w in enumerate(weights):
-            if w <= 0:
-                continue
-            last = i
-            acc += w
-            if r < acc:
-                break
-        self.logp += math.log(weights[last] / total)
-        return last
+        i = weighted_index(self.rng, weights)
+        self.logp += math.log(weights[i] / float(sum(weights)))
+        return i
 
     def choose_uniform(self, n: int) -> int:
         """Return an index in ``[0, n)`` uniformly."""
@@ -751,17 +757,7 @@ class ArithmeticTask:
 
     @staticmethod
     def _draw(rng: random.Random, weights: Sequence[float]) -> int:
-        r = rng.random() * sum(weights)
-        acc = 0.0
-        last = 0
-        for i, w in enumerate(weights):
-            if w <= 0:
-                continue
-            last = i
-            acc += w
-            if r < acc:
-                return i
-        return last
+        return weighted_index(rng, weights)
 
     def _draw_template(self, rng: random.Random, steps: int) -> str:
         if rng.random() < self.together_prob:

@@ -12,13 +12,14 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import jinja2
 from markupsafe import Markup
+
+from premem.atomic import write_text
 
 from . import svg
 
@@ -100,25 +101,6 @@ def _format_p(v: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------- I/O
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -555,11 +537,11 @@ def write_report(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None,
     page = _env().get_template(TEMPLATE_NAME).render(**ctx)
     data_dir = out_dir / "data"
     for name, text in csvs.items():
-        _atomic_write(data_dir / name, text)
-    _atomic_write(
+        write_text(data_dir / name, text)
+    write_text(
         out_dir / "summary.json",
         json.dumps(_jsonable(summary_d), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
     )
     index = out_dir / "index.html"
-    _atomic_write(index, page)
+    write_text(index, page)
     return index
