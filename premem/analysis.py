@@ -28,7 +28,7 @@ class RunData:
     settings: dict
     epochs: list[int]
     example_ids: list[str]
-    acc: np.ndarray  # (checkpoints, examples)
+    acc: np.ndarray  # (checkpoints, examples); NaN where not measured (evaluation.skip_settled: n_samples 0)
     nll: np.ndarray  # (checkpoints, examples)
     test_acc: np.ndarray  # (checkpoints,)
     train_loss: list[float | None]
@@ -93,7 +93,9 @@ def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict
         test_n = np.zeros(len(ids))
         for r in rows:
             i = row_of[r["job_id"]]
-            a = r["n_correct"] / r["n_samples"]
+            # no samples drawn (a settled example, evaluation.skip_settled): accuracy not measured, never guessed;
+            # PreMemAcc reads it as 0, which it is whatever the samples would have said
+            a = r["n_correct"] / r["n_samples"] if r["n_samples"] else np.nan
             if r["split"] == "train":
                 acc[i, col[r["example_id"]]] = a
                 nll[i, col[r["example_id"]]] = r["nll"] if r["nll"] is not None else np.nan
@@ -112,8 +114,9 @@ def dynamics_picture(run: RunData, p: float) -> dict:
     2 wrong & memorized, 3 correct & memorized."""
     correct = run.acc >= CORRECT_AT
     memorized = loglog_perplexity(run.nll) < p
-    cats = (correct.astype(int) + 2 * memorized.astype(int)).T  # (examples, epochs)
-    return {"epochs": run.epochs, "example_ids": run.example_ids, "categories": cats.tolist()}
+    cats = (correct.astype(int) + 2 * memorized.astype(int)).astype(object)
+    cats[np.isnan(run.acc)] = None  # not measured: drawn as missing, not as incorrect
+    return {"epochs": run.epochs, "example_ids": run.example_ids, "categories": cats.T.tolist()}
 
 
 def perplexity_gap(runs: list[RunData], p: float) -> dict:
@@ -164,7 +167,8 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
             fixed_p: float | None = None) -> dict:
     """The headline figures: chosen p, calibration curve, R^2 of PreMemAcc and train accuracy vs test,
     and per-run per-checkpoint values."""
-    calib = [(r.acc, r.nll, r.test_acc) for r in runs if r.name in set(calibration_runs)]
+    # accuracy not measured (NaN) counts 0 in PreMemAcc: exact for examples skipped as settled
+    calib = [(np.nan_to_num(r.acc), r.nll, r.test_acc) for r in runs if r.name in set(calibration_runs)]
     p, curve = calibrate(calib, ps, fit)
     if fixed_p is not None:
         p = fixed_p

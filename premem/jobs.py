@@ -190,16 +190,43 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     test = _splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
+    seed = s.get("sampling_seed", int(job.id[:8], 16))  # skip_settled: the seed of the job without it
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
-                            max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=int(job.id[:8], 16))
+                            max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=seed)
+    settle_below = s.get("skip_settled_below")
+    earlier = _earlier_train_results(store, list(job.deps[1:])) if settle_below is not None else []
     work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
                                sampling_dtype=ev["sampling_dtype"], test_samples=ev["test_samples"],
-                               progress=progress, stats=work)
-    acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp]) for sp in ("train", "test")}
+                               progress=progress, stats=work, settle_below=settle_below, earlier=earlier)
+    acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp and r["n_samples"]])
+           for sp in ("train", "test")}  # over the examples measured (skipped ones have no accuracy)
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
+
+
+def _earlier_train_results(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, float | None]]]:
+    """Per earlier evaluate job (in the order given): train example id -> (n_correct, nll), read from the store
+    through a read-only connection (only the driver writes the store; these jobs are recorded done, since
+    they are this job's dependencies)."""
+    import sqlite3
+
+    if not job_ids:
+        return []
+    out: dict[str, dict[str, tuple[int, float | None]]] = {j: {} for j in job_ids}
+    con = sqlite3.connect(f"{store.db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        q = (f"SELECT job_id, example_id, n_correct, nll FROM examples WHERE split = 'train' "
+             f"AND job_id IN ({','.join('?' * len(job_ids))})")
+        for job_id, example_id, n_correct, nll in con.execute(q, job_ids):
+            out[job_id][example_id] = (n_correct, nll)
+    finally:
+        con.close()
+    missing = [j[:10] for j in job_ids if not out[j]]
+    if missing:  # a dependency recorded done always has its rows: the store is not what the plan expects
+        raise RuntimeError(f"no per-example results in the store for earlier evaluations {missing}")
+    return [out[j] for j in job_ids]
 
 
 def _mean(xs: list[float]) -> float | None:

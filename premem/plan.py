@@ -128,6 +128,13 @@ def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
     return out
 
 
+def settle_threshold(spec: Spec) -> float:
+    """The p below which a memorized example's PreMemAcc is settled for every p the analysis evaluates (the
+    calibration grid and a fixed p alike): the smallest of them (evaluation.skip_settled)."""
+    ps = spec.premem.p_grid.values() + ([spec.premem.p] if spec.premem.p is not None else [])
+    return min(ps)
+
+
 def build_plan(spec: Spec) -> Plan:
     """Expand the spec into runs and a dependency-ordered list of jobs with content-hash ids."""
     jobs: list[Job] = []
@@ -153,10 +160,13 @@ def build_plan(spec: Spec) -> Plan:
     eval_ids = []
     # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
     training = spec.training.model_dump(mode="json", exclude={"fixed_step_epochs"})
-    evaluation = spec.evaluation.model_dump(mode="json")
+    # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
+    evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
+    settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
     for run in runs:
         model, ds = spec.model(run.model), spec.dataset(run.dataset)
         prev = base_of[run.model]
+        run_evals: list[str] = []
         # training never sees the test split, so its size is not part of a training job's identity
         train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
         for epoch in range(1, run.epochs + 1):
@@ -175,11 +185,20 @@ def build_plan(spec: Spec) -> Plan:
             fp = dataset_fingerprint(ds)
             if fp:
                 ev_settings["data_files"] = fp
-            ev = Job(content_hash("evaluate", ev_settings, (train.id,)), "evaluate",
-                     f"evaluate {run.name} epoch {epoch}", ev_settings, (train.id,), run=run.name, epoch=epoch,
+            ev_deps: tuple[str, ...] = (train.id,)
+            if settle_below is not None:
+                # skipping reads the run's earlier checkpoints' per-example results (its extra dependencies);
+                # the samples are drawn with the seed of the same job without skipping, so an example that is
+                # sampled gets the samples it would have got without the option when nothing is skipped
+                ev_settings["sampling_seed"] = int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16)
+                ev_settings["skip_settled_below"] = settle_below
+                ev_deps = (train.id, *run_evals)
+            ev = Job(content_hash("evaluate", ev_settings, ev_deps), "evaluate",
+                     f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name, epoch=epoch,
                      resources=res.evaluate.model_dump())
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
+            run_evals.append(ev.id)
             prev = train.id
     an_settings = {"premem": spec.premem.model_dump(mode="json"),
                    "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
@@ -201,6 +220,8 @@ def job_view(job: Job, status: str) -> dict:
         view.update(learning_rate=s["learning_rate"], epochs=s["epochs"], training=s["training"])
     if job.kind == "evaluate":
         view.update(evaluation=s["evaluation"])
+        if "skip_settled_below" in s:
+            view.update(skip_settled_below=s["skip_settled_below"])
     if job.kind == "pretrain":
         view.update(model=job.label.split(" ", 1)[1], pretrain=s["model"]["pretrain"])
     if job.kind == "analysis":

@@ -369,6 +369,12 @@ class Evaluation(Strict):
     sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
         "faster on CPUs with AMX/AVX512-BF16; perplexity is always computed in the model's dtype.")
+    skip_settled: bool = Field(
+        False, description="Skip sampling a train example at a checkpoint when its PreMemAcc there is already "
+        "settled at 0: memorized now (log(log(perplexity)) below every p the analysis uses: the smallest of "
+        "premem.p_grid and premem.p) and never correct while unmemorized at an earlier checkpoint of the run. "
+        "PreMemAcc and its calibration are unchanged; train accuracy of a skipped example is not measured "
+        "(n_samples 0). Each checkpoint's evaluation then waits for the run's earlier ones.")
 
 
 class PGrid(Strict):
