@@ -219,13 +219,13 @@ def target_nll(loaded: LoadedModel, pairs: Sequence[tuple[str, str]], max_batch_
     """Mean negative log-likelihood (nats per token) of each target given its prompt, with its token count.
 
     perplexity = exp(mean NLL). Examples are sorted by length and packed into batches of at most
-    `max_batch_tokens` padded tokens, so little compute goes to padding. By default 2048 on a CPU (a batch's
-    activations then stay in the core's cache: about 1.3x faster than 16384 there, bench/eval_throughput.py)
-    and 16384 on a GPU.
+    `max_batch_tokens` padded tokens, so little compute goes to padding. By default 1024 on a CPU (a batch's
+    activations then stay in the core's cache: about 1.5x faster than 16384 there, `bench/eval_throughput.py
+    --sweep`) and 16384 on a GPU.
     """
     model, codec, dev = loaded.model, loaded.codec, loaded.device
     if max_batch_tokens is None:
-        max_batch_tokens = 2048 if torch.device(dev).type == "cpu" else 16384
+        max_batch_tokens = 1024 if torch.device(dev).type == "cpu" else 16384
     model.eval()
     prefix = [codec.bos_id] if codec.bos_id is not None else []
     seqs = []
