@@ -17,8 +17,9 @@ every repetition), and printed as tokens per second (median over repetitions) wi
 
 Models:
 - `tiny`: the built-in model (premem.models.build_tiny, the quickstart's size, about 1M parameters) pretrained
-  on 9,000 examples of the built-in task (about a minute on an idle 2-core machine) and cached in --cache (so its samples end with the stop string as
-  the quickstart's do); examples from the quickstart's training split.
+  once on 9,000 examples of the built-in task (759k tokens, one epoch; 589 s on the shared 2-core development
+  machine, where other work held a core) and cached in --cache, so that its samples end with the stop string
+  as the quickstart's do (its accuracy is low, about 0.05); examples from the quickstart's training split.
 - `llama`: a Llama-architecture model of about 27M parameters with random weights (transformers.LlamaConfig,
   premem's word vocabulary). Random weights never reach the stop string, so end-of-sequence is switched off for
   both approaches and every sample is exactly --llama-max-new-tokens long: both generate the same tokens.
