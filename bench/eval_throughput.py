@@ -258,18 +258,25 @@ def sweep(name: str, loaded, examples, reps: int) -> None:
           f"; bfloat16 NLL error up to {err:.1e} nats/token")
 
 
+def _span(r: dict, ours: str, theirs: str) -> str:
+    """The range of the per-repetition ratios (the approaches alternate within each repetition)."""
+    ratios = [a / b for a, b in zip(r["rates"][ours], r["rates"][theirs])]
+    return f"per repetition {min(ratios):.1f} to {max(ratios):.1f}"
+
+
 def report(r: dict, params, n_examples: int, n_prompts: int) -> None:
     m = r["median"]
     print(f"{r['name']}: {n_examples} targets scored, {n_prompts} prompts x k = {params.n} sampled "
           f"(T = {params.temperature}, top_p = {params.top_p}, max_new_tokens = {params.max_new_tokens}, "
           f"stop {params.stop!r})")
     print(f"  perplexity  one by one (fp32) {m['nll_base']:>10,.0f} tok/s   premem {m['nll_premem']:>10,.0f} tok/s   "
-          f"ratio {r['nll_ratio']:.1f}x   (max |NLL difference| {r['nll_max_abs_diff']:.1e})")
+          f"ratio {r['nll_ratio']:.1f}x ({_span(r, 'nll_premem', 'nll_base')}; "
+          f"max |NLL difference| {r['nll_max_abs_diff']:.1e})")
     print(f"  sampling    generate          {m['sample_base']:>10,.0f} tok/s   premem {m['sample_premem']:>10,.0f} tok/s   "
-          f"ratio {r['sample_ratio']:.1f}x   (tokens per repetition {r['tokens_base']:,.0f} vs "
+          f"ratio {r['sample_ratio']:.1f}x ({_span(r, 'sample_premem', 'sample_base')}; tokens per repetition {r['tokens_base']:,.0f} vs "
           f"{r['tokens_premem']:,.0f}; mean accuracy {r['acc_base']:.3f} vs {r['acc_premem']:.3f})")
     print(f"  sampling    premem, bf16 weights (evaluation.sampling_dtype) {m['sample_premem_bf16']:>10,.0f} tok/s   "
-          f"ratio {r['sample_ratio_bf16']:.1f}x to generate in fp32")
+          f"ratio {r['sample_ratio_bf16']:.1f}x to generate in fp32 ({_span(r, 'sample_premem_bf16', 'sample_base')})")
 
 
 def main() -> int:
