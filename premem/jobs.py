@@ -58,7 +58,7 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     """Build a built-in model from nothing and train it on a broad corpus of its task; publish it."""
     from premem.data.loaders import DATASETS, arithmetic_task
     from premem.data.tokenizer import WordTokenizer
-    from premem.models import LoadedModel, build_tiny, resolve_device
+    from premem.models import LoadedModel, build_tiny, resolve_device, save_model
     from premem.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
 
     _threads(job)
@@ -91,8 +91,6 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
         step, tokens = out["end_step"], tokens + out["tokens"]
         losses += out["losses"]
     staging = store.staging(job.id)
-    from premem.models import save_model
-
     save_model(model, codec, staging)  # a base model: weights and tokenizer, no optimizer state
     store.publish(staging, job.id)
     return {"steps": step, "tokens": tokens, "seconds": time.time() - t0, "final_loss": _tail_mean(losses),

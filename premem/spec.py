@@ -479,9 +479,6 @@ class SpecError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-Path_ = tuple  # a path into the YAML document: keys (str) and list indices (int)
-
-
 def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML safely (no object construction) and return (data, {path: 1-based line})."""
     try:
