@@ -479,6 +479,10 @@ class SpecError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null",
+                                                                   "timestamp", "merge")}
+
+
 def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML safely (no object construction) and return (data, {path: 1-based line})."""
     try:
@@ -495,6 +499,10 @@ def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
 
     def build(n, path):
         lines.setdefault(path, n.start_mark.line + 1)  # a key's own line wins over its value's
+        if n.tag not in _PLAIN_TAGS:  # `!!python/object`, `!include`, ...: a spec is plain data, never objects
+            raise SpecError([Problem(file, n.start_mark.line + 1, ".".join(map(str, path)),
+                                     f"YAML tag {n.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed: a spec "
+                                     "is plain data (mappings, lists, strings, numbers, booleans, null)")])
         if isinstance(n, yaml.MappingNode):
             out = {}
             for k, v in n.value:
@@ -563,6 +571,36 @@ def _message(err: dict, loc: tuple) -> str:
     return msg
 
 
+MAX_JOBS = 100_000  # the paper's study is about 1,300 jobs; a plan this large is almost surely a typo
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit integer
+# folders premem must never write into (store and report create, replace and delete files in theirs)
+_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
+_SYSTEM_FOLDERS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/run", "/srv", "/tmp", "/var")
+
+
+def _inside(path: str, folder: str) -> bool:
+    """True when `path` is `folder` or lies within it (both absolute and normalised)."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _folder_problem(value: str) -> str | None:
+    """Why `value` cannot be a store or report folder (None if it can). Absolute paths are allowed, since a
+    cluster's store is a shared mount outside the project; a relative path may not climb out of the working
+    directory, and no path may be a system folder, a top-level folder itself or the home folder itself."""
+    if not value.strip():
+        return "is empty: give a folder"
+    if value.startswith("~"):
+        return f"{value!r}: premem does not expand ~; write the full path"
+    if not os.path.isabs(value) and os.path.normpath(value).split(os.sep)[0] == "..":
+        return (f"{value!r} climbs out of the working directory with ..; write an absolute path for a place outside "
+                "the project (such as a shared mount)")
+    full = os.path.normpath(os.path.abspath(value))
+    if full in _SYSTEM_FOLDERS or full == os.path.expanduser("~") or any(_inside(full, t) for t in _SYSTEM_TREES):
+        return (f"{value!r} is a system or top-level folder; premem creates and replaces files in this folder, so "
+                "give it a folder of its own (e.g. /mnt/premem/store)")
+    return None
+
+
 def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
     """Cross-field checks pydantic's per-field validation cannot do: names that must exist, empty grids."""
     out: list[tuple[tuple, str]] = []
@@ -613,6 +651,28 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
     if grid_runs == 0 and not spec.runs:
         out.append((("grid",), "the grid expands to zero runs and `runs` is empty: give learning_rate and epochs "
                     "values, or list runs"))
+    # a study's size: every run's epochs, each a train job and an evaluation job
+    epochs_of_grid = len(g.learning_rate) * (len(full) * sum(g.epochs) + sum(
+        max(1, round(spec.training.fixed_step_epochs / f)) if spec.training.fixed_step_epochs else sum(g.epochs)
+        for f in partial))
+    epochs_of_runs = sum(r.epochs if r.epochs is not None else
+                         max(1, round((spec.training.fixed_step_epochs or 1) / r.dataset_fraction)) for r in spec.runs)
+    n_jobs = 2 * len(spec.models) * len(spec.datasets) * (epochs_of_grid + epochs_of_runs)
+    if n_jobs > MAX_JOBS:
+        out.append((("grid",), f"the study has {n_jobs:,} jobs (a training and an evaluation job per epoch of every "
+                    f"run), more than the {MAX_JOBS:,} premem plans at once: split it into several specs"))
+    for loc, seed in [(("seed",), spec.seed)] + [(("datasets", i, "seed"), d.seed) for i, d in enumerate(spec.datasets)]:
+        if not 0 <= seed <= MAX_SEED:
+            out.append((loc, f"a seed must lie in 0..{MAX_SEED} (2**63 - 1), got {seed}"))
+    for field in ("store", "report"):
+        problem = _folder_problem(getattr(spec, field))
+        if problem:
+            out.append(((field,), problem))
+    store, report = (os.path.abspath(getattr(spec, f)) for f in ("store", "report"))
+    if not _folder_problem(spec.store) and not _folder_problem(spec.report) and (
+            _inside(store, report) or _inside(report, store)):
+        out.append((("report",), f"the report folder ({spec.report}) and the store ({spec.store}) must be separate "
+                    "folders, neither inside the other"))
     if isinstance(spec.premem.calibrate_on, list):
         for i, sel in enumerate(spec.premem.calibrate_on):
             if sel.model is not None and sel.model not in model_names:

@@ -1,0 +1,62 @@
+"""A corpus of malformed specs (tests/specs_bad/, what is wrong on each file's first line): `premem validate`
+exits 1 naming FILE:LINE and the field, and `premem apply` starts nothing (no store folder, no Ray)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BAD = sorted((ROOT / "tests" / "specs_bad").glob("*.yaml"))
+HEADER = re.compile(r"# (?P<field>[^:]+): (?P<what>.+)")
+
+
+def premem(*args, cwd, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-m", "premem.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+
+
+def expected(path: Path) -> str:
+    m = HEADER.fullmatch(path.read_text().splitlines()[0])
+    assert m, f"{path.name}: line 1 must say `# FIELD: what is wrong` (FIELD `-` for a file-level problem)"
+    return m["field"]
+
+
+def test_the_corpus_covers_every_kind_of_mistake():
+    assert len(BAD) >= 30
+    kinds = {p.name.split("_")[0] for p in BAD}
+    assert {"syntax", "tag", "types", "range", "huge", "unknown", "empty", "inconsistent", "path"} <= kinds
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
+def test_validate_names_file_line_and_field(path, tmp_path):
+    field = expected(path)
+    out = premem("validate", str(path), cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.startswith(f"{path}:")]
+    assert lines[-1].endswith("nothing was run."), out.stderr
+    problems = lines[:-1]
+    if field == "-":  # a problem of the whole file: FILE:LINE: message
+        assert any(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), out.stderr
+    else:
+        assert any(re.match(rf"{re.escape(str(path))}:\d+: {re.escape(field)}: \S", p) for p in problems), out.stderr
+    assert not list(tmp_path.iterdir())  # validate writes nothing
+
+
+@pytest.mark.parametrize("name", ["tag_python_object", "range_zero_samples", "path_store_escapes_project",
+                                  "inconsistent_report_in_store"])
+def test_apply_on_a_bad_spec_starts_nothing(name, tmp_path):
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text((ROOT / "tests" / "specs_bad" / f"{name}.yaml").read_text())
+    work = tmp_path / "work" / "here"  # so that ../../elsewhere would land inside tmp_path
+    work.mkdir(parents=True)
+    out = premem("apply", str(spec), cwd=work)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "nothing was run" in out.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == \
+        sorted(Path(x) for x in (spec.name, "work", "work/here"))  # no store, no report, no ../../elsewhere
+    assert not Path("/tmp/premem-pwned").exists()
