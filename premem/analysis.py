@@ -55,8 +55,14 @@ def finished_checkpoints(plan: Plan, store: Store) -> tuple[dict[str, list[tuple
                 info["status"] = "incomplete"
             continue
         if rec.status == "failed":
-            info["status"] = "failed"
-            info["error"] = info["error"] or f"{job.label}: {rec.error}"
+            if info["status"] != "diverged":
+                info["status"] = "failed"
+                info["error"] = info["error"] or f"{job.label}: {rec.error}"
+            continue
+        if job.kind == "train" and rec.result and rec.result.get("diverged"):  # the rest of the run is skipped
+            d = rec.result["diverged"]
+            info.update(status="diverged", diverged_step=d["step"],
+                        error=f"diverged at step {d['step']} (epoch {d['epoch']}): loss {d['loss']}")
             continue
         if job.kind == "train" and rec.result:
             info["losses"][job.epoch] = rec.result.get("mean_loss")
@@ -240,6 +246,81 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
     return summary, dynamics
 
 
+SAMPLES_SHOWN = 24  # train examples per run page shown with their samples beside their targets
+
+
+def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]) -> None:
+    """Give each run of summary['runs'] its training loss curve ('loss_curve': [{step, epoch, loss}]) and, at its
+    last finished checkpoint, a selection of train examples with their samples beside their targets
+    ('samples': {epoch, p, examples: [...]}, memorized ones marked at the calibrated p)."""
+    from premem.data.format import target_of
+    from premem.data.loaders import DataError, load_splits
+
+    p = summary["premem"]["p"]
+    train_jobs = [j for j in plan.jobs if j.kind == "train"]
+    records = store.records([j.id for j in train_jobs])
+    curves: dict[str, list[dict]] = {}
+    for j in sorted(train_jobs, key=lambda j: (j.run, j.epoch)):
+        rec = records.get(j.id)
+        if rec is None or rec.status != "done" or not rec.result:
+            continue
+        losses, steps = rec.result.get("losses") or [], rec.result.get("steps") or 0
+        start = rec.result.get("end_step", steps) - steps
+        for i, loss in enumerate(losses):  # the stored curve is downsampled evenly over the epoch's steps
+            step = start + (i * (steps - 1) / (len(losses) - 1) if len(losses) > 1 else steps - 1) + 1
+            curves.setdefault(j.run, []).append({"step": round(step), "epoch": j.epoch, "loss": _finite(loss)})
+    last_eval = {}
+    by_run, _ = finished_checkpoints(plan, store)
+    for name, items in by_run.items():
+        last_eval[name] = items[-1][:2]
+    data_by_run = {r.name: r for r in runs}
+    texts: dict[str, dict] = {}
+    for entry in summary["runs"]:
+        name = entry["name"]
+        entry["loss_curve"] = curves.get(name, [])
+        if name not in last_eval or name not in data_by_run:
+            continue
+        epoch, job_id = last_eval[name]
+        ds_name = plan.runs_by_name()[name].dataset
+        if ds_name not in texts:
+            try:
+                texts[ds_name] = {str(ex.id): ex for ex in load_splits(plan.spec.dataset(ds_name)).train}
+            except (DataError, OSError):
+                texts[ds_name] = {}
+        rows = [r for r in store.examples([job_id], with_samples=True) if r["split"] == "train"]
+        rows.sort(key=lambda r: str(r["example_id"]))
+        run = data_by_run[name]
+        col = {e: i for i, e in enumerate(run.example_ids)}
+        pm = premem_acc(np.nan_to_num(run.acc), run.nll, p)[-1] if p is not None else None
+        shown = []
+        for r in rows:
+            ex = texts[ds_name].get(str(r["example_id"]))
+            nll = r["nll"]
+            memorized = bool(loglog_perplexity(nll) < p) if p is not None and nll is not None else None
+            k = col.get(str(r["example_id"]))
+            shown.append({"example_id": str(r["example_id"]), "question": ex.question if ex else None,
+                          "target": target_of(ex.solution).strip() if ex else None,
+                          "samples": r.get("samples") or [],
+                          "acc": r["n_correct"] / r["n_samples"] if r["n_samples"] else None,
+                          "nll": _finite(nll), "perplexity": _finite(math.exp(nll)) if nll is not None else None,
+                          "memorized": memorized,
+                          "premem_acc": _finite(pm[k]) if pm is not None and k is not None else None})
+        entry["samples"] = {"epoch": epoch, "p": p, "examples": _pick(shown, SAMPLES_SHOWN)}
+
+
+def _pick(rows: list[dict], n: int) -> list[dict]:
+    """At most `n` rows, half memorized and half not where both exist, evenly spread over each group."""
+    mem = [r for r in rows if r["memorized"]]
+    rest = [r for r in rows if not r["memorized"]]
+    take_mem = min(len(mem), max(n // 2, n - len(rest)))
+
+    def spread(xs, k):
+        if k >= len(xs):
+            return xs
+        return [xs[round(i * (len(xs) - 1) / max(1, k - 1))] for i in range(k)] if k > 0 else []
+    return spread(mem, take_mem) + spread(rest, min(len(rest), n - take_mem))
+
+
 def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tuple[dict, dict]:
     """(summary, dynamics) for the report from what the store holds for `plan`."""
     spec = plan.spec
@@ -249,9 +330,16 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
     for run in plan.runs:
         info = status.get(run.name, {"status": "incomplete", "error": None})
         run_entries.append({"id": run.name, "name": run.name, "status": info["status"], "error": info["error"],
-                            "settings": run.settings()})
+                            "settings": run.settings()} | ({"diverged_step": info["diverged_step"]}
+                                                          if "diverged_step" in info else {}))
     text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
-    return build_summary(runs, run_entries, ps=spec.premem.p_grid.values(), calibration_runs=calibration,
-                         fit=spec.premem.fit, fixed_p=spec.premem.p,
-                         study={"name": spec.name, "path": spec_path or "", "text": text},
-                         gap_extra=lambda: irreducible_floor(spec))
+    summary, dynamics = build_summary(runs, run_entries, ps=spec.premem.p_grid.values(),
+                                      calibration_runs=calibration, fit=spec.premem.fit, fixed_p=spec.premem.p,
+                                      study={"name": spec.name, "path": spec_path or "", "text": text},
+                                      gap_extra=lambda: irreducible_floor(spec))
+    from premem.analysis_measures import add_baselines, add_robustness
+
+    add_baselines(plan, store, summary)
+    add_robustness(plan, store, summary, runs, summary["premem"]["p"])
+    add_run_details(plan, store, summary, runs)
+    return summary, dynamics

@@ -128,46 +128,90 @@ def _run_examples(job: Job, dataset) -> list:
 
 
 def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
-    """Train one epoch of a run from the previous checkpoint (or the base model); publish the checkpoint."""
-    from premem.models import load_model
-    from premem.train import (Diverged, Recipe, TooLong, encode_examples, load_optimizer_state, make_optimizer,
-                              save_checkpoint, steps_per_epoch, train_epoch)
+    """Train one epoch of a run from the previous checkpoint (or the base model); publish the checkpoint.
+
+    The base model of epoch 1 is the pretraining job's artifact (a built-in model) or the `hf` model itself,
+    loaded by hub id or folder exactly as a user would. With training.lora, epoch 1 puts fresh adapters on
+    it and every checkpoint holds the adapter only (premem.lora)."""
+    from premem.models import load_model, max_length_of
+    from premem.train import (Diverged, TooLong, encode_examples, load_optimizer_state, make_optimizer,
+                              save_checkpoint, train_epoch)
 
     _threads(job)
     model_spec, ds = _spec_sections(job)
     s = job.settings
-    if not job.deps:
+    lora = s["training"].get("lora")
+    if job.deps:
+        source, revision = store.artifact(job.deps[0]), None  # the previous epoch's checkpoint, or pretraining's
+    elif model_spec.hf is not None:
+        source, revision = model_spec.hf, model_spec.revision
+    else:
         raise UserError("a built-in model needs a `pretrain` section (nothing to finetune from)")
-    source = store.artifact(job.deps[0])
-    loaded = load_model(source, device=job_device(job), dtype=model_spec.dtype,
-                        trust_remote_code=model_spec.trust_remote_code)
+    try:
+        loaded = load_model(source, device=job_device(job), dtype=model_spec.dtype,
+                            trust_remote_code=model_spec.trust_remote_code, revision=revision,
+                            trainable_adapter=True)
+    except (OSError, ValueError) as e:  # no such hub id or folder, gated repo, remote code refused: the spec's
+        raise UserError(f"model {model_spec.hf or source}: {e}") from None
+    base = None
+    if lora is not None:
+        from premem.lora import BASE_FILE, add_adapters, is_adapter, write_base
+
+        if s["epoch"] == 1 or not is_adapter(source):
+            loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
+            base = {"hf": model_spec.hf, "revision": model_spec.revision} if model_spec.hf is not None \
+                else {"artifact": job.deps[0]}
+        else:
+            import json
+
+            base = json.loads((Path(source) / BASE_FILE).read_text())
     examples = _run_examples(job, ds)
     try:
-        seqs = encode_examples(loaded, examples, max_length=model_spec.size.max_length)
-    except TooLong as e:
+        seqs = encode_examples(loaded, examples, max_length=max_length_of(loaded, model_spec))
+    except (TooLong, ValueError) as e:
         raise UserError(str(e)) from None
+    recipe, per_epoch = _recipe(s, len(seqs))
+    opt = make_optimizer(loaded.model, recipe)
+    if job.deps and s["epoch"] > 1:
+        load_optimizer_state(opt, source)
+    start_step = per_epoch * (s["epoch"] - 1)
+    try:
+        out = _train(job, loaded, opt, seqs, recipe, start_step, progress)
+    except Diverged as e:
+        # an outcome of the run, not an error: recorded with its step, the run's later epochs and evaluations
+        # are skipped (there is no checkpoint to go on from), and the other runs go on
+        return {"diverged": {"epoch": s["epoch"], "step": e.step, "loss": str(e.loss)}}
+    staging = store.staging(job.id)
+    save_checkpoint(loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
+    if base is not None:
+        write_base(staging, base)
+    store.publish(staging, job.id)
+    losses = out["losses"]
+    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
+            "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
+            "examples": len(seqs)}
+
+
+def _recipe(s: dict, n_examples: int):
+    """The run's optimisation recipe (train.Recipe) and its optimizer steps per epoch."""
+    from premem.train import Recipe, steps_per_epoch
+
     t = s["training"]
-    per_epoch = steps_per_epoch(len(seqs), t["batch_size"])
+    per_epoch = steps_per_epoch(n_examples, t["batch_size"])
     total = per_epoch * s["epochs"]
     warmup = t["warmup_steps"] if t["warmup_steps"] is not None else \
         int(round((t["warmup_fraction"] or 0.0) * total))
     recipe = Recipe(learning_rate=s["learning_rate"], total_steps=total, batch_size=t["batch_size"],
                     optimizer=t["optimizer"], weight_decay=t["weight_decay"], betas=tuple(t["betas"]),
                     schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"])
-    opt = make_optimizer(loaded.model, recipe)
-    load_optimizer_state(opt, source)
-    start_step = per_epoch * (s["epoch"] - 1)
-    try:
-        out = train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress)
-    except Diverged as e:
-        raise UserError(str(e)) from None
-    staging = store.staging(job.id)
-    save_checkpoint(loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
-    store.publish(staging, job.id)
-    losses = out["losses"]
-    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
-            "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
-            "examples": len(seqs)}
+    return recipe, per_epoch
+
+
+def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress) -> dict:
+    from premem.train import train_epoch
+
+    s = job.settings
+    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress)
 
 
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
@@ -232,9 +276,133 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-RUNNERS = {"pretrain": run_pretrain, "train": run_train_epoch, "evaluate": run_evaluate}
+def _evaluated_train(job: Job, ds) -> list:
+    """The train examples a checkpoint's evaluation reads (evaluation.train_examples of the run's subset)."""
+    train = _run_examples(job, ds)
+    n = job.settings["sampling"]["train_examples"]
+    return train[:n] if n is not None else train
 
 
-def execute(job: Job, store_root: str, progress: Progress) -> dict:
-    """Run `job` and return its result dict (per-example rows, if any, under '_examples')."""
-    return RUNNERS[job.kind](job, Store(Path(store_root)), progress)
+def _sampler_params(sampling: dict, n: int, seed: int):
+    from premem.sampling import SamplingParams
+
+    return SamplingParams(n=n, temperature=sampling["temperature"], top_p=sampling["top_p"],
+                          max_new_tokens=sampling["max_new_tokens"], stop=sampling["stop"], seed=seed)
+
+
+def run_measure(job: Job, store: Store, progress: Progress) -> dict:
+    """One classic measure (settings['measure']) of the checkpoint of the job's train dependency."""
+    from premem.models import load_model
+
+    _threads(job)
+    model_spec, _ = _spec_sections(job) if "dataset" in job.settings else (_model_section(job), None)
+    name, conf = job.settings["measure"], job.settings["config"]
+    t0 = time.time()
+    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
+                        trust_remote_code=model_spec.trust_remote_code)
+    if name == "weight_distance":
+        from premem.metrics.baselines import weight_distance
+
+        source = store.artifact(job.deps[1]) if len(job.deps) > 1 else model_spec.hf
+        base = load_model(source, device=job_device(job), dtype=model_spec.dtype,
+                          trust_remote_code=model_spec.trust_remote_code)
+        try:
+            out = weight_distance(loaded.model, base.model, conf["exclude_embeddings"])
+        except ValueError as e:
+            raise UserError(f"weight distance: {e}") from None
+        return {"measure": name, "value": out["distance"], **out, "seconds": time.time() - t0}
+    _, ds = _spec_sections(job)
+    if name == "gradient_variance":
+        from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance
+        from premem.train import encode_examples
+
+        seqs = encode_examples(loaded, _run_examples(job, ds))
+        try:
+            batches = gradient_minibatches(seqs, conf["minibatches"], conf["batch_size"])
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        out = streamed_variance(minibatch_gradients(loaded.model, batches, loaded.codec.pad_id, loaded.device,
+                                                    conf["micro_batch"], progress))
+        return {"measure": name, "value": out["variance"], **out, "seconds": time.time() - t0}
+    if name == "atc":
+        from premem.data.format import prompt_of
+        from premem.models import with_dtype
+        from premem.sampling import TransformersSampler, target_nll
+
+        sampling = job.settings["sampling"]
+        train = _evaluated_train(job, ds)
+        prompts = [prompt_of(ex.question) for ex in train]
+        sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
+        greedy = [c[0] for c in sampler.sample(prompts, _sampler_params(sampling, 1, int(job.id[:8], 16)),
+                                               progress=lambda m: progress(f"greedy samples: {m}"))]
+        # the sample's likelihood under the checkpoint that wrote it, in the model's own dtype
+        scored = target_nll(loaded, list(zip(prompts, greedy)), progress=lambda m: progress(f"scores: {m}"))
+        rows = [{"split": "train", "example_id": ex.id, "n_samples": 1, "n_correct": 0, "n_unparseable": 0,
+                 "samples": [c], "nll": nll if n else None, "n_target_tokens": n}
+                for ex, c, (nll, n) in zip(train, greedy, scored)]
+        return {"measure": name, "value": None, "n_train": len(train), "seconds": time.time() - t0,
+                "_examples": rows}
+    raise ValueError(f"unknown measure {name!r}")
+
+
+def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
+    """Sample the job's checkpoint on every evaluated train prompt with the preamble appended after the answer
+    cue (the original prompt when the preamble is empty); grade only the continuation. Per-example rows."""
+    from premem.data.format import prompt_of
+    from premem.evaluate import grade
+    from premem.models import load_model, with_dtype
+    from premem.sampling import TransformersSampler
+
+    _threads(job)
+    model_spec, ds = _spec_sections(job)
+    s, sampling = job.settings, job.settings["sampling"]
+    t0 = time.time()
+    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
+                        trust_remote_code=model_spec.trust_remote_code)
+    train = _evaluated_train(job, ds)
+    prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]
+    sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
+    done = sampler.sample(prompts, _sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)
+    rows = []
+    for ex, comps in zip(train, done):
+        correct, unparseable = grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))
+        rows.append({"split": "train", "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,
+                     "n_unparseable": unparseable, "samples": list(comps[:2])})
+    acc = _mean([r["n_correct"] / r["n_samples"] for r in rows if r["n_samples"]])
+    return {"preamble": s["preamble"], "train_acc": acc, "n_train": len(train), "seconds": time.time() - t0,
+            "sampled_tokens": sampler.tokens_generated, "_examples": rows}
+
+
+def _model_section(job: Job):
+    from premem.spec import ModelSpec
+
+    return ModelSpec.model_validate({"name": "m", **job.settings["model"]})
+
+
+RUNNERS = {"pretrain": run_pretrain, "train": run_train_epoch, "evaluate": run_evaluate, "measure": run_measure,
+           "perturb": run_perturb}
+
+
+class StoreUnreachable(RuntimeError):
+    """The store folder is not there on the node running the job (a shared mount missing on that node)."""
+
+
+def execute(job: Job, store_root: str, progress: Progress, expected: dict[str, dict] | None = None) -> dict:
+    """Run `job` and return its result dict (per-example rows, if any, under '_examples', its artifact's
+    checksums under store.CHECKSUM_KEY). `expected`: dependency id -> the checksums recorded with it; each
+    such artifact is verified before the job starts (store.CorruptArtifact if it does not match)."""
+    from premem.store import CHECKSUM_KEY, artifact_checksums
+
+    store = Store(Path(store_root))
+    if not store.db_path.is_file():
+        import socket
+
+        raise StoreUnreachable(f"the store {store_root} is not reachable on node {socket.gethostname()}: mount the "
+                               "shared file system at the same path on every node")
+    for dep, sums in (expected or {}).items():
+        store.verify_artifact(dep, sums)
+    result = RUNNERS[job.kind](job, store, progress)
+    folder = store.artifact(job.id)
+    if "diverged" not in result and folder.is_dir():
+        result[CHECKSUM_KEY] = artifact_checksums(folder)
+    return result

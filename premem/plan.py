@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from premem.data.loaders import dataset_fingerprint
+from premem.hf import model_fingerprint
 from premem.spec import Spec
 
 # Bump a kind's version when the code that computes its result changes what it computes.
 # train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
-CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "analysis": "1"}
+CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Run:
 
 @dataclass(frozen=True)
 class Job:
-    """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | analysis."""
+    """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
+    classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | analysis."""
 
     id: str
     kind: str
@@ -113,19 +115,48 @@ def expand_runs(spec: Spec) -> list[Run]:
     return out
 
 
+def match_runs(runs: list[Run], selectors) -> list[Run]:
+    """The runs (in order) that match `selectors`: "all", or a list of spec.RunSelector (a field left out
+    matches anything; a run matching any selector is kept)."""
+    if selectors == "all":
+        return list(runs)
+    keys = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+    return [r for r in runs
+            if any(all(getattr(s, k) is None or getattr(s, k) == getattr(r, k) for k in keys) for s in selectors)]
+
+
 def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
     """The runs that calibrate p (spec.premem.calibrate_on)."""
-    sel = spec.premem.calibrate_on
-    if sel == "all":
-        return list(runs)
-    out = []
-    for r in runs:
-        for s in sel:
-            if all(getattr(s, k) is None or getattr(s, k) == getattr(r, k)
-                   for k in ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")):
-                out.append(r)
-                break
-    return out
+    return match_runs(runs, spec.premem.calibrate_on)
+
+
+def measured_runs(spec: Spec, runs: list[Run]) -> list[Run]:
+    """The runs whose checkpoints get the classic measures: spec.metrics.runs, plus the ATC reference run."""
+    chosen = match_runs(runs, spec.metrics.runs)
+    if spec.metrics.atc is not None:
+        chosen += [r for r in match_runs(runs, [spec.metrics.atc.reference]) if r not in chosen]
+    return [r for r in runs if r in chosen]
+
+
+def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
+    """(run, epoch) of the checkpoint that fixes the ATC threshold, or None when ATC is off."""
+    atc = spec.metrics.atc
+    if atc is None:
+        return None
+    run = match_runs(runs, [atc.reference])[0]  # the spec's validation made sure there is exactly one
+    return run, atc.epoch or run.epochs
+
+
+def perturbed_epochs(spec: Spec, run: Run) -> list[int]:
+    """The epochs of `run` whose checkpoints are sampled under perturbed prompts (none when off or unselected)."""
+    pert = spec.perturbations
+    if pert is None or run not in match_runs([run], pert.runs):
+        return []
+    if pert.epochs == "final":
+        return [run.epochs]
+    if pert.epochs == "all":
+        return list(range(1, run.epochs + 1))
+    return sorted(e for e in set(pert.epochs) if e <= run.epochs)
 
 
 def settle_threshold(spec: Spec) -> float:
@@ -163,6 +194,8 @@ def build_plan(spec: Spec) -> Plan:
     # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
     evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
     settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
+    extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
+    measured = measured_runs(spec, runs)
     for run in runs:
         model, ds = spec.model(run.model), spec.dataset(run.dataset)
         prev = base_of[run.model]
@@ -177,6 +210,8 @@ def build_plan(spec: Spec) -> Plan:
             fp = dataset_fingerprint(ds, splits=("train",))  # local files: their content, not just their path
             if fp:
                 settings["data_files"] = fp
+            if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
+                settings.update(model_fingerprint(model.hf))
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=res.train.model_dump())
@@ -199,13 +234,86 @@ def build_plan(spec: Spec) -> Plan:
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
+            base = base_of[run.model]
+            extra = (_measure_jobs(spec, run, epoch, train, base) if run in measured else []) + \
+                _perturb_jobs(spec, run, epoch, train)
+            jobs.extend(extra)
+            extra_ids.extend(j.id for j in extra)
             prev = train.id
     an_settings = {"premem": spec.premem.model_dump(mode="json"),
                    "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
-    deps = tuple(eval_ids)
+    if spec.metrics.enabled():
+        an_settings["metrics"] = spec.metrics.model_dump(mode="json")
+    if spec.perturbations is not None:
+        an_settings["perturbations"] = spec.perturbations.model_dump(mode="json")
+    deps = tuple(eval_ids + extra_ids)
     jobs.append(Job(content_hash("analysis", an_settings, deps), "analysis", "analysis and report",
                     an_settings, deps))
     return Plan(spec=spec, runs=runs, jobs=jobs)
+
+
+def _checkpoint_settings(spec: Spec, run: Run, with_data: bool = True) -> dict:
+    """What identifies a checkpoint's inputs beyond its train job: the model, the run's training examples
+    (the test split's size left out: these jobs read train examples only), the seed and the device."""
+    model, ds = spec.model(run.model), spec.dataset(run.dataset)
+    out: dict[str, Any] = {"model": _content(model), "seed": spec.seed, "device": spec.device}
+    if with_data:
+        out.update(dataset={k: v for k, v in _content(ds).items() if k != "test_size"},
+                   dataset_fraction=run.dataset_fraction)
+        fp = dataset_fingerprint(ds, splits=("train",))
+        if fp:
+            out["data_files"] = fp
+    return out
+
+
+def _sampling_settings(spec: Spec) -> dict:
+    ev = spec.evaluation
+    return {"temperature": ev.temperature, "top_p": ev.top_p, "max_new_tokens": ev.max_new_tokens, "stop": ev.stop,
+            "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples,
+            "sampler": ev.sampler}
+
+
+def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None) -> list[Job]:
+    """One job per classic measure switched on, for the checkpoint `train` writes."""
+    m = spec.metrics
+    out = []
+    res = spec.resources.evaluate.model_dump()
+    for name in m.enabled():
+        conf = getattr(m, name).model_dump(mode="json")
+        deps: tuple[str, ...] = (train.id,)
+        if name == "gradient_variance":
+            conf["batch_size"] = conf["batch_size"] or spec.training.batch_size
+            settings = _checkpoint_settings(spec, run)
+        elif name == "weight_distance":
+            # the distance to the run's base: a pretrain job's model, or the hub model named in `model`
+            settings = _checkpoint_settings(spec, run, with_data=False)
+            deps = (train.id, base) if base else deps
+        else:  # atc: one greedy sample per train prompt; the reference and the score form are the analysis's
+            conf = {}
+            settings = _checkpoint_settings(spec, run) | {"sampling": _sampling_settings(spec) | {"temperature": 0.0}}
+        settings |= {"measure": name, "config": conf}
+        out.append(Job(content_hash("measure", settings, deps), "measure",
+                       f"measure {name} {run.name} epoch {epoch}", settings, deps, run=run.name, epoch=epoch,
+                       resources=res))
+    return out
+
+
+def _perturb_jobs(spec: Spec, run: Run, epoch: int, train: Job) -> list[Job]:
+    """For a perturbed checkpoint: one job for the original prompt and one per preamble, each sampling every
+    evaluated train prompt `perturbations.samples` times."""
+    if epoch not in perturbed_epochs(spec, run):
+        return []
+    pert = spec.perturbations
+    preambles = pert.for_dataset(spec.dataset(run.dataset).builtin is not None)
+    out = []
+    for preamble in ["", *preambles]:
+        settings = _checkpoint_settings(spec, run) | {"preamble": preamble, "samples": pert.samples,
+                                                      "sampling": _sampling_settings(spec)}
+        what = "original prompt" if not preamble else f"preamble {preamble.strip()!r}"
+        out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
+                       f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,
+                       epoch=epoch, resources=spec.resources.evaluate.model_dump()))
+    return out
 
 
 def job_view(job: Job, status: str) -> dict:
@@ -224,6 +332,10 @@ def job_view(job: Job, status: str) -> dict:
             view.update(skip_settled_below=s["skip_settled_below"])
     if job.kind == "pretrain":
         view.update(model=job.label.split(" ", 1)[1], pretrain=s["model"]["pretrain"])
+    if job.kind == "measure":
+        view.update(measure=s["measure"], config=s["config"])
+    if job.kind == "perturb":
+        view.update(preamble=s["preamble"], samples=s["samples"])
     if job.kind == "analysis":
         view.update(premem=s["premem"], calibration_runs=s["calibration_runs"])
     return view

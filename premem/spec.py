@@ -69,15 +69,57 @@ class Pretrain(Strict):
     )
 
 
+def _hf_source(v: str | None) -> str | None:
+    """A Hugging Face model: a hub id (`org/name`) or a local folder. A value that names an existing path, or
+    that looks like one (starts with `.`, `/` or `~`), is a local folder: it must exist and is stored absolute
+    (so Ray workers elsewhere read the same folder); anything else is a hub id, resolved where the job runs."""
+    if v is None:
+        return None
+    v = v.strip()
+    if not v:
+        raise ValueError("empty: give a hub id such as meta-llama/Meta-Llama-3-8B or a local folder")
+    p = Path(os.path.expanduser(v))
+    if p.exists() or v.startswith((".", "/", "~")):
+        full = Path(os.path.abspath(p))
+        if not full.is_dir():
+            where = "" if p.is_absolute() else f" (relative paths are relative to the working directory, {os.getcwd()})"
+            raise ValueError(f"no such model folder: {v}{where}" if not full.exists() else f"{v} is not a folder")
+        if not (full / "config.json").exists():
+            raise ValueError(f"{v} has no config.json: not a folder written by save_pretrained")
+        return str(full)
+    if v.count("/") > 1 or " " in v:
+        raise ValueError(f"{v!r} is neither an existing folder nor a hub id of the form org/name")
+    return v
+
+
+class LoraSpec(Strict):
+    """LoRA (peft): train low-rank adapters on frozen base weights instead of every weight."""
+
+    r: int = Field(16, ge=1, le=4096, description="Rank of the adapters.")
+    alpha: PositiveFloat = Field(32, description="Scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: Literal["all-linear"] | list[Annotated[str, Field(min_length=1)]] = Field(
+        "all-linear", min_length=1, description="Modules that get adapters: `all-linear` (every linear layer but "
+        "the output head) or names such as [q_proj, v_proj].")
+
+
 class ModelSpec(Strict):
     """One model of the study: a built-in architecture (trained from nothing) or a Hugging Face causal LM."""
 
     name: str = Field(..., min_length=1, description="Label used in run names, plots and `runs` selectors.")
     builtin: str | None = Field(None, description=f"A built-in architecture: one of {', '.join(BUILTIN_MODELS)}.")
-    hf: str | None = Field(None, description="A Hugging Face hub id or a local folder with a causal LM.")
+    hf: Annotated[str | None, AfterValidator(_hf_source)] = Field(
+        None, description="A Hugging Face causal LM: a hub id (e.g. meta-llama/Meta-Llama-3-8B) or a local folder "
+        "written by save_pretrained, loaded with AutoModelForCausalLM / AutoTokenizer.from_pretrained.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of an `hf` model; null = "
+                                 "latest. Pin it for reproducible studies: job ids cannot see hub updates.")
+    max_length: int | None = Field(None, ge=16, le=1_048_576, description="Longest training sequence (prompt + "
+                                   "target) of an `hf` model, in tokens; null = the model's max_position_embeddings. "
+                                   "A longer example is an error, never cut.")
     size: TinyArchitecture = Field(default_factory=TinyArchitecture, description="Size of a built-in model.")
     pretrain: Pretrain | None = Field(None, description="Pretraining stage for a built-in model.")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights' dtype while training.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description="Weights' dtype while training "
+                                                             "and scoring (bfloat16 for 7-9B models on GPUs).")
     trust_remote_code: bool = Field(False, description="Allow a hub model's own Python code to run (off by default).")
 
     @field_validator("builtin")
@@ -98,8 +140,27 @@ class ModelSpec(Strict):
         if (self.builtin is None) == (self.hf is None):
             raise ValueError("give exactly one of `builtin` (a built-in architecture) or `hf` (a hub id or local path)")
         if self.hf is not None:
-            raise ValueError("Hugging Face models (`hf`) are not supported yet in this version; use `builtin: tiny`")
+            if self.pretrain is not None:
+                raise ValueError("`pretrain` is only for built-in models: a Hugging Face model starts from its own "
+                                 "weights")
+            if "size" in self.model_fields_set:
+                raise ValueError("`size` is only for built-in models (a Hugging Face model has its own config)")
+        else:
+            stray = [k for k in ("revision", "max_length") if getattr(self, k) is not None]
+            if stray:
+                raise ValueError(f"{', '.join(stray)}: only for a Hugging Face (`hf`) model; a built-in model's "
+                                 "length is size.max_length")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # Only what applies to the source: a built-in model dumps exactly as it did before `hf` models existed,
+        # so the content hashes (job ids) of existing studies do not change.
+        d = handler(self)
+        drop = ("revision", "max_length") if self.builtin is not None else ("builtin", "size", "pretrain")
+        for k in drop:
+            d.pop(k, None)
+        return d
 
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -314,6 +375,17 @@ class Training(Strict):
         description="The fixed-step rule: a run on a fraction f < 1 of the data that names no epochs trains "
         "round(fixed_step_epochs / f) epochs, keeping the step count of that many full epochs.",
     )
+    lora: LoraSpec | None = Field(
+        None, description="Train LoRA adapters (peft) instead of every weight; null = full finetuning (the "
+        "paper's choice). Checkpoints then hold the adapter, evaluated on the base model.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # full finetuning dumps exactly as before LoRA existed, so existing job ids do not change
+        d = handler(self)
+        if d.get("lora") is None:
+            d.pop("lora", None)
+        return d
 
     @field_validator("betas")
     @classmethod
@@ -419,6 +491,88 @@ class PreMem(Strict):
     )
 
 
+# ------------------------------------------------------------------------------ classic measures
+class GradientVariance(Strict):
+    """Gradient variance at a checkpoint (Appendix B): gradients of M minibatches of the run's first M x B
+    training examples, per-parameter variance across the M, mean over parameters."""
+
+    minibatches: int = Field(5, ge=2, le=1000, description="Minibatches M (the paper: 5).")
+    batch_size: int | None = Field(None, ge=1, le=100_000, description="Examples per minibatch B; null = the "
+                                   "training batch size.")
+    micro_batch: int = Field(8, ge=1, le=100_000, description="Examples per forward/backward pass while a "
+                             "minibatch's gradient is accumulated (bounds memory; the result is the same).")
+
+
+class WeightDistance(Strict):
+    """Distance from initialization: sum over parameters of (theta - theta_base)^2, no square root."""
+
+    exclude_embeddings: bool = Field(True, description="Leave out the input embedding and output layers (as "
+                                     "the authors did).")
+
+
+class Atc(Strict):
+    """Average Thresholded Confidence: a threshold on the score of one greedy sample per train prompt, fitted on
+    a reference checkpoint so that the fraction above it equals that checkpoint's test accuracy."""
+
+    reference: RunSelector = Field(..., description="The run whose checkpoint fixes the threshold (must select "
+                                   "exactly one run; the paper: 3 epochs at LR 2e-5).")
+    epoch: int | None = Field(None, ge=1, description="Its checkpoint; null = its last epoch.")
+    score: Literal["token_mean", "sequence"] = Field(
+        "token_mean", description="The sample's likelihood as its mean log-probability per token (token_mean: "
+        "long traces are not penalised) or its total log-probability (sequence).")
+
+
+class Metrics(Strict):
+    """Classic generalization measures computed at every checkpoint of the selected runs, compared with
+    PreMemAcc against the generalization gap (train accuracy - test accuracy). A measure left out is off."""
+
+    gradient_variance: GradientVariance | None = Field(None, description="Gradient variance; {} for defaults.")
+    weight_distance: WeightDistance | None = Field(None, description="Distance from initialization; {} for defaults.")
+    atc: Atc | None = Field(None, description="Average Thresholded Confidence (needs a reference run).")
+    runs: Literal["all"] | list[RunSelector] = Field(
+        "all", description="Runs whose checkpoints get the measures and enter the correlations: `all` or selectors.")
+
+    def enabled(self) -> list[str]:
+        """Names of the measures switched on, in report order."""
+        return [n for n in ("gradient_variance", "weight_distance", "atc") if getattr(self, n) is not None]
+
+
+# ------------------------------------------------------------------------------------ perturbations
+BUILTIN_PREAMBLES = (" First,", " Let us think step by step.")  # in the built-in task's vocabulary
+PAPER_PREAMBLES = (" First", " We know that")
+
+
+class Perturbations(Strict):
+    """Per-example robustness (Section 5.1): train prompts with a preamble appended after the answer cue
+    (`question + "\nAnswer:" + preamble`), sampled k times at the chosen checkpoints; only the continuation
+    is graded. Accuracy per example is binned by the example's PreMemAcc there."""
+
+    preambles: list[str] | None = Field(
+        None, min_length=1, description="Preambles appended after \"Answer:\" (start them with a space); null = "
+        f"defaults: the built-in task {list(BUILTIN_PREAMBLES)}, other datasets the paper's {list(PAPER_PREAMBLES)}.")
+    samples: int = Field(10, ge=1, le=1000, description="Samples per prompt (the paper: 10).")
+    runs: Literal["all"] | list[RunSelector] = Field("all", description="Runs perturbed: `all` or selectors.")
+    epochs: Literal["final", "all"] | list[int] = Field(
+        "final", description="Checkpoints perturbed: `final` (each run's last epoch), `all`, or a list of epochs.")
+
+    @field_validator("preambles")
+    @classmethod
+    def _distinct(cls, v):
+        if v is not None:
+            if any(not p.strip() for p in v):
+                raise ValueError("a preamble must contain some text")
+            dup = sorted({p for p in v if v.count(p) > 1})
+            if dup:
+                raise ValueError(f"duplicate preambles: {dup}")
+        return v
+
+    def for_dataset(self, builtin: bool) -> list[str]:
+        """The preambles used on a dataset: the spec's, or the defaults for its kind."""
+        if self.preambles is not None:
+            return list(self.preambles)
+        return list(BUILTIN_PREAMBLES if builtin else PAPER_PREAMBLES)
+
+
 class JobResources(Strict):
     cpus: PositiveFloat = Field(1, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
@@ -429,7 +583,8 @@ class Resources(Strict):
 
     pretrain: JobResources = Field(default_factory=JobResources, description="Pretraining jobs.")
     train: JobResources = Field(default_factory=JobResources, description="Finetuning epoch jobs.")
-    evaluate: JobResources = Field(default_factory=JobResources, description="Checkpoint evaluation jobs.")
+    evaluate: JobResources = Field(default_factory=JobResources, description="Checkpoint evaluation jobs, and "
+                                   "the classic measures and perturbed-prompt sampling of a checkpoint.")
 
 
 class Spec(Strict):
@@ -447,6 +602,9 @@ class Spec(Strict):
     runs: list[RunSpec] = Field(default_factory=list, description="Extra runs beyond the grid.")
     evaluation: Evaluation = Field(default_factory=Evaluation, description="Checkpoint evaluation.")
     premem: PreMem = Field(default_factory=PreMem, description="PreMemAcc settings.")
+    metrics: Metrics = Field(default_factory=Metrics, description="Classic generalization measures (off unless named).")
+    perturbations: Perturbations | None = Field(None, description="Per-example robustness under perturbed prompts; "
+                                                "{} for the defaults, absent = off.")
     resources: Resources = Field(default_factory=Resources, description="Ray resources per job kind.")
 
     def model(self, name: str) -> ModelSpec:
@@ -679,6 +837,49 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                 out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
             if sel.dataset is not None and sel.dataset not in data_names:
                 out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
+    out += _measure_problems(spec)
+    return out
+
+
+def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
+    """Checks of the metrics and perturbations sections: selectors that name known runs, an ATC reference that
+    is exactly one run with that epoch, preambles the built-in tokenizer can read."""
+    from premem.plan import expand_runs, match_runs
+
+    out: list[tuple[tuple, str]] = []
+    runs = expand_runs(spec)
+    sections = [("metrics", spec.metrics.runs)]
+    if spec.perturbations is not None:
+        sections.append(("perturbations", spec.perturbations.runs))
+    for name, sel in sections:
+        if isinstance(sel, list):
+            for i, s in enumerate(sel):
+                if not match_runs(runs, [s]):
+                    out.append(((name, "runs", i), "selects no run of the study"))
+    atc = spec.metrics.atc
+    if atc is not None:
+        ref = match_runs(runs, [atc.reference])
+        if len(ref) != 1:
+            names = ", ".join(r.name for r in ref[:4]) + (" ..." if len(ref) > 4 else "")
+            out.append((("metrics", "atc", "reference"),
+                        f"must select exactly one run; it selects {len(ref)}" + (f" ({names})" if ref else "")
+                        + ": add learning_rate, epochs or dataset_fraction"))
+        elif atc.epoch is not None and atc.epoch > ref[0].epochs:
+            out.append((("metrics", "atc", "epoch"), f"the reference run has {ref[0].epochs} epochs"))
+    pert = spec.perturbations
+    if pert is not None and isinstance(pert.epochs, list):
+        longest = max((r.epochs for r in runs), default=0)
+        for i, e in enumerate(pert.epochs):
+            if e < 1 or e > longest:
+                out.append((("perturbations", "epochs", i), f"no run has epoch {e} (the longest has {longest})"))
+    if pert is not None and pert.preambles is not None and any(m.builtin is not None for m in spec.models):
+        from premem.data.tokenizer import WordTokenizer
+
+        codec = WordTokenizer.for_arithmetic_task()
+        for i, p in enumerate(pert.preambles):
+            if codec.unk_id in codec.encode(p):
+                out.append((("perturbations", "preambles", i), f"{p!r} has words the built-in model's tokenizer does "
+                            "not know (they would read as <unk>); use the task's words, e.g. \" First,\""))
     return out
 
 

@@ -1,0 +1,178 @@
+"""The report's comparative figures from stored results: the classic measures against the generalization gap
+(the paper's Fig. 5) and per-example robustness under perturbed prompts by PreMemAcc bin (its Fig. 7).
+
+Both read the results of `measure` and `perturb` jobs and add to a summary that `premem.analysis` built
+(the checkpoints' train/test accuracy and PreMemAcc, and the calibrated p). Nothing here needs a model.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from premem.analysis import RunData, _finite
+from premem.metrics.baselines import atc_accuracy, atc_threshold, correlations
+from premem.metrics.premem import premem_acc
+from premem.plan import Plan, atc_reference, match_runs
+from premem.store import Store
+
+BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))
+
+#: name -> (label, checkpoint key plotted against the gap, axis label); PreMemAcc and ATC predict an accuracy,
+#: so the gap they predict is train accuracy minus that accuracy
+MEASURES = {
+    "premem": ("PreMemAcc", "premem_gap", "train acc − PreMemAcc"),
+    "gradient_variance": ("Gradient variance", "gradient_variance", "gradient variance (mean over parameters)"),
+    "weight_distance": ("Distance from initialization", "weight_distance", "Σ (θ − θ₀)²"),
+    "atc": ("ATC", "atc_gap", "train acc − ATC-predicted acc"),
+}
+#: the checkpoint key each measure is compared with test accuracy by
+TEST_KEYS = {"premem": "premem_acc", "gradient_variance": "gradient_variance", "weight_distance": "weight_distance",
+             "atc": "atc_acc"}
+
+
+def bin_label(lo: float, hi: float) -> str:
+    return f"{lo:.1f}-{hi:.1f}"
+
+
+def bin_of(value: float) -> int:
+    """Index in BINS of a PreMemAcc value: [0, 0.2), [0.2, 0.4), ..., [0.8, 1.0] (the last bin is closed)."""
+    return min(int(value / 0.2 + 1e-9), len(BINS) - 1)
+
+
+def _checkpoint_index(summary: dict) -> dict[tuple[str, int], dict]:
+    return {(r["name"], c["epoch"]): c for r in summary["runs"] for c in r.get("checkpoints", [])}
+
+
+def _atc_scores(rows: list[dict], score: str) -> np.ndarray:
+    """Per train prompt, the likelihood of its greedy sample: mean log-probability per token (token_mean) or
+    total (sequence). An empty sample has no likelihood: it scores below every other."""
+    out = []
+    for r in sorted(rows, key=lambda r: str(r["example_id"])):
+        nll, n = r["nll"], r["n_target_tokens"] or 0
+        if nll is None or not n or not math.isfinite(nll):
+            out.append(-math.inf)
+        else:
+            out.append(-nll if score == "token_mean" else -nll * n)
+    return np.array(out)
+
+
+def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
+    """Put each classic measure on its checkpoints (summary['runs'][i]['checkpoints']) and their correlations
+    with the generalization gap and with test accuracy under summary['baselines'] (and 'baselines_meta').
+
+    Every checkpoint gets 'gap' = train acc - test acc (and 'premem_gap' where PreMemAcc is known), whether or
+    not the spec asks for classic measures. Only finished measure jobs count; a missing one leaves its value out.
+    """
+    spec = plan.spec
+    cps = _checkpoint_index(summary)
+    for c in cps.values():
+        tr, te, pm = c.get("train_acc"), c.get("test_acc"), c.get("premem_acc")
+        c["gap"] = tr - te if tr is not None and te is not None else None
+        c["premem_gap"] = tr - pm if tr is not None and pm is not None else None
+    enabled = spec.metrics.enabled()
+    if not enabled:
+        return
+    jobs = [j for j in plan.jobs if j.kind == "measure"]
+    records = store.records([j.id for j in jobs])
+    done = {j.id: j for j in jobs if j.id in records and records[j.id].status == "done"}
+    for j in done.values():
+        name, c = j.settings["measure"], cps.get((j.run, j.epoch))
+        if c is not None and name != "atc":
+            c[name] = _finite(records[j.id].result.get("value"))
+    # the ATC reference run is measured whatever metrics.runs says, but enters the figures only if chosen
+    meta: dict = {"runs": [r.name for r in match_runs(plan.runs, spec.metrics.runs)], "atc_reference": None}
+    if "atc" in enabled:
+        meta["atc_reference"] = _add_atc(plan, store, done, cps)
+    chosen = set(meta["runs"])
+    points = [c for (run, _), c in cps.items() if run in chosen]
+    baselines = {}
+    for name in ["premem", *enabled]:
+        label, key, x_label = MEASURES[name]
+        gap = correlations([c.get(key) for c in points], [c.get("gap") for c in points])
+        test = correlations([c.get(TEST_KEYS[name]) for c in points], [c.get("test_acc") for c in points])
+        baselines[name] = {"label": label, "value_key": key, "x_label": x_label,
+                           "pearson_gap": gap["pearson"], "kendall_gap": gap["kendall"],
+                           "pearson_test": test["pearson"], "kendall_test": test["kendall"], "n": gap["n"]}
+    summary["baselines"] = baselines
+    summary["baselines_meta"] = meta
+
+
+def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
+    """Fit the ATC threshold on the reference checkpoint and put 'atc_acc' and 'atc_gap' on every checkpoint
+    with a finished ATC job; return what the report says about the reference (None until it is finished)."""
+    ref_run, ref_epoch = atc_reference(plan.spec, plan.runs)
+    score = plan.spec.metrics.atc.score
+    atc_jobs = {(j.run, j.epoch): j for j in done.values() if j.settings["measure"] == "atc"}
+    ref_job, ref_cp = atc_jobs.get((ref_run.name, ref_epoch)), cps.get((ref_run.name, ref_epoch))
+    if ref_job is None or ref_cp is None or ref_cp.get("test_acc") is None:
+        return None
+    rows = store.examples(list(j.id for j in atc_jobs.values()))
+    by_job: dict[str, list[dict]] = {}
+    for r in rows:
+        by_job.setdefault(r["job_id"], []).append(r)
+    threshold = atc_threshold(_atc_scores(by_job.get(ref_job.id, []), score), ref_cp["test_acc"])
+    for key, j in atc_jobs.items():
+        c = cps.get(key)
+        if c is None or not by_job.get(j.id):
+            continue
+        c["atc_acc"] = atc_accuracy(_atc_scores(by_job[j.id], score), threshold)
+        c["atc_gap"] = c["train_acc"] - c["atc_acc"] if c.get("train_acc") is not None else None
+    return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"], "threshold": _finite(threshold),
+            "score": score}
+
+
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0, "mean": None, "median": None, "q1": None, "q3": None, "values": []}
+    a = np.array(values)
+    return {"n": len(values), "mean": float(a.mean()), "median": float(np.median(a)),
+            "q1": float(np.quantile(a, 0.25)), "q3": float(np.quantile(a, 0.75)), "values": [float(v) for v in a]}
+
+
+def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData], p: float | None) -> None:
+    """Per-example accuracy under the original and each perturbed prompt, binned by the example's PreMemAcc at
+    the perturbed checkpoint (calibrated p), pooled over the perturbed checkpoints: summary['robustness']
+    [prompt label][bin label] = {n, mean, median, q1, q3, values} and summary['robustness_meta']."""
+    spec = plan.spec
+    if spec.perturbations is None or p is None:
+        return
+    jobs = [j for j in plan.jobs if j.kind == "perturb"]
+    records = store.records([j.id for j in jobs])
+    jobs = [j for j in jobs if j.id in records and records[j.id].status == "done"]
+    data = {r.name: r for r in runs}
+    # the example's PreMemAcc at each checkpoint of each run
+    pm_at: dict[tuple[str, int], dict[str, float]] = {}
+    for r in runs:
+        pm = premem_acc(np.nan_to_num(r.acc), r.nll, p)
+        for i, e in enumerate(r.epochs):
+            pm_at[(r.name, e)] = dict(zip(r.example_ids, pm[i].tolist()))
+    labels: dict[str, str] = {"original": ""}
+    for j in jobs:
+        pre = j.settings["preamble"]
+        if pre:
+            labels.setdefault(pre.strip(), pre)
+    values: dict[str, list[list[float]]] = {lab: [[] for _ in BINS] for lab in labels}
+    label_of = {text: lab for lab, text in labels.items()}
+    used: list[dict] = []
+    rows = store.examples([j.id for j in jobs])
+    by_job: dict[str, list[dict]] = {}
+    for r in rows:
+        by_job.setdefault(r["job_id"], []).append(r)
+    for j in jobs:
+        pms = pm_at.get((j.run, j.epoch))
+        if pms is None or j.run not in data:
+            continue  # its checkpoint's evaluation is not finished yet
+        if {"run": j.run, "epoch": j.epoch} not in used:
+            used.append({"run": j.run, "epoch": j.epoch})
+        for r in by_job.get(j.id, []):
+            pm = pms.get(str(r["example_id"]))
+            if pm is None or not r["n_samples"]:
+                continue
+            values[label_of[j.settings["preamble"]]][bin_of(pm)].append(r["n_correct"] / r["n_samples"])
+    if not used:
+        return
+    summary["robustness"] = {lab: {bin_label(*b): _stats(values[lab][k]) for k, b in enumerate(BINS)}
+                             for lab in labels}
+    summary["robustness_meta"] = {"preambles": labels, "checkpoints": used, "samples": spec.perturbations.samples,
+                                  "bins": [bin_label(*b) for b in BINS], "p": p}

@@ -1,0 +1,70 @@
+"""End to end: adding the classic measures and perturbations to a finished study computes only them, and the
+report's summary carries their figures under stable keys (real CLI, real local Ray, real store)."""
+import json
+import sqlite3
+
+import pytest
+
+from tests.e2e.test_cli_apply import done_jobs, premem, workdir  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.slow
+
+MEASURES = """
+metrics:
+  gradient_variance: {minibatches: 3, batch_size: 8}
+  weight_distance: {}
+  atc: {reference: {learning_rate: 1.0e-3}}
+perturbations:
+  samples: 3
+"""
+
+
+def kinds(store):
+    con = sqlite3.connect(store / "premem.db")
+    out = dict(con.execute("SELECT id, kind FROM jobs").fetchall())
+    con.close()
+    return out
+
+
+def test_measures_added_to_a_finished_study(workdir):  # noqa: F811
+    premem("apply", "smoke.yaml", cwd=workdir)
+    store = workdir / ".premem"
+    before = done_jobs(store)
+    spec = workdir / "smoke.yaml"
+    spec.write_text(spec.read_text() + MEASURES)
+    out = premem("apply", "smoke.yaml", cwd=workdir)
+    after, kind = done_jobs(store), kinds(store)
+    # nothing trained or evaluated again: only the new measure and perturb jobs (and the analysis) ran
+    rerun = {kind[j] for j, t in after.items() if before.get(j) != t}
+    assert rerun == {"measure", "perturb", "analysis"}, out.stdout
+    assert sum(1 for j in after if kind[j] == "measure") == 3 * 4  # 3 measures x 2 runs x 2 epochs
+    assert sum(1 for j in after if kind[j] == "perturb") == 3 * 2  # original + 2 preambles x final of 2 runs
+
+    summary = json.loads((workdir / "reports" / "summary.json").read_text())
+    for name in ("premem", "gradient_variance", "weight_distance", "atc"):
+        entry = summary["baselines"][name]
+        assert {"pearson_gap", "kendall_gap", "pearson_test", "kendall_test"} <= set(entry)
+        assert entry["n"] == 4
+    ref = summary["baselines_meta"]["atc_reference"]
+    run = next(r for r in summary["runs"] if r["name"] == ref["run"])
+    cp = next(c for c in run["checkpoints"] if c["epoch"] == ref["epoch"])
+    assert cp["atc_acc"] == pytest.approx(cp["test_acc"])  # the threshold reproduces the reference exactly
+    for r in summary["runs"]:
+        for c in r["checkpoints"]:
+            assert c["weight_distance"] > 0 and c["gradient_variance"] > 0
+            assert c["gap"] == pytest.approx(c["train_acc"] - c["test_acc"])
+        assert r["loss_curve"] and r["samples"]["examples"]
+    rob = summary["robustness"]
+    assert list(rob) == ["original", "First,", "Let us think step by step."]
+    n_examples = 32 * 2  # every train example of both final checkpoints, in exactly one bin per prompt
+    for prompt in rob.values():
+        assert list(prompt) == ["0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
+        assert sum(b["n"] for b in prompt.values()) == n_examples
+
+    # one more preamble: only its two perturb jobs run
+    spec.write_text(spec.read_text().replace("samples: 3", "samples: 3\n  preambles: [' First,', ' Let us think "
+                                             "step by step.', ' So']"))
+    again = premem("apply", "smoke.yaml", cwd=workdir)
+    newer = done_jobs(store)
+    ran = [j for j, t in newer.items() if after.get(j) != t and kinds(store)[j] != "analysis"]
+    assert len(ran) == 2 and all(kinds(store)[j] == "perturb" for j in ran), again.stdout
