@@ -75,33 +75,91 @@ def build_tiny(size, vocab_size: int, seed: int) -> torch.nn.Module:
 
 
 def save_model(model: torch.nn.Module, codec: TextCodec, folder: Path) -> None:
-    """Write the model (safetensors) and, for premem's own tokenizer, its vocabulary into `folder`."""
+    """Write the model (safetensors; a LoRA model writes its adapter only) and its tokenizer into `folder`:
+    premem's word tokenizer as `premem_tokenizer.json`, a Hugging Face tokenizer with `save_pretrained`."""
+    from premem.data.tokenizer import WordTokenizer
+
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    if hasattr(codec, "save"):
+    if isinstance(codec, WordTokenizer):
         codec.save(folder / TOKENIZER_FILE)
+    elif hasattr(codec, "save_pretrained"):
+        codec.save_pretrained(folder)
 
 
-def load_model(folder: str | Path, device: str = "auto", dtype: str = "float32",
-               trust_remote_code: bool = False) -> LoadedModel:
-    """Load a causal LM and its codec from `folder` onto `device` in `dtype`."""
+def load_model(source: str | Path, device: str = "auto", dtype: str = "float32",
+               trust_remote_code: bool = False, revision: str | None = None,
+               trainable_adapter: bool = False) -> LoadedModel:
+    """Load a causal LM and its codec onto `device` in `dtype`.
+
+    `source` is a folder written by `save_model` (the built-in model, a finetuned checkpoint) or anything
+    `from_pretrained` takes: a hub id (at `revision`) or a local folder. Its tokenizer is premem's word
+    tokenizer when the folder has one, else the Hugging Face tokenizer loaded from the same source (a pad
+    token added when it has none; embeddings grow only if that added a new token). A LoRA checkpoint (an
+    adapter, `premem.lora`) loads its base model and puts the adapter on it: merged into the weights for
+    evaluation, or kept trainable with `trainable_adapter` (to continue training).
+    """
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a bar per checkpoint load is noise in a study of hundreds of loads
-    folder = Path(folder)
     dev = resolve_device(device)
     torch_dtype = DTYPES[dtype]
+    local = Path(source)
+    adapter = local.is_dir() and _is_adapter(local)
+    weights = source
+    if adapter:
+        from premem.lora import read_base
+
+        weights, revision = read_base(local)
     model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch_dtype, trust_remote_code=trust_remote_code
-    ).to(dev)
-    if (folder / TOKENIZER_FILE).exists():
+        str(weights), dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision)
+    codec: TextCodec
+    if local.is_dir() and (local / TOKENIZER_FILE).exists():
         from premem.data.tokenizer import WordTokenizer
 
-        codec: TextCodec = WordTokenizer.load(folder / TOKENIZER_FILE)
+        codec = WordTokenizer.load(local / TOKENIZER_FILE)
     else:
-        raise NotImplementedError("Hugging Face tokenizers arrive with the real-models issue")
+        from premem.hf import HFCodec, fit_embeddings, load_tokenizer
+
+        # a checkpoint carries its tokenizer (pad token included); a hub id or base folder has its own
+        tok = load_tokenizer(source if not adapter or _has_tokenizer(local) else weights,
+                             revision=None if local.is_dir() else revision, trust_remote_code=trust_remote_code)
+        codec = HFCodec(tok)
+        if fit_embeddings(model, tok):
+            model.config.pad_token_id = codec.pad_id
+    if adapter:
+        from premem.lora import load_adapter
+
+        model = load_adapter(model, local, trainable=trainable_adapter)
+    model = model.to(dev)
     return LoadedModel(model=model, codec=codec, device=dev, dtype=torch_dtype)
+
+
+def _is_adapter(folder: Path) -> bool:
+    from premem.lora import is_adapter
+
+    return is_adapter(folder)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").exists() or (folder / "tokenizer.json").exists()
+
+
+def max_length_of(loaded: LoadedModel, model_spec) -> int:
+    """The longest sequence a model trains on: size.max_length for a built-in model, else the spec's
+    max_length or the model config's max_position_embeddings."""
+    if model_spec.builtin is not None:
+        return model_spec.size.max_length
+    if model_spec.max_length is not None:
+        return model_spec.max_length
+    from premem.lora import base_of
+
+    config = base_of(loaded.model).config
+    n = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if n is None:
+        raise ValueError("the model's config gives no max_position_embeddings: set the model's max_length")
+    return int(n)
 
 
 def with_dtype(loaded: LoadedModel, dtype: str | None) -> LoadedModel:

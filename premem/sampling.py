@@ -178,6 +178,11 @@ class TransformersSampler:
         live = [True] * (len(batch) * k)  # per output row: still generating
         n_stop = len(stop_ids)
         eos = codec.eos_id
+        # a sub-word tokenizer may spell the stop string with other tokens than encode(stop) gives, so it is
+        # looked for in the decoded tail, after tokens whose text holds the stop string's last character
+        by_text = getattr(codec, "stop_by_text", False)
+        last_char = params.stop[-1:]
+        window = 2 * n_stop + 4
         for step in range(params.max_new_tokens):
             tok = next_tokens(logits, params.temperature, params.top_p, gen)
             tok_list = tok.tolist()
@@ -196,6 +201,9 @@ class TransformersSampler:
                 if n_stop and len(g) >= n_stop and g[-n_stop:] == stop_ids:
                     live[r] = False
                     n_dead += 1
+                elif by_text and last_char in codec.piece(t) and params.stop in codec.decode(g[-window:]):
+                    live[r] = False
+                    n_dead += 1
             if step == params.max_new_tokens - 1 or n_dead == len(tok_list):
                 break
             # finished rows keep decoding (ignored) until they are a quarter of the batch: dropping them
@@ -210,7 +218,16 @@ class TransformersSampler:
                            use_cache=True, **{self._cache_arg: cache}).logits[:, -1, :]
             next_pos = next_pos + 1
         self.tokens_generated += sum(len(g) for g in generated)
-        return [codec.decode(g) for g in generated]
+        texts = [codec.decode(g) for g in generated]
+        if by_text:  # a token may run past the stop string: the completion ends with it, as vLLM's does
+            texts = [cut_after_stop(t, params.stop) for t in texts]
+        return texts
+
+
+def cut_after_stop(text: str, stop: str) -> str:
+    """`text` up to and including the first `stop` in it (all of it when there is none)."""
+    i = text.find(stop)
+    return text if i < 0 else text[:i + len(stop)]
 
 
 @torch.no_grad()
