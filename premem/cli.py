@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,13 +33,21 @@ def _store(spec):
 
 
 def _statuses(plan, store) -> dict[str, str]:
-    """'done' | 'failed' | 'running' | 'to run' for every job of the plan."""
+    """'done' | 'diverged' | 'skipped' | 'failed' | 'running' | 'to run' for every job of the plan ('diverged':
+    a training job whose loss became NaN or infinite; 'skipped': a later job of its run)."""
+    from premem.schedule import stopped_jobs
+
     running = store.running()  # before the records: a job recorded in between then shows as done
     records = store.records([j.id for j in plan.jobs])
+    diverged, skipped = stopped_jobs(plan.jobs, records)
     out = {}
     for j in plan.jobs:
         rec = records.get(j.id)
-        if rec is not None and rec.status == "done":
+        if j.id in diverged:
+            out[j.id] = "diverged"
+        elif j.id in skipped and (rec is None or rec.status != "done"):
+            out[j.id] = "skipped"
+        elif rec is not None and rec.status == "done":
             out[j.id] = "done"
         elif j.id in running:
             out[j.id] = "running"
@@ -69,7 +79,7 @@ def cmd_plan(args) -> int:
         return EXIT_OK
     for j in plan.jobs:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
-    n_run = sum(1 for s in status.values() if s != "done")
+    n_run = sum(1 for s in status.values() if s not in ("done", "diverged", "skipped"))
     print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({len(plan.runs)} runs)")
     return EXIT_OK
 
@@ -82,16 +92,23 @@ def cmd_status(args) -> int:
     store = _store(spec)
     records = store.records([j.id for j in plan.jobs])
     status = _statuses(plan, store)
+    nodes, tries = store.nodes(), store.tries()
     counts: dict[str, int] = {}
     for j in plan.jobs:
         st = status[j.id]
         counts[st] = counts.get(st, 0) + 1
         shown = "not started" if st == "to run" else st
         line = f"  {j.short}  {shown:<11} {j.label}"
+        if j.id in nodes and st in ("done", "diverged", "failed", "running"):
+            extra = f", {tries[j.id]} tries" if tries.get(j.id, 1) > 1 else ""
+            line += f"  [node {nodes[j.id][:8]}{extra}]"
         if st == "failed":
             from premem.schedule import last_line
 
             line += f"  -- {last_line(records[j.id].error or '')}"
+        if st == "diverged":
+            d = records[j.id].result["diverged"]
+            line += f"  -- loss {d['loss']} at step {d['step']}"
         print(line)
     print(", ".join(f"{v} {'not started' if k == 'to run' else k}" for k, v in sorted(counts.items())))
     return EXIT_OK
@@ -102,7 +119,57 @@ def _write_report(spec, plan, store, spec_path: str) -> Path:
     from premem.report.html import write_report
 
     summary, dynamics = analyze_plan(plan, store, spec_path)
+    remote = [m.name for m in spec.models if getattr(m, "trust_remote_code", False)]
+    if remote:  # a model's own Python code ran in the jobs: the reader must know
+        summary.setdefault("notes", []).insert(0, f"trust_remote_code is on for {', '.join(remote)}: the model's own "
+                                               "Python code from its repository ran in every job that loaded it.")
+        summary.setdefault("trust_remote_code", remote)
     return write_report(summary, dynamics, Path(spec.report))
+
+
+STORE_MARGIN = 64 * 2**20  # the database, the report and slack, beyond the checkpoints
+
+
+def _checkpoint_bytes(job) -> int:
+    """About how many bytes the artifact of `job` takes: a built-in model's weights (and for a training epoch
+    its Adam state, two float32 values a weight). 0 where the size is not known from the spec."""
+    model = job.settings.get("model", {})
+    size = model.get("size")
+    if job.kind not in ("pretrain", "train") or not model.get("builtin") or not size:
+        return 0
+    from premem.data.tokenizer import WordTokenizer
+
+    h, layers, mlp = size["hidden"], size["layers"], size["mlp"]
+    params = WordTokenizer.for_arithmetic_task().vocab_size * h + layers * (4 * h * h + 3 * h * mlp + 2 * h) + h
+    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and job.kind == "train" else 4
+    return params * (weight + (8 if job.kind == "train" else 0))
+
+
+def _store_problem(spec, todo) -> str | None:
+    """Why the store cannot take this plan's work, known before any job starts (None if it can): a store path
+    that is not a folder, a missing parent of an absolute store (an unmounted shared file system), a folder
+    premem cannot write, or less free space than the checkpoints to write need."""
+    root = Path(spec.store)
+    if root.exists() and not root.is_dir():
+        return f"the store {root} is not a folder"
+    if not root.exists() and root.is_absolute() and not root.parent.is_dir():
+        return (f"the store's parent folder {root.parent} does not exist (on a cluster: is the shared file system "
+                "mounted?); premem creates the store folder itself, not the place it lives in")
+    place = root
+    while not place.exists():
+        place = place.parent
+    probe = place / f".premem-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        return f"cannot write in {place.resolve()} (for the store {root}): {e.strerror or e}"
+    need = STORE_MARGIN + sum(_checkpoint_bytes(j) for j in todo)
+    free = shutil.disk_usage(place).free
+    if free < need:
+        return (f"only {free / 2**20:,.0f} MiB free on the file system of {place.resolve()}, and this plan's "
+                f"checkpoints and results need about {need / 2**20:,.0f} MiB: free some space or move the store")
+    return None
 
 
 def cmd_report(args) -> int:
@@ -122,20 +189,26 @@ def cmd_report(args) -> int:
 def cmd_apply(args) -> int:
     from premem.plan import build_plan
     from premem.schedule import Display, Unplaceable, run_plan
-    from premem.store import StoreBusy
+    from premem.store import StoreBusy, StoreCorrupt
 
     spec = _load(args.spec)
     plan = build_plan(spec)
     store = _store(spec)
+    records = store.records([j.id for j in plan.jobs]) if store.exists() else {}
+    problem = _store_problem(spec, [j for j in plan.jobs if j.id not in records or records[j.id].status != "done"])
+    if problem:
+        print(f"premem: {problem}; nothing was run.", file=sys.stderr)
+        return EXIT_FAILED
     try:
         store.acquire()
     except StoreBusy as e:
         print(f"premem: {e}", file=sys.stderr)
         return EXIT_FAILED
     try:
+        store.check()
         store.clean_staging()
         status = _statuses(plan, store)
-        todo = [j for j in plan.jobs if j.kind != "analysis" and status[j.id] != "done"]
+        todo = [j for j in plan.jobs if j.kind != "analysis" and status[j.id] not in ("done", "diverged", "skipped")]
         analysis = plan.jobs[-1]
         if not todo:
             print(f"Nothing to do: all {len(plan.jobs) - 1} jobs are done. Rebuilding the report.")
@@ -151,6 +224,12 @@ def cmd_apply(args) -> int:
             msg = (f"Applied: {len(outcome.done)} done, {len(outcome.failed)} failed, "
                    f"{len(outcome.blocked)} not started, in {time.time() - t0:.0f}s. " + msg)
         print(msg)
+        stopped = _statuses(plan, store)
+        for jid in (j for j, st in stopped.items() if st == "diverged"):
+            job, d = plan.job(jid), store.records([jid])[jid].result["diverged"]
+            n_skip = sum(1 for j in plan.jobs if j.run == job.run and stopped[j.id] == "skipped")
+            print(f"Diverged: {job.run} at step {d['step']} (epoch {d['epoch']}, loss {d['loss']}); "
+                  f"its {n_skip} later jobs are skipped.")
         if outcome.failed:
             print("Failed jobs (see `premem status`):", file=sys.stderr)
             for jid, err in outcome.failed.items():
@@ -159,6 +238,9 @@ def cmd_apply(args) -> int:
         return EXIT_OK
     except Unplaceable as e:
         print(f"premem: {e}; nothing was run.", file=sys.stderr)
+        return EXIT_FAILED
+    except StoreCorrupt as e:
+        print(f"premem: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nInterrupted: finished jobs are kept; `premem apply` again continues.", file=sys.stderr)
@@ -251,7 +333,7 @@ def cmd_analyze(args) -> int:
 
 def cmd_export(args) -> int:
     from premem.plan import build_plan
-    from premem.tables import export_table, write_table
+    from premem.tables import export_extra_table, export_table, write_table
 
     spec = _load(args.spec)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
@@ -259,11 +341,14 @@ def cmd_export(args) -> int:
     if not store.exists():
         print(f"no results yet in {store.root}: run `premem apply {args.spec}` first", file=sys.stderr)
         return EXIT_FAILED
-    table = export_table(build_plan(spec), store)
+    plan = build_plan(spec)
+    table = export_table(plan, store) if args.table == "results" else export_extra_table(plan, store, args.table)
     if table.num_rows == 0:
-        print(f"no finished checkpoints in {store.root} yet: nothing to export", file=sys.stderr)
+        what = {"results": "finished checkpoints", "perturbations": "finished perturbed-prompt samples (the "
+                "spec's `perturbations:` section)", "atc": "finished ATC scores (the spec's `metrics.atc`)"}
+        print(f"no {what[args.table]} in {store.root} yet: nothing to export", file=sys.stderr)
         return EXIT_FAILED
-    out = Path(args.out or f"{spec.name}-results.{fmt}")
+    out = Path(args.out or f"{spec.name}-{args.table}.{fmt}")
     write_table(table, out, fmt)
     runs = len(set(table.column("run").to_pylist()))
     print(f"Exported {_count(table.num_rows, 'row')} ({_count(runs, 'run')}) to {out}")
@@ -308,7 +393,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("--format", choices=("parquet", "csv"), default=None,
                    help="default: parquet (csv if --out ends in .csv)")
-    p.add_argument("--out", default=None, help="the file to write (default: <spec name>-results.<format>)")
+    p.add_argument("--table", choices=("results", "perturbations", "atc"), default="results",
+                   help="results (default): every evaluated example at every checkpoint, the table `premem "
+                        "analyze` reads; perturbations: accuracy per example under each perturbed prompt; atc: "
+                        "the greedy sample's log-probability per example and checkpoint")
+    p.add_argument("--out", default=None, help="the file to write (default: <spec name>-<table>.<format>)")
     return ap
 
 
@@ -330,7 +419,13 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(_join_negative_values(argv))
-    return args.fn(args)
+    from premem.store import StoreCorrupt
+
+    try:
+        return args.fn(args)
+    except StoreCorrupt as e:  # a damaged premem.db: said plainly, never read as data
+        print(f"premem: {e}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -542,6 +542,47 @@ def export_table(plan, store) -> pa.Table:
     return pa.table({k: pa.array(v, type=types[k]) for k, v in cols.items()})
 
 
+def export_extra_table(plan, store, table: str) -> pa.Table:
+    """Per-example results of the plan's finished `perturb` jobs (table 'perturbations': one row per run,
+    checkpoint, prompt and example, with the preamble and the samples' accuracy) or of its ATC jobs (table
+    'atc': the greedy sample's mean and total log-probability per run, checkpoint and example)."""
+    kind, measure = ("perturb", None) if table == "perturbations" else ("measure", "atc")
+    jobs = [j for j in plan.jobs if j.kind == kind and (measure is None or j.settings.get("measure") == measure)]
+    records = store.records([j.id for j in jobs])
+    jobs = [j for j in jobs if j.id in records and records[j.id].status == "done"]
+    by_id = {j.id: j for j in jobs}
+    rows = store.examples(list(by_id))
+    rows.sort(key=lambda r: (by_id[r["job_id"]].run, by_id[r["job_id"]].epoch,
+                             by_id[r["job_id"]].settings.get("preamble", ""), str(r["example_id"])))
+    cols: dict[str, list] = {"run": [], "checkpoint": [], "example_id": []}
+    if kind == "perturb":
+        cols |= {"prompt": [], "preamble": [], "n_samples": [], "n_correct": [], "n_unparseable": [], "accuracy": []}
+    else:
+        cols |= {"mean_logprob": [], "total_logprob": [], "n_tokens": []}
+    for r in rows:
+        j = by_id[r["job_id"]]
+        cols["run"].append(j.run)
+        cols["checkpoint"].append(j.epoch)
+        cols["example_id"].append(str(r["example_id"]))
+        if kind == "perturb":
+            pre = j.settings["preamble"]
+            cols["prompt"].append(pre.strip() or "original")
+            cols["preamble"].append(pre)
+            for k in ("n_samples", "n_correct", "n_unparseable"):
+                cols[k].append(r[k])
+            cols["accuracy"].append(r["n_correct"] / r["n_samples"] if r["n_samples"] else None)
+        else:
+            ok = r["nll"] is not None and r["n_target_tokens"]
+            cols["mean_logprob"].append(-r["nll"] if ok else None)
+            cols["total_logprob"].append(-r["nll"] * r["n_target_tokens"] if ok else None)
+            cols["n_tokens"].append(r["n_target_tokens"])
+    types = {"run": pa.string(), "checkpoint": pa.int64(), "example_id": pa.string(), "prompt": pa.string(),
+             "preamble": pa.string(), "n_samples": pa.int64(), "n_correct": pa.int64(), "n_unparseable": pa.int64(),
+             "accuracy": pa.float64(), "mean_logprob": pa.float64(), "total_logprob": pa.float64(),
+             "n_tokens": pa.int64()}
+    return pa.table({k: pa.array(v, type=types[k]) for k, v in cols.items()})
+
+
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
     """Write `table` as parquet or csv to `path`, atomically (a temporary file renamed into place)."""
     if fmt not in ("parquet", "csv"):

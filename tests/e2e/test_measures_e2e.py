@@ -61,6 +61,16 @@ def test_measures_added_to_a_finished_study(workdir):  # noqa: F811
         assert list(prompt) == ["0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
         assert sum(b["n"] for b in prompt.values()) == n_examples
 
+    # every per-example result is exportable, perturbations and ATC scores included
+    premem("export", "smoke.yaml", "--table", "perturbations", "--out", "p.csv", cwd=workdir)
+    lines = (workdir / "p.csv").read_text().splitlines()
+    assert lines[0].split(",")[:4] == ['"run"', '"checkpoint"', '"example_id"', '"prompt"']
+    assert len(lines) == 1 + 3 * 2 * 32
+    premem("export", "smoke.yaml", "--table", "atc", "--out", "a.parquet", cwd=workdir)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(workdir / "a.parquet").num_rows == 2 * 2 * 32
+
     # one more preamble: only its two perturb jobs run
     spec.write_text(spec.read_text().replace("samples: 3", "samples: 3\n  preambles: [' First,', ' Let us think "
                                              "step by step.', ' So']"))
