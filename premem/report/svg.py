@@ -13,6 +13,8 @@ Charts:
 * :func:`heatmap` -- a categorical heatmap (rows x columns of small cells, each cell one of a few categories)
   with a legend.
 * :func:`bar_chart` and :func:`histogram`.
+* :func:`violin_chart` -- grouped violins (one group per category on x, one violin per series in each group)
+  with the median, the quartiles and n drawn on each.
 * :func:`legend` -- a standalone legend (swatch + label per item).
 
 Missing values (``None``, NaN, +-inf, anything that is not a number) are skipped, never fatal.
@@ -39,6 +41,8 @@ __all__ = [
     "line_chart",
     "nice_ticks",
     "scatter_chart",
+    "Violin",
+    "violin_chart",
 ]
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -227,7 +231,8 @@ class Series:
 
     ``points`` are (x, y) pairs in drawing order (missing values allowed: they break the line and get no
     marker).  ``tooltips`` (optional) gives one text per point for the marker's ``<title>``; by default the
-    tooltip is the series name and the point's values.
+    tooltip is the series name and the point's values.  ``href`` (optional) makes every marker of the series,
+    and its legend entry, a link (e.g. to the run's page).
     """
 
     name: str
@@ -235,6 +240,7 @@ class Series:
     tooltips: Sequence[str] | None = None
     color: str | None = None
     dashed: bool = False
+    href: str | None = None
 
 
 def _as_series(s: Series | Mapping[str, Any]) -> Series:
@@ -246,6 +252,7 @@ def _as_series(s: Series | Mapping[str, Any]) -> Series:
         tooltips=s.get("tooltips"),
         color=s.get("color"),
         dashed=bool(s.get("dashed", False)),
+        href=s.get("href"),
     )
 
 
@@ -291,6 +298,8 @@ def _xy_chart(
     vline_label: str | None,
     clip: bool,
     empty_text: str,
+    subtitle: str | None = None,
+    x_integer: bool = False,
 ) -> str:
     ss = [_as_series(s) for s in series]
     pts_all = [(_num(x), _num(y)) for s in ss for (x, y) in _pairs(s.points)]
@@ -305,7 +314,7 @@ def _xy_chart(
     legend_names = [_truncate(s.name, 28) for s in ss]
     if show_legend and ss:
         legend_w = 28 + max(_text_width(n, 11) for n in legend_names)
-    ml, mr, mt, mb = 58.0, 16.0 + legend_w, (34.0 if title else 14.0), 46.0
+    ml, mr, mt, mb = 58.0, 16.0 + legend_w, (34.0 if title else 14.0) + (18.0 if subtitle else 0.0), 46.0
     pw, ph = max(10.0, width - ml - mr), max(10.0, height - mt - mb)
     sx = _Scale(x_lo, x_hi, ml, ml + pw)
     sy = _Scale(y_lo, y_hi, mt + ph, mt)
@@ -314,9 +323,16 @@ def _xy_chart(
     if title:
         out.append(f"<title>{escape(title)}</title>")
         out.append(_text(ml, 20, title, size=14, weight="600"))
+    if subtitle:
+        out.append(_text(ml, (38.0 if title else 18.0), subtitle, size=12, fill=TEXT, weight="500",
+                         baseline=None))
 
     # grid + ticks
     xt = nice_ticks(x_lo, x_hi, 5)
+    if x_integer:
+        xt = [t for t in xt if abs(t - round(t)) < 1e-9]
+        if len(xt) < 2:
+            xt = [float(k) for k in range(math.ceil(x_lo), math.floor(x_hi) + 1)][:50]
     yt = nice_ticks(y_lo, y_hi, 5)
     g = ['<g class="grid" stroke="%s" stroke-width="1">' % GRID]
     for t in xt:
@@ -401,7 +417,8 @@ def _xy_chart(
                 if x is None or y is None:
                     continue
                 tip = tips[j] if j < len(tips) and tips[j] is not None else _default_tip(s.name, x, y, x_label, y_label)
-                body.append(_marker(shape, sx(x), sy(y), marker_radius, color, str(tip)))
+                m = _marker(shape, sx(x), sy(y), marker_radius, color, str(tip))
+                body.append(f'<a href="{escape(s.href)}">{m}</a>' if s.href else m)
         if any(p[0] is not None and p[1] is not None for p in pairs):
             any_point = True
         out.append(f'<g class="series"><title>{escape(s.name)}</title>{"".join(body)}</g>')
@@ -423,7 +440,7 @@ def _xy_chart(
                 out.append(_text(lx, ly, f"… {len(ss) - i} more", size=11, fill=MUTED))
                 break
             color = s.color or color_for(i)
-            out.append(
+            item = (
                 f'<g><title>{escape(s.name)}</title><line x1="{_f(lx)}" y1="{_f(ly - 4)}" x2="{_f(lx + 16)}" '
                 f'y2="{_f(ly - 4)}" stroke="{escape(color)}" stroke-width="3"'
                 + (' stroke-dasharray="5 2"' if s.dashed else "")
@@ -431,6 +448,7 @@ def _xy_chart(
                 + _text(lx + 21, ly, n, size=11)
                 + "</g>"
             )
+            out.append(f'<a href="{escape(s.href)}">{item}</a>' if s.href else item)
 
     out.append("</svg>")
     return "".join(out)
@@ -474,20 +492,23 @@ def scatter_chart(
     marker_radius: float = 4.0,
     clip: bool = True,
     empty_text: str = "no data",
+    subtitle: str | None = None,
 ) -> str:
-    """Scatter plot of one or more series; points of a series are joined in the given order.
+    """Scatter plot of one or more series; points of a series are joined in the given order (unless
+    ``connect`` is false).
 
     ``series``: :class:`Series` objects or dicts with keys ``name``, ``points`` (list of (x, y)),
     optional ``tooltips`` (one string per point), ``color``, ``dashed``.  Colours default to :data:`PALETTE`
     by series index.  ``x_range``/``y_range`` fix the axes (e.g. ``(0, 1)``); otherwise they are chosen from
     the data.  ``diagonal`` draws a dashed ``y = x`` line.  ``annotation`` (one string or several lines) is
-    printed in the top-left corner of the plot.  ``legend`` adds a legend to the right of the plot.
+    printed in the top-left corner of the plot; ``subtitle``, a line under the title, outside the plot.
+    ``legend`` adds a legend to the right of the plot.
     """
     return _xy_chart(
         series, title=title, x_label=x_label, y_label=y_label, x_range=x_range, y_range=y_range,
         diagonal=diagonal, annotation=annotation, width=width, height=height, markers=True,
         marker_radius=marker_radius, connect=connect, show_legend=legend, vline=None, vline_label=None,
-        clip=clip, empty_text=empty_text,
+        clip=clip, empty_text=empty_text, subtitle=subtitle,
     )
 
 
@@ -508,15 +529,17 @@ def line_chart(
     legend: bool = True,
     marker_radius: float = 2.8,
     empty_text: str = "no data",
+    x_integer: bool = False,
 ) -> str:
     """Line chart (e.g. a calibration curve: R² against p) with an optional dashed vertical marker at
     ``vline`` labelled ``vline_label``.  Lines are clipped to the plot area, so a fixed ``y_range`` can hide
-    extreme values without distorting the rest.  Same ``series`` format as :func:`scatter_chart`."""
+    extreme values without distorting the rest.  ``x_integer`` keeps only whole-number ticks on x (epochs).
+    Same ``series`` format as :func:`scatter_chart`."""
     return _xy_chart(
         series, title=title, x_label=x_label, y_label=y_label, x_range=x_range, y_range=y_range,
         diagonal=False, annotation=annotation, width=width, height=height, markers=markers,
         marker_radius=marker_radius, connect=True, show_legend=legend, vline=vline, vline_label=vline_label,
-        clip=True, empty_text=empty_text,
+        clip=True, empty_text=empty_text, x_integer=x_integer,
     )
 
 
@@ -774,3 +797,188 @@ def histogram(
     tips = [f"[{edges[k]:.4g}, {edges[k + 1]:.4g}{']' if k == bins - 1 else ')'}: {counts[k]}" for k in range(bins)]
     return bar_chart(labels, counts, title=title, x_label=x_label, y_label=y_label, colors=color, tooltips=tips,
                      width=width, height=height, value_labels=bins <= 20)
+
+
+# --------------------------------------------------------------------------------------------- violins
+
+
+@dataclass
+class Violin:
+    """One violin: the ``values`` (finite numbers are used, others skipped) and optional precomputed
+    ``stats`` (``n``, ``median``, ``q1``, ``q3``, ``mean``) that take precedence for the drawn median and
+    quartiles and the tooltip; ``tooltip`` replaces the default one."""
+
+    values: Sequence[Any]
+    stats: Mapping[str, Any] | None = None
+    tooltip: str | None = None
+
+
+def _kde(values: list[float], lo: float, hi: float, n_grid: int = 72) -> tuple[list[float], list[float]]:
+    """A Gaussian kernel density of ``values`` on ``n_grid`` points of [lo, hi], reflected at both ends
+    (accuracies pile up at 0 and 1; reflection keeps that mass inside the range)."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    vs = sorted(values)
+    iqr = vs[(3 * (n - 1)) // 4] - vs[(n - 1) // 4] if n > 1 else 0.0
+    spread = min(sd, iqr / 1.34) if iqr > 0 else sd
+    span = hi - lo
+    h = 0.9 * spread * n ** -0.2 if spread > 0 else 0.0
+    h = min(max(h, 0.04 * span), 0.15 * span)
+    grid = [lo + span * k / (n_grid - 1) for k in range(n_grid)]
+    dens = []
+    for y in grid:
+        d = 0.0
+        for v in values:
+            for c in (v, 2 * lo - v, 2 * hi - v):
+                z = (y - c) / h
+                if z * z < 50:
+                    d += math.exp(-0.5 * z * z)
+        dens.append(d)
+    return grid, dens
+
+
+def violin_chart(
+    categories: Sequence[Any],
+    groups: Sequence[tuple[str, str, Mapping[Any, Violin]]],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    y_range: tuple[float, float] = (0.0, 1.0),
+    width: float = 900,
+    height: float = 420,
+    legend: bool = True,
+    empty_text: str = "no data",
+) -> str:
+    """Grouped violin plot: for each of ``categories`` (x) one violin per group in ``groups``, a list of
+    (name, colour, {category: :class:`Violin`}).  Each violin is a reflected Gaussian kernel density of its
+    values scaled to its own widest point, with the interquartile range as a dark bar, the median as a white
+    dot, and ``n = ...`` under it.  Values outside ``y_range`` are clipped to it."""
+    cats = [str(c) for c in categories]
+    groups = [(str(n), str(c), dict(d) if isinstance(d, Mapping) else {}) for n, c, d in groups]
+    y_lo, y_hi = _fixed_or_auto(y_range, [], [])
+    names = [_truncate(n, 32) for n, _, _ in groups]
+    legend_rows: list[list[int]] = [[]]
+    if legend and groups:
+        avail, used = width - 58 - 16, 0.0
+        for i, n in enumerate(names):
+            w = 28 + _text_width(n, 11.5) + 14
+            if legend_rows[-1] and used + w > avail:
+                legend_rows.append([])
+                used = 0.0
+            legend_rows[-1].append(i)
+            used += w
+    n_leg = len(legend_rows) if legend and groups else 0
+    ml, mr, mb = 58.0, 16.0, 62.0
+    mt = (34.0 if title else 12.0) + 18.0 * n_leg + (4.0 if n_leg else 0.0)
+    pw, ph = max(10.0, width - ml - mr), max(10.0, height - mt - mb)
+    sy = _Scale(y_lo, y_hi, mt + ph, mt)
+
+    out = [_open_svg(width, height, title or "violin chart")]
+    if title:
+        out.append(f"<title>{escape(title)}</title>")
+        out.append(_text(ml, 20, title, size=14, weight="600"))
+    if n_leg:
+        y0 = (34.0 if title else 12.0) + 8
+        for r, row in enumerate(legend_rows):
+            x = ml
+            for i in row:
+                _, col, _ = groups[i]
+                ly = y0 + 18 * r
+                out.append(
+                    f'<g class="legend-item"><title>{escape(groups[i][0])}</title>'
+                    f'<rect x="{_f(x)}" y="{_f(ly - 9)}" width="20" height="11" rx="2" fill="{escape(col)}" '
+                    f'fill-opacity="0.45" stroke="{escape(col)}"/>{_text(x + 26, ly, names[i], size=11.5)}</g>'
+                )
+                x += 28 + _text_width(names[i], 11.5) + 14
+
+    yt = nice_ticks(y_lo, y_hi, 5)
+    out.append(f'<g class="grid" stroke="{GRID}" stroke-width="1">')
+    for t in yt:
+        out.append(f'<line x1="{_f(ml)}" y1="{_f(sy(t))}" x2="{_f(ml + pw)}" y2="{_f(sy(t))}"/>')
+    out.append("</g>")
+    for t in yt:
+        out.append(_text(ml - 7, sy(t) + 3.5, _tick_label(t, yt), size=10.5, anchor="end", fill=MUTED))
+    out.append(f'<rect x="{_f(ml)}" y="{_f(mt)}" width="{_f(pw)}" height="{_f(ph)}" fill="none" stroke="{AXIS}"/>')
+    if y_label:
+        out.append(_text(15, mt + ph / 2, y_label, size=12, anchor="middle", rotate=-90))
+    if x_label:
+        out.append(_text(ml + pw / 2, height - 10, x_label, size=12, anchor="middle"))
+
+    n_cat, n_grp = len(cats), len(groups)
+    drawn = False
+    if n_cat and n_grp:
+        cw = pw / n_cat
+        vw = cw * 0.86 / n_grp
+        half = vw * 0.46
+        for j, cat in enumerate(cats):
+            x0 = ml + j * cw
+            if j:
+                out.append(f'<line x1="{_f(x0)}" y1="{_f(mt)}" x2="{_f(x0)}" y2="{_f(mt + ph)}" stroke="{GRID}"/>')
+            out.append(_text(x0 + cw / 2, mt + ph + 30, cat, size=11.5, anchor="middle"))
+            for g, (gname, col, data) in enumerate(groups):
+                cx = x0 + cw * 0.07 + (g + 0.5) * vw
+                v = data.get(cat)
+                if v is None:
+                    v = next((vv for kk, vv in data.items() if str(kk) == cat), None)
+                vals = [] if v is None else [f for f in (_num(x) for x in (v.values or [])) if f is not None]
+                vals = [min(max(f, y_lo), y_hi) for f in vals]
+                st = dict(v.stats or {}) if v is not None else {}
+                n = st.get("n")
+                n = int(n) if _num(n) is not None else len(vals)
+
+                def stat(key: str, fn) -> float | None:
+                    f = _num(st.get(key))
+                    return f if f is not None else (fn() if vals else None)
+
+                srt = sorted(vals)
+
+                def qt(p: float) -> float:
+                    pos = p * (len(srt) - 1)
+                    lo_i = math.floor(pos)
+                    hi_i = min(lo_i + 1, len(srt) - 1)
+                    return srt[lo_i] + (srt[hi_i] - srt[lo_i]) * (pos - lo_i)
+
+                med = stat("median", lambda: qt(0.5))
+                q1 = stat("q1", lambda: qt(0.25))
+                q3 = stat("q3", lambda: qt(0.75))
+                mean = stat("mean", lambda: sum(vals) / len(vals))
+                tip = v.tooltip if v is not None and v.tooltip else (
+                    f"{gname} · {cat}\nn = {n}\nmedian {_fmt3(med)} (quartiles {_fmt3(q1)} to {_fmt3(q3)})"
+                    f"\nmean {_fmt3(mean)}")
+                body = []
+                if vals:
+                    grid, dens = _kde(vals, y_lo, y_hi)
+                    top = max(dens) or 1.0
+                    right = [f"{_f(cx + half * d / top)},{_f(sy(y))}" for y, d in zip(grid, dens)]
+                    left = [f"{_f(cx - half * d / top)},{_f(sy(y))}" for y, d in zip(reversed(grid), reversed(dens))]
+                    body.append(
+                        f'<path class="violin-body" d="M{"L".join(right + left)}Z" fill="{escape(col)}" '
+                        f'fill-opacity="0.4" stroke="{escape(col)}" stroke-width="1.2"/>'
+                    )
+                    drawn = True
+                if q1 is not None and q3 is not None:
+                    body.append(
+                        f'<line x1="{_f(cx)}" y1="{_f(sy(min(max(q1, y_lo), y_hi)))}" x2="{_f(cx)}" '
+                        f'y2="{_f(sy(min(max(q3, y_lo), y_hi)))}" stroke="#333" stroke-width="4" '
+                        f'stroke-linecap="round" opacity="0.75"/>'
+                    )
+                if med is not None:
+                    body.append(
+                        f'<circle class="pt" cx="{_f(cx)}" cy="{_f(sy(min(max(med, y_lo), y_hi)))}" r="3.2" '
+                        f'fill="#fff" stroke="#333" stroke-width="1.2"/>'
+                    )
+                # an invisible hit area so the whole slot answers to the pointer, even with n = 0
+                body.insert(0, f'<rect x="{_f(cx - vw / 2)}" y="{_f(mt)}" width="{_f(vw)}" height="{_f(ph)}" '
+                               f'fill="#fff" fill-opacity="0"/>')
+                out.append(f'<g class="violin"><title>{escape(tip)}</title>{"".join(body)}'
+                           f'{_text(cx, mt + ph + 14, f"n={n}", size=9.5, anchor="middle", fill=MUTED)}</g>')
+    if not drawn:
+        out.append(_text(ml + pw / 2, mt + ph / 2, empty_text, size=13, anchor="middle", fill=MUTED))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _fmt3(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"

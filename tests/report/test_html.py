@@ -1,4 +1,7 @@
-"""Tests of the HTML report (premem.report.html) and its SVG helpers (premem.report.svg). Fast, no network."""
+"""Tests of the HTML report (premem.report.html) and its SVG helpers (premem.report.svg). Fast, no network.
+
+The pages added for the measures, robustness and run pages are tested in test_pages.py; the whole report in a
+real browser in test_browser.py."""
 
 from __future__ import annotations
 
@@ -126,6 +129,10 @@ def report(tmp_path_factory):
     return out, index, summary, index.read_text(encoding="utf-8")
 
 
+def _pages(out) -> dict[str, str]:
+    return {p.relative_to(out).as_posix(): p.read_text(encoding="utf-8") for p in out.rglob("*.html")}
+
+
 # --------------------------------------------------------------------------------------------- write_report
 
 
@@ -142,8 +149,10 @@ def test_files_exist(report):
 
 def test_csvs_linked_and_parse(report):
     out, _, _, page = report
-    for href in re.findall(r'href="(data/[^"]+\.csv)"', page):
-        assert (out / href).is_file(), href
+    for name, html in _pages(out).items():
+        hrefs = re.findall(r'href="((?:\.\./)?data/[^"]+\.csv)"', html)
+        for href in hrefs:
+            assert (out / name).parent.joinpath(href).resolve().is_file(), (name, href)
     assert "download CSV" in page
     with open(out / "data" / "premem_vs_test.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -160,35 +169,45 @@ def test_summary_round_trips(report):
 
 
 def test_html_balanced(report):
-    _, _, _, page = report
-    p = _Balance()
-    p.feed(page)
-    p.close()
-    assert not p.errors, p.errors[:5]
-    assert p.stack == []
-    assert page.lstrip().lower().startswith("<!doctype html>")
+    out, _, _, _ = report
+    pages = _pages(out)
+    assert {"index.html", "dynamics.html", "measures.html", "robustness.html"} <= set(pages)
+    for name, page in pages.items():
+        p = _Balance()
+        p.feed(page)
+        p.close()
+        assert not p.errors, (name, p.errors[:5])
+        assert p.stack == [], name
+        assert page.lstrip().lower().startswith("<!doctype html>")
 
 
 def test_every_svg_is_well_formed(report):
-    _, _, _, page = report
-    frags = SVG_RE.findall(page)
-    # two panels, calibration, the dynamics legend and two heatmaps
-    assert len(frags) >= 6
-    for frag in frags:
-        root = ET.fromstring(frag)
-        assert root.tag == NS + "svg"
+    out, _, _, page = report
+    # two panels and calibration on the front page; the legend and two heatmaps on the dynamics page
+    assert len(SVG_RE.findall(page)) == 3
+    assert len(SVG_RE.findall((out / "dynamics.html").read_text(encoding="utf-8"))) == 3
+    for name, html in _pages(out).items():
+        for frag in SVG_RE.findall(html):
+            root = ET.fromstring(frag)
+            assert root.tag == NS + "svg"
 
 
 def test_no_external_urls(report):
-    _, _, _, page = report
-    urls = re.findall(r"https?://[^\s\"'<>)]*", page)
-    assert set(urls) <= {"http://www.w3.org/2000/svg"}, set(urls)
-    assert "<script" not in page.lower()
-    assert "<link" not in page.lower() and "@import" not in page and "url(http" not in page
+    out, _, _, _ = report
+    for name, page in _pages(out).items():
+        urls = re.findall(r"https?://[^\s\"'<>)]*", page)
+        assert set(urls) <= {"http://www.w3.org/2000/svg"}, (name, set(urls))
+        scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, re.S | re.I)
+        assert len(scripts) == 1, name  # the inline tooltip script, nothing loaded
+        attrs, body = scripts[0]
+        assert "src" not in attrs
+        assert "fetch(" not in body and "XMLHttpRequest" not in body and "import" not in body
+        assert "<link" not in page.lower() and "@import" not in page and "url(http" not in page
+        assert "<iframe" not in page.lower() and "<img" not in page.lower()
 
 
 def test_numbers_and_tooltips(report):
-    _, _, _, page = report
+    out, _, _, page = report
     assert "0.914" in page  # R2 PreMemAcc
     assert "-1.234" in page  # R2 train acc
     assert "0.942" in page  # R2 fitted line
@@ -201,7 +220,10 @@ def test_numbers_and_tooltips(report):
         titles += ["".join(t.itertext()) for t in ET.fromstring(frag).iter(NS + "title")]
     run_tips = [t for t in titles if t.startswith("Run <1> & lr 2e-05") and "epoch 2" in t]
     assert run_tips and any("PreMemAcc: –" in t for t in run_tips)
-    assert any("example 5" in t for t in titles)  # heatmap cells
+    dyn_titles = []
+    for frag in SVG_RE.findall((out / "dynamics.html").read_text(encoding="utf-8")):
+        dyn_titles += ["".join(t.itertext()) for t in ET.fromstring(frag).iter(NS + "title")]
+    assert any("example 5" in t for t in dyn_titles)  # heatmap cells
 
 
 def test_escaping(report):
@@ -214,15 +236,15 @@ def test_escaping(report):
 
 
 def test_failed_run_and_counts(report):
-    _, _, _, page = report
+    out, _, _, page = report
     assert "Broken run" in page and "failed" in page
     assert "RuntimeError: out of memory" in page
-    assert "64 of 100 examples shown" in page
+    assert "64 of 100 examples shown" in (out / "dynamics.html").read_text(encoding="utf-8")
+    assert 'id="dynamics"' not in page  # the heatmaps have a page of their own
     # section order
-    order = [page.index(s) for s in ("<h1>unit study", 'class="notes"', 'id="headline"',
+    order = [page.index(s) for s in ('<nav class="site"', "<h1>unit study", 'class="notes"', 'id="headline"',
                                      "<title>Train accuracy vs test accuracy", "<title>PreMemAcc vs test accuracy",
-                                     'id="calibration"', 'id="perplexity"', 'id="dynamics"', 'id="runs"',
-                                     'id="spec"')]
+                                     'id="calibration"', 'id="perplexity"', 'id="runs"', 'id="spec"')]
     assert order == sorted(order)
 
 
@@ -251,12 +273,13 @@ def test_minimal_and_odd_inputs(tmp_path):
                   "settings": None, "status": None}],
     }
     dyn = {"ghost": {"epochs": [1, 2], "example_ids": ["a"], "categories": [[1], [3, 2, 9], None]}}
-    page = write_report(summary, dyn, tmp_path / "odd").read_text(encoding="utf-8")
-    for frag in SVG_RE.findall(page):
-        ET.fromstring(frag)
+    write_report(summary, dyn, tmp_path / "odd")
+    for page in _pages(tmp_path / "odd").values():
+        for frag in SVG_RE.findall(page):
+            ET.fromstring(frag)
     saved = json.loads((tmp_path / "odd" / "summary.json").read_text())
     assert saved["premem"]["r2"] is None  # NaN becomes null, the file stays valid JSON
-    assert "ghost" in page
+    assert "ghost" in (tmp_path / "odd" / "dynamics.html").read_text(encoding="utf-8")
 
 
 def test_render_html_matches_written_page(tmp_path):

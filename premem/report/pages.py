@@ -1,0 +1,786 @@
+"""The report's pages as data: one template context per page and the CSV of every figure.
+
+:func:`build_report` turns the analysis' ``summary`` and ``dynamics`` dicts into a :class:`Report` (pages and
+CSV files); :mod:`premem.report.html` renders and writes it.  Pages:
+
+* ``index.html`` -- the headline, PreMemAcc and train accuracy against test accuracy, calibration of p,
+  the perplexity gap, the runs table and the spec;
+* ``dynamics.html`` -- per-example dynamics, one heatmap per run;
+* ``measures.html`` -- the classic generalization measures against the generalization gap and test
+  accuracy (the paper's Fig. 5), from ``summary["baselines"]``;
+* ``robustness.html`` -- per-example accuracy under perturbed prompts by PreMemAcc bin (the paper's
+  Fig. 7), from ``summary["robustness"]``;
+* ``runs/<slug>.html`` -- one page per run: settings, loss curve, checkpoints, dynamics, sample outputs.
+
+Every section of the summary is optional: a page whose data is absent is still written (so no link ever
+breaks) and says what would compute it; its entry in the navigation bar is muted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from markupsafe import Markup
+
+from . import svg
+from .common import (
+    DASH,
+    as_dict,
+    as_list,
+    csv_text,
+    format_general,
+    format_lr,
+    format_num,
+    format_p,
+    format_sig,
+    num,
+    quantiles,
+    short,
+    slug,
+)
+from .dynamics import CATEGORIES, MAX_DYNAMICS_ROWS, prepare_dynamics
+
+#: the baselines in the order the paper shows them (others, if any, follow in the summary's order)
+BASELINE_ORDER = ("premem", "gradient_variance", "weight_distance", "atc")
+DEFAULT_BINS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
+#: colours of the prompts on the robustness page (a dimension of its own, not runs)
+PROMPT_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b")
+MEMORIZED_COLOR = CATEGORIES[3][1]
+
+MEASURES_MISSING = ("Not computed for this study. `premem apply` computes the classic generalization measures "
+                    "(gradient variance, distance from initialization, ATC) when the spec has a `metrics:` "
+                    "section; add one and apply again. `premem analyze` (evaluations made elsewhere) does not "
+                    "compute them.")
+ROBUSTNESS_MISSING = ("Not computed for this study. `premem apply` evaluates perturbed prompts when the spec has a "
+                      "`perturbations:` section; add one and apply again. `premem analyze` (evaluations made "
+                      "elsewhere) does not compute them.")
+
+#: checkpoint columns of a run page: key, header, formatter
+CHECKPOINT_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("train_acc", "Train acc", format_num),
+    ("test_acc", "Test acc", format_num),
+    ("premem_acc", "PreMemAcc", format_num),
+    ("gap", "Gap (train − test)", format_num),
+    ("premem_gap", "Train − PreMemAcc", format_num),
+    ("memorized_frac", "Memorized (fraction)", format_num),
+    ("train_nll", "Train NLL", format_num),
+    ("train_loss", "Train loss", format_num),
+    ("gradient_variance", "Gradient variance", format_sig),
+    ("weight_distance", "Distance from init.", format_sig),
+    ("atc_acc", "ATC acc", format_num),
+    ("atc_gap", "Train − ATC acc", format_num),
+)
+
+
+@dataclass
+class Page:
+    path: str  # relative to the report's folder, "/"-separated
+    template: str
+    ctx: dict
+
+
+@dataclass
+class Report:
+    pages: list[Page] = field(default_factory=list)
+    csvs: dict[str, str] = field(default_factory=dict)  # name under data/ -> text
+
+
+@dataclass
+class Run:
+    id: str
+    name: str
+    raw: dict
+    checkpoints: list[dict]
+    color: str
+    slug: str
+
+    @property
+    def href(self) -> str:
+        """The run page, relative to the report's folder."""
+        return f"runs/{self.slug}.html"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _checkpoints(run: Mapping[str, Any]) -> list[dict]:
+    cps = [as_dict(c) for c in as_list(run.get("checkpoints"))]
+    cps = [c for c in cps if c]
+
+    def ek(c: dict) -> tuple[int, float]:
+        e = num(c.get("epoch"))
+        return (0, e) if e is not None else (1, 0.0)
+
+    return sorted(cps, key=ek)
+
+
+def _gap(c: Mapping[str, Any]) -> float | None:
+    """The checkpoint's generalization gap: its ``gap`` if given, else train accuracy - test accuracy."""
+    g = num(c.get("gap"))
+    if g is not None:
+        return g
+    tr, te = num(c.get("train_acc")), num(c.get("test_acc"))
+    return None if tr is None or te is None else tr - te
+
+
+def _run_label(run: Run) -> str:
+    return run.name if run.name == run.id else f"{run.name} ({run.id})"
+
+
+def _run_tip(run: Run, c: Mapping[str, Any], extra: Sequence[tuple[str, str]] = ()) -> str:
+    lines = [_run_label(run), f"epoch {format_general(c.get('epoch'))}"]
+    lines += [f"{lbl}: {val}" for lbl, val in extra]
+    for key, lbl in (("train_acc", "train acc"), ("test_acc", "test acc"), ("premem_acc", "PreMemAcc"),
+                     ("memorized_frac", "memorized"), ("train_nll", "train NLL")):
+        if key in c:
+            lines.append(f"{lbl}: {format_num(c.get(key))}")
+    return "\n".join(lines)
+
+
+def _status(r: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(status, css class, text shown) of a run: "diverged at step N" when the step is known."""
+    status = str(r.get("status") or "unknown")
+    cls = status if status in ("done", "failed", "incomplete", "diverged") else "other"
+    text = status
+    if status == "diverged":
+        step = num(r.get("diverged_step"))
+        if step is not None:
+            text = f"diverged at step {int(step)}"
+    return status, cls, text
+
+
+def _error(r: Mapping[str, Any]) -> str | None:
+    err = r.get("error")
+    return None if err is None or str(err).strip() == "" else str(err)
+
+
+def _r2_text(v: Any) -> str:
+    return f"R² = {format_num(v)}"
+
+
+def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, n_runs: int) -> str:
+    if n_points == 0 and r2_pm is None and r2_tr is None:
+        return "No checkpoint has both PreMemAcc and test accuracy yet."
+    base = (f"R² is measured about the line y = x over {n_points} checkpoint{'s' if n_points != 1 else ''} of "
+            f"{n_runs} run{'s' if n_runs != 1 else ''}: 1 means the measure equals test accuracy, 0 or less means "
+            f"it predicts test accuracy no better than a constant.")
+    if r2_pm is None or r2_tr is None:
+        return base
+    if r2_pm >= 0.8 and r2_pm > r2_tr:
+        verdict = (f" PreMemAcc lies close to y = x (R² = {format_num(r2_pm)}) while plain train accuracy does not "
+                   f"(R² = {format_num(r2_tr)}): pre-memorization accuracy predicts test accuracy.")
+    elif r2_pm > r2_tr:
+        verdict = (f" PreMemAcc tracks test accuracy better than train accuracy does (R² {format_num(r2_pm)} vs "
+                   f"{format_num(r2_tr)}), but not closely.")
+    else:
+        verdict = (f" Here PreMemAcc (R² = {format_num(r2_pm)}) does not predict test accuracy better than train "
+                   f"accuracy (R² = {format_num(r2_tr)}).")
+    return base + verdict
+
+
+def _legend(runs: Sequence[Run]) -> list[dict]:
+    return [{"name": r.name, "id": r.id, "color": r.color, "href": r.href} for r in runs]
+
+
+# --------------------------------------------------------------------------------------------- the study
+
+
+class _Study:
+    """What every page shares: the runs (with colours and page slugs) and the CSV files gathered so far."""
+
+    def __init__(self, summary: Mapping[str, Any], dynamics: Mapping[str, Any]):
+        self.summary = summary
+        self.dynamics = as_dict(dynamics)
+        self.csvs: dict[str, str] = {}
+        self.spec = as_dict(summary.get("spec"))
+        taken: set[str] = set()
+        self.runs: list[Run] = []
+        for k, r in enumerate(as_dict(x) for x in as_list(summary.get("runs"))):
+            rid = str(r.get("id") if r.get("id") is not None else f"run-{k + 1}")
+            name = str(r.get("name") if r.get("name") is not None else rid)
+            self.runs.append(Run(rid, name, r, _checkpoints(r), svg.color_for(k), slug(rid, taken)))
+        self.by_id = {r.id: r for r in self.runs}
+        self.by_name = {r.name: r for r in self.runs}
+        self._dyn_taken: set[str] = set()
+        self.dyn_slugs: dict[str, str] = {}
+        self.has_measures = bool(as_dict(summary.get("baselines")))
+        self.has_robustness = bool(as_dict(summary.get("robustness")))
+
+    def find_run(self, key: Any) -> Run | None:
+        k = str(key)
+        return self.by_id.get(k) or self.by_name.get(k)
+
+    def dynamics_entry(self, rid: str) -> Any:
+        if rid in self.dynamics:
+            return self.dynamics[rid]
+        return next((v for k, v in self.dynamics.items() if str(k) == rid), None)
+
+    def dynamics_ids(self) -> list[str]:
+        keys = [str(k) for k in self.dynamics]
+        return [r.id for r in self.runs if r.id in keys] + [k for k in keys if k not in self.by_id]
+
+    def dynamics_figure(self, rid: str, *, root: str = "") -> dict:
+        """One run's heatmap, its CSV (written once) and what the figure's caption needs."""
+        prep = prepare_dynamics(self.dynamics_entry(rid))
+        if rid not in self.dyn_slugs:
+            self.dyn_slugs[rid] = slug(rid, self._dyn_taken)
+        fname = f"dynamics_{self.dyn_slugs[rid]}.csv"
+        self.csvs[fname] = csv_text(
+            ["run_id", "example_id", "epoch", "category"],
+            [[rid, ex, ep, c] for ex, row in zip(prep.all_example_ids, prep.all_rows)
+             for ep, c in zip(prep.epochs, row)],
+        )
+        n_cols = len(prep.epochs)
+        cell_w = max(8.0, min(26.0, 150.0 / max(1, n_cols)))
+        chart = svg.heatmap(
+            prep.rows,
+            categories=CATEGORIES,
+            col_labels=[str(e) for e in prep.epochs],
+            row_labels=[f"example {e}" for e in prep.example_ids],
+            x_label="epoch",
+            y_label="examples",
+            cell_width=cell_w,
+            cell_height=5,
+            show_legend=False,
+            missing=("no value", "#ffffff"),
+        )
+        run = self.by_id.get(rid)
+        return {"name": run.name if run else rid, "id": rid, "svg": Markup(chart), "csv": f"{root}data/{fname}",
+                "href": f"{root}{run.href}" if run else None, "shown": len(prep.rows), "total": prep.n_total}
+
+    def nav(self, active: str) -> list[dict]:
+        items = [
+            ("index", "index.html", "Overview", True, ""),
+            ("dynamics", "dynamics.html", "Dynamics", True, ""),
+            ("measures", "measures.html", "Measures", self.has_measures, "not computed for this study"),
+            ("robustness", "robustness.html", "Robustness", self.has_robustness, "not computed for this study"),
+            ("runs", "index.html#runs", f"Runs ({len(self.runs)})", True, ""),
+        ]
+        return [{"key": k, "href": h, "label": lbl, "active": k == active, "available": ok, "title": t}
+                for k, h, lbl, ok, t in items]
+
+    def base_ctx(self, active: str, title: str, root: str = "") -> dict:
+        n_failed = sum(1 for r in self.runs if str(r.raw.get("status")) in ("failed", "diverged"))
+        return {
+            "root": root,
+            "nav": self.nav(active),
+            "page_title": title,
+            "study_name": str(self.spec.get("name") or "premem study"),
+            "spec_path": str(self.spec.get("path") or ""),
+            "generated_at": str(self.summary.get("generated_at") or DASH),
+            "n_runs": len(self.runs),
+            "n_failed": n_failed,
+        }
+
+
+# --------------------------------------------------------------------------------------------- index
+
+
+def _index(st: _Study) -> Page:
+    summary = st.summary
+    premem = as_dict(summary.get("premem"))
+    train = as_dict(summary.get("train_acc"))
+    notes = [str(n) for n in as_list(summary.get("notes")) if n is not None and str(n).strip()]
+    runs = st.runs
+
+    n_points = 0
+    panels = []
+    for key, label, name, r2 in (
+        ("train_acc", "Train accuracy", "train_vs_test", train.get("r2")),
+        ("premem_acc", "PreMemAcc", "premem_vs_test", premem.get("r2")),
+    ):
+        series, rows = [], []
+        for run in runs:
+            pts, tips = [], []
+            for c in run.checkpoints:
+                pts.append((c.get(key), c.get("test_acc")))
+                tips.append(_run_tip(run, c))
+                rows.append([run.id, run.name, c.get("epoch"), num(c.get(key)), num(c.get("test_acc"))])
+            series.append(svg.Series(name=run.name, points=pts, tooltips=tips, color=run.color, href=run.href))
+        if key == "premem_acc":
+            n_points = sum(1 for r in rows if r[3] is not None and r[4] is not None)
+        st.csvs[f"{name}.csv"] = csv_text(["run_id", "run_name", "epoch", key, "test_acc"], rows)
+        chart = svg.scatter_chart(
+            series, title=f"{label} vs test accuracy", x_label=label, y_label="Test accuracy", x_range=(0, 1),
+            y_range=(0, 1), diagonal=True, annotation=_r2_text(r2), width=470, height=440,
+        )
+        panels.append({"title": f"{label} vs test accuracy", "svg": Markup(chart), "csv": f"data/{name}.csv",
+                       "r2": format_num(r2)})
+
+    # calibration
+    calib = [as_dict(c) for c in as_list(premem.get("calibration"))]
+    calib = sorted([c for c in calib if num(c.get("p")) is not None], key=lambda c: num(c.get("p")))
+    p = num(premem.get("p"))
+    calibration = None
+    if calib:
+        st.csvs["calibration.csv"] = csv_text(
+            ["p", "r2", "r2_line", "chosen"],
+            [[num(c.get("p")), num(c.get("r2")), num(c.get("r2_line")),
+              int(p is not None and abs(num(c.get("p")) - p) < 1e-12)] for c in calib],
+        )
+        yvals = [v for c in calib for v in (num(c.get("r2")), num(c.get("r2_line"))) if v is not None]
+        floor = -1.0
+        clipped = bool(yvals) and min(yvals) < floor
+        y_range = (floor, 1.0) if clipped else (min(min(yvals, default=0.0), 0.0), 1.0)
+        ser = [
+            svg.Series(name="R² about y = x", points=[(c.get("p"), c.get("r2")) for c in calib],
+                       tooltips=[f"p = {format_p(c.get('p'))}\nR² about y = x: {format_num(c.get('r2'))}"
+                                 for c in calib], color="#1f77b4"),
+            svg.Series(name="R² of fitted line", points=[(c.get("p"), c.get("r2_line")) for c in calib],
+                       tooltips=[f"p = {format_p(c.get('p'))}\nR² of fitted line: {format_num(c.get('r2_line'))}"
+                                 for c in calib], color="#ff7f0e", dashed=True),
+        ]
+        chart = svg.line_chart(
+            ser, title="Calibration: R² against p", x_label="p (log of mean target NLL)",
+            y_label="R² (calibration runs)", y_range=y_range, vline=p,
+            vline_label=f"chosen p = {format_p(p)}" if p is not None else None, width=720, height=340,
+        )
+        calibration = {"svg": Markup(chart), "csv": "data/calibration.csv", "clipped": clipped, "floor": floor}
+    calibration_runs = []
+    for x in as_list(premem.get("calibration_runs")):
+        run = st.find_run(x)
+        calibration_runs.append({"name": run.name if run else str(x), "href": run.href if run else None})
+
+    # perplexity gap
+    gap = as_dict(summary.get("perplexity_gap"))
+    gap_rows = []
+    if gap:
+        for key, label, expl in (
+            ("memorized_correct_median_perplexity", "Correct and memorized: median perplexity",
+             "examples answered correctly whose target trace is memorized"),
+            ("unmemorized_correct_median_perplexity", "Correct, not memorized: median perplexity",
+             "examples answered correctly without reproducing the trace"),
+            ("irreducible_perplexity", "Irreducible perplexity",
+             "floor of a perfect model that has not seen the trace"),
+            ("threshold_perplexity", "Memorization threshold exp(exp(p))",
+             "below this an example counts as memorized"),
+        ):
+            if key in gap:
+                gap_rows.append({"label": label, "value": format_num(gap.get(key), 4), "expl": expl})
+        st.csvs["perplexity_gap.csv"] = csv_text(["quantity", "value"], [[k, num(v)] for k, v in gap.items()])
+
+    # runs table
+    table, run_rows = [], []
+    for run in runs:
+        r, cps = run.raw, run.checkpoints
+        sett = as_dict(r.get("settings"))
+        last = cps[-1] if cps else {}
+        status, cls, status_text = _status(r)
+        err = _error(r)
+        table.append({
+            "name": run.name, "id": run.id, "color": run.color, "href": run.href,
+            "tip": "; ".join([f"id: {run.id}"] + [f"{k}: {v}" for k, v in sett.items()]),
+            "lr": format_lr(sett.get("learning_rate")),
+            "epochs": format_general(sett.get("epochs")),
+            "fraction": format_general(sett.get("dataset_fraction")),
+            "status": status, "status_class": cls, "status_text": status_text,
+            "n_checkpoints": len(cps),
+            "train": format_num(last.get("train_acc")),
+            "test": format_num(last.get("test_acc")),
+            "premem": format_num(last.get("premem_acc")),
+            "error": err, "error_short": None if err is None else short(err),
+        })
+        run_rows.append([run.id, run.name, status, num(r.get("diverged_step")), sett.get("model"),
+                         sett.get("dataset"), num(sett.get("learning_rate")), sett.get("epochs"),
+                         num(sett.get("dataset_fraction")), len(cps), num(last.get("train_acc")),
+                         num(last.get("test_acc")), num(last.get("premem_acc")), err])
+    st.csvs["runs.csv"] = csv_text(
+        ["run_id", "run_name", "status", "diverged_step", "model", "dataset", "learning_rate", "epochs",
+         "dataset_fraction", "n_checkpoints", "final_train_acc", "final_test_acc", "final_premem_acc", "error"],
+        run_rows)
+    cp_keys = ["train_acc", "test_acc", "premem_acc", "train_nll", "memorized_frac", "train_loss"]
+    cp_keys += [k for k, _, _ in CHECKPOINT_COLUMNS if k not in cp_keys
+                and any(k in c for run in runs for c in run.checkpoints)]
+    st.csvs["checkpoints.csv"] = csv_text(
+        ["run_id", "run_name", "epoch"] + cp_keys,
+        [[run.id, run.name, c.get("epoch")] + [num(c.get(k)) for k in cp_keys]
+         for run in runs for c in run.checkpoints],
+    )
+
+    n_runs_with_points = len({run.id for run in runs for c in run.checkpoints
+                              if num(c.get("premem_acc")) is not None and num(c.get("test_acc")) is not None})
+    r2_pm, r2_tr = num(premem.get("r2")), num(train.get("r2"))
+    ctx = st.base_ctx("index", "Overview") | {
+        "spec_text": None if st.spec.get("text") is None else str(st.spec.get("text")),
+        "notes": notes,
+        "headline": {
+            "p": format_p(p),
+            "threshold": format_num(gap.get("threshold_perplexity") if gap else
+                                    (math.exp(math.exp(p)) if p is not None and p < 5 else None), 4),
+            "r2_premem": format_num(r2_pm),
+            "r2_premem_line": format_num(premem.get("r2_line")),
+            "r2_train": format_num(r2_tr),
+            "r2_train_line": format_num(train.get("r2_line")),
+            "sentence": _headline_sentence(r2_pm, r2_tr, n_points, n_runs_with_points),
+        },
+        "panels": panels,
+        "legend_runs": _legend([r for r in runs if r.checkpoints]),
+        "calibration": calibration,
+        "calibration_runs": calibration_runs,
+        "gap_rows": gap_rows,
+        "runs": table,
+        "has_dynamics": bool(st.dynamics),
+        "has_measures": st.has_measures,
+        "has_robustness": st.has_robustness,
+    }
+    return Page("index.html", "index.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- dynamics
+
+
+def _dynamics_page(st: _Study) -> Page:
+    figs = [st.dynamics_figure(rid) for rid in st.dynamics_ids()]
+    ctx = st.base_ctx("dynamics", "Per-example dynamics") | {
+        "dyn_figs": figs,
+        "dyn_legend": Markup(svg.legend(list(CATEGORIES), columns=4)) if figs else None,
+        "max_rows": MAX_DYNAMICS_ROWS,
+    }
+    return Page("dynamics.html", "dynamics.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- measures
+
+
+def _corr_text(r: Any, tau: Any) -> str:
+    return f"r = {format_num(r, 2)} · τ = {format_num(tau, 2)}"
+
+
+def _measures_page(st: _Study) -> Page:
+    baselines = as_dict(st.summary.get("baselines"))
+    meta = as_dict(st.summary.get("baselines_meta"))
+    names = [n for n in BASELINE_ORDER if n in baselines] + [str(n) for n in baselines if n not in BASELINE_ORDER]
+    used = [str(x) for x in as_list(meta.get("runs"))]
+    runs = [r for r in (st.find_run(x) for x in used) if r is not None] if used else list(st.runs)
+    runs = list({r.id: r for r in runs}.values())  # unique, in order
+    unknown_runs = [x for x in used if st.find_run(x) is None]
+
+    entries = []
+    for name in names:
+        b = as_dict(baselines.get(name))
+        entries.append({
+            "name": name,
+            "label": str(b.get("label") or name),
+            "value_key": str(b.get("value_key") or name),
+            "x_label": str(b.get("x_label") or b.get("label") or name),
+            "pearson_gap": num(b.get("pearson_gap")), "kendall_gap": num(b.get("kendall_gap")),
+            "pearson_test": num(b.get("pearson_test")), "kendall_test": num(b.get("kendall_test")),
+            "n": b.get("n"),
+        })
+
+    rows_out: list[dict] = []
+    for target, y_label, target_name in (("gap", "Generalization gap (train − test)", "gap"),
+                                         ("test_acc", "Test accuracy", "test")):
+        panels = []
+        for e in entries:
+            series = []
+            for run in runs:
+                pts, tips = [], []
+                for c in run.checkpoints:
+                    x = num(c.get(e["value_key"]))
+                    y = _gap(c) if target == "gap" else num(c.get("test_acc"))
+                    pts.append((x, y))
+                    tips.append("\n".join([_run_label(run), f"epoch {format_general(c.get('epoch'))}",
+                                           f"{e['x_label']}: {format_sig(x)}",
+                                           f"gap: {format_num(_gap(c))}",
+                                           f"train acc: {format_num(c.get('train_acc'))}",
+                                           f"test acc: {format_num(c.get('test_acc'))}"]))
+                series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href))
+            r, tau = e[f"pearson_{target_name}"], e[f"kendall_{target_name}"]
+            chart = svg.scatter_chart(
+                series, title=e["label"], subtitle=_corr_text(r, tau), x_label=e["x_label"], y_label=y_label,
+                width=300, height=300, connect=False, marker_radius=4.2,
+            )
+            panels.append({"svg": Markup(chart), "label": e["label"], "r": format_num(r), "tau": format_num(tau)})
+        rows_out.append({"target": target, "title": f"Against the {y_label[0].lower() + y_label[1:]}"
+                         if target == "gap" else "Against test accuracy", "panels": panels})
+
+    # the data behind every panel, and the correlations
+    keys = list(dict.fromkeys(e["value_key"] for e in entries))
+    if entries:
+        st.csvs["measures.csv"] = csv_text(
+            ["run_id", "run_name", "epoch", "train_acc", "test_acc", "gap"] + keys,
+            [[run.id, run.name, c.get("epoch"), num(c.get("train_acc")), num(c.get("test_acc")), _gap(c)]
+             + [num(c.get(k)) for k in keys] for run in runs for c in run.checkpoints],
+        )
+        st.csvs["measures_correlations.csv"] = csv_text(
+            ["measure", "label", "value_key", "pearson_gap", "kendall_gap", "pearson_test", "kendall_test", "n"],
+            [[e["name"], e["label"], e["value_key"], e["pearson_gap"], e["kendall_gap"], e["pearson_test"],
+              e["kendall_test"], num(e["n"])] for e in entries],
+        )
+    table = [{"label": e["label"], "x_label": e["x_label"], "pg": format_num(e["pearson_gap"]),
+              "kg": format_num(e["kendall_gap"]), "pt": format_num(e["pearson_test"]),
+              "kt": format_num(e["kendall_test"]), "n": format_general(e["n"]),
+              "strongest": False} for e in entries]
+    strengths = [abs(e["pearson_gap"]) if e["pearson_gap"] is not None else -1.0 for e in entries]
+    if strengths and max(strengths) >= 0:
+        table[strengths.index(max(strengths))]["strongest"] = True
+
+    atc = as_dict(meta.get("atc_reference"))
+    atc_ref = None
+    if atc:
+        run = st.find_run(atc.get("run"))
+        atc_ref = {"run": run.name if run else str(atc.get("run") or DASH), "href": run.href if run else None,
+                   "epoch": format_general(atc.get("epoch")), "test_acc": format_num(atc.get("test_acc")),
+                   "threshold": format_sig(atc.get("threshold")), "score": str(atc.get("score") or DASH)}
+    ctx = st.base_ctx("measures", "Generalization measures") | {
+        "available": bool(entries),
+        "missing": MEASURES_MISSING,
+        "rows": rows_out,
+        "table": table,
+        "legend_runs": _legend([r for r in runs if r.checkpoints]),
+        "used_runs": [{"name": r.name, "href": r.href} for r in runs] if used else [],
+        "unknown_runs": unknown_runs,
+        "atc_ref": atc_ref,
+    }
+    return Page("measures.html", "measures.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- robustness
+
+
+def _robustness_page(st: _Study) -> Page:
+    rob = as_dict(st.summary.get("robustness"))
+    meta = as_dict(st.summary.get("robustness_meta"))
+    preambles = {str(k): "" if v is None else str(v) for k, v in as_dict(meta.get("preambles")).items()}
+    prompts = [str(p) for p in rob]
+    prompts = (["original"] if "original" in prompts else []) + [p for p in prompts if p != "original"]
+    bins = [str(b) for b in as_list(meta.get("bins"))] or list(DEFAULT_BINS)
+    for p in prompts:
+        for b in as_dict(rob.get(p)):
+            if str(b) not in bins:
+                bins.append(str(b))
+
+    def cell(p: str, b: str) -> dict:
+        d = as_dict(rob.get(p))
+        v = d.get(b)
+        if v is None:
+            v = next((vv for kk, vv in d.items() if str(kk) == b), None)
+        return as_dict(v)
+
+    groups, stat_rows, value_rows = [], [], []
+    stats: dict[tuple[str, str], dict] = {}
+    for i, p in enumerate(prompts):
+        data = {}
+        for b in bins:
+            c = cell(p, b)
+            vals = [x for x in (num(v) for v in as_list(c.get("values"))) if x is not None]
+            q = quantiles(vals)
+            s = {k: num(c.get(k)) if num(c.get(k)) is not None else q[k] for k in ("mean", "median", "q1", "q3")}
+            s["n"] = int(num(c.get("n"))) if num(c.get("n")) is not None else len(vals)
+            stats[(p, b)] = s
+            label = "original prompt" if p == "original" else f"preamble “{p}”"
+            tip = (f"{label} · PreMemAcc {b}\nn = {s['n']}\nmedian {format_num(s['median'])} "
+                   f"(quartiles {format_num(s['q1'])} to {format_num(s['q3'])})\nmean {format_num(s['mean'])}")
+            data[b] = svg.Violin(vals, stats=s, tooltip=tip)
+            stat_rows.append([p, preambles.get(p, ""), b, s["n"], s["mean"], s["median"], s["q1"], s["q3"]])
+            value_rows += [[p, b, v] for v in vals]
+        groups.append((p if p != "original" else "original prompt", PROMPT_COLORS[i % len(PROMPT_COLORS)], data))
+
+    figure = None
+    if prompts:
+        chart = svg.violin_chart(
+            bins, groups, title="Per-example accuracy under each prompt, by PreMemAcc",
+            x_label="PreMemAcc of the training example (bin)", y_label="Accuracy under the prompt",
+            width=1100, height=440,
+        )
+        figure = {"svg": Markup(chart)}
+        st.csvs["robustness.csv"] = csv_text(
+            ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"], stat_rows)
+        st.csvs["robustness_values.csv"] = csv_text(["prompt", "premem_bin", "accuracy"], value_rows)
+
+    table = []
+    for b in bins:
+        row = {"bin": b, "cells": []}
+        base = stats.get(("original", b), {}).get("mean") if "original" in prompts else None
+        for p in prompts:
+            s = stats[(p, b)]
+            delta = None if base is None or s["mean"] is None or p == "original" else s["mean"] - base
+            row["cells"].append({"n": s["n"], "median": format_num(s["median"], 2), "q1": format_num(s["q1"], 2),
+                                 "q3": format_num(s["q3"], 2), "mean": format_num(s["mean"]),
+                                 "delta": None if delta is None else (("+" if delta > 0 else "") + format_num(delta))})
+        table.append(row)
+    checkpoints = []
+    for c in (as_dict(x) for x in as_list(meta.get("checkpoints"))):
+        run = st.find_run(c.get("run"))
+        checkpoints.append({"run": run.name if run else str(c.get("run") or DASH), "href": run.href if run else None,
+                            "epoch": format_general(c.get("epoch"))})
+    ctx = st.base_ctx("robustness", "Robustness to perturbed prompts") | {
+        "available": bool(prompts),
+        "missing": ROBUSTNESS_MISSING,
+        "figure": figure,
+        "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
+                     "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)],
+        "table": table,
+        "checkpoints": checkpoints,
+        "samples": format_general(meta.get("samples")) if meta.get("samples") is not None else None,
+    }
+    return Page("robustness.html", "robustness.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- run pages
+
+
+def _answer_format(target: str) -> str | None:
+    if "####" in target:
+        return "gsm8k"
+    if "\\boxed" in target or "\\fbox" in target:
+        return "boxed"
+    return None
+
+
+def _sample_verdicts(target: str, samples: Sequence[str], given: Sequence[Any] | None) -> list[str | None]:
+    """Per sample: "correct", "incorrect", "no answer" or None (unknown).  Flags given in the summary
+    (``correct``: one bool per sample) win; otherwise the sample's final answer is compared with the target's
+    in the format the target is written in (``####`` or ``\\boxed{}``)."""
+    out: list[str | None] = []
+    fmt = _answer_format(target)
+    gold = None
+    if fmt is not None:
+        from premem.data.answers import extract_answer
+
+        gold = extract_answer(target, fmt)
+    for k, s in enumerate(samples):
+        g = given[k] if given is not None and k < len(given) else None
+        if isinstance(g, bool):
+            out.append("correct" if g else "incorrect")
+            continue
+        if gold is None or fmt is None:
+            out.append(None)
+            continue
+        from premem.data.answers import answers_match, extract_answer
+
+        pred = extract_answer(s, fmt)
+        out.append("no answer" if pred is None else ("correct" if answers_match(pred, gold, fmt) else "incorrect"))
+    return out
+
+
+def _samples_section(st: _Study, run: Run, root: str) -> dict | None:
+    smp = as_dict(run.raw.get("samples"))
+    if not smp:
+        return None
+    examples, rows = [], []
+    for ex in (as_dict(e) for e in as_list(smp.get("examples"))):
+        target = "" if ex.get("target") is None else str(ex.get("target"))
+        samples = ["" if s is None else str(s) for s in as_list(ex.get("samples"))]
+        given = as_list(ex.get("correct")) if ex.get("correct") is not None else None
+        verdicts = _sample_verdicts(target, samples, given)
+        acc = num(ex.get("acc"))
+        mem = ex.get("memorized")
+        examples.append({
+            "id": str(ex.get("example_id") if ex.get("example_id") is not None else DASH),
+            "question": "" if ex.get("question") is None else str(ex.get("question")),
+            "target": target,
+            "samples": [{"text": s, "verdict": v} for s, v in zip(samples, verdicts)],
+            "acc": format_num(acc, 2),
+            "correct": None if acc is None else acc >= 0.5,
+            "perplexity": format_num(ex.get("perplexity"), 3),
+            "nll": format_num(ex.get("nll"), 3),
+            "premem_acc": format_num(ex.get("premem_acc"), 2),
+            "memorized": mem if isinstance(mem, bool) else None,
+        })
+        for s, v in zip(samples or [None], verdicts or [None]):
+            rows.append([ex.get("example_id"), ex.get("question"), target, s, v, acc, num(ex.get("nll")),
+                         num(ex.get("perplexity")), mem if isinstance(mem, bool) else None,
+                         num(ex.get("premem_acc"))])
+    fname = f"run_{run.slug}_samples.csv"
+    st.csvs[fname] = csv_text(["example_id", "question", "target", "sample", "sample_verdict", "acc", "nll",
+                               "perplexity", "memorized", "premem_acc"], rows)
+    n_mem = sum(1 for e in examples if e["memorized"])
+    return {"epoch": format_general(smp.get("epoch")), "p": format_p(smp.get("p")), "examples": examples,
+            "n_memorized": n_mem, "csv": f"{root}data/{fname}"}
+
+
+def _run_page(st: _Study, k: int) -> Page:
+    run = st.runs[k]
+    root = "../"
+    r, cps = run.raw, run.checkpoints
+    sett = as_dict(r.get("settings"))
+    status, cls, status_text = _status(r)
+
+    # loss: the downsampled training curve if recorded, else the mean loss of each epoch
+    figures = []
+    curve = [as_dict(x) for x in as_list(r.get("loss_curve"))]
+    curve = [c for c in curve if num(c.get("loss")) is not None and num(c.get("step")) is not None]
+    loss_csv = f"run_{run.slug}_loss.csv"
+    if curve:
+        st.csvs[loss_csv] = csv_text(["step", "epoch", "loss"],
+                                     [[c.get("step"), c.get("epoch"), num(c.get("loss"))] for c in curve])
+        div = num(r.get("diverged_step"))
+        chart = svg.line_chart(
+            [svg.Series("training loss", [(c.get("step"), c.get("loss")) for c in curve],
+                        tooltips=[f"step {format_general(c.get('step'))} (epoch {format_general(c.get('epoch'))})"
+                                  f"\nloss {format_num(c.get('loss'), 4)}" for c in curve], color=run.color)],
+            title="Training loss", x_label="optimizer step", y_label="loss", markers=False, legend=False,
+            vline=div, vline_label=f"diverged at step {int(div)}" if div is not None else None,
+            width=560, height=320,
+        )
+        figures.append({"svg": Markup(chart), "csv": f"{root}data/{loss_csv}",
+                        "caption": f"Training loss, {len(curve)} points evenly spaced over the run."})
+    elif any(num(c.get("train_loss")) is not None for c in cps):
+        st.csvs[loss_csv] = csv_text(["epoch", "mean_loss"], [[c.get("epoch"), num(c.get("train_loss"))] for c in cps])
+        chart = svg.line_chart(
+            [svg.Series("mean training loss", [(c.get("epoch"), c.get("train_loss")) for c in cps],
+                        tooltips=[f"epoch {format_general(c.get('epoch'))}\nmean loss {format_num(c.get('train_loss'), 4)}"
+                                  for c in cps], color=run.color)],
+            title="Training loss (mean per epoch)", x_label="epoch", y_label="loss", legend=False,
+            width=560, height=320, x_integer=True,
+        )
+        figures.append({"svg": Markup(chart), "csv": f"{root}data/{loss_csv}",
+                        "caption": "Mean training loss of each epoch (no per-step curve recorded)."})
+
+    cp_csv = f"run_{run.slug}_checkpoints.csv"
+    cols = [(key, head, fmt) for key, head, fmt in CHECKPOINT_COLUMNS if any(key in c for c in cps)]
+    if cps:
+        acc_series = []
+        for key, label, color, dashed in (("train_acc", "train accuracy", "#7f7f7f", True),
+                                          ("test_acc", "test accuracy", "#1f77b4", False),
+                                          ("premem_acc", "PreMemAcc", MEMORIZED_COLOR, False)):
+            if any(num(c.get(key)) is not None for c in cps):
+                acc_series.append(svg.Series(label, [(c.get("epoch"), c.get(key)) for c in cps],
+                                             tooltips=[f"epoch {format_general(c.get('epoch'))}\n{label}: "
+                                                       f"{format_num(c.get(key))}" for c in cps],
+                                             color=color, dashed=dashed))
+        chart = svg.line_chart(acc_series, title="Accuracy by checkpoint", x_label="epoch", y_label="accuracy",
+                               y_range=(0, 1), width=560, height=320, marker_radius=3.5, x_integer=True)
+        st.csvs[cp_csv] = csv_text(["epoch"] + [k for k, _, _ in cols],
+                                   [[c.get("epoch")] + [num(c.get(k)) for k, _, _ in cols] for c in cps])
+        figures.append({"svg": Markup(chart), "csv": f"{root}data/{cp_csv}",
+                        "caption": "Train accuracy, test accuracy and PreMemAcc at each checkpoint."})
+
+    dyn = st.dynamics_figure(run.id, root=root) if st.dynamics_entry(run.id) is not None else None
+    err = _error(r)
+    ctx = st.base_ctx("runs", run.name, root) | {
+        "run": {"name": run.name, "id": run.id, "color": run.color, "status": status, "status_class": cls,
+                "status_text": status_text, "error": err},
+        "settings": [{"key": str(key), "value": format_lr(v) if key == "learning_rate" else
+                      (format_general(v) if not isinstance(v, (dict, list)) else str(v))} for key, v in sett.items()],
+        "figures": figures,
+        "columns": [{"key": key, "head": head} for key, head, _ in cols],
+        "checkpoints": [{"epoch": format_general(c.get("epoch")),
+                         "cells": [fmt(c.get(key)) for key, _, fmt in cols]} for c in cps],
+        "checkpoints_csv": f"{root}data/{cp_csv}" if cps else None,
+        "dyn": dyn,
+        "dyn_legend": Markup(svg.legend(list(CATEGORIES), columns=4)) if dyn else None,
+        "samples": _samples_section(st, run, root),
+        "prev": {"name": st.runs[k - 1].name, "href": f"{st.runs[k - 1].slug}.html"} if k > 0 else None,
+        "next": {"name": st.runs[k + 1].name, "href": f"{st.runs[k + 1].slug}.html"}
+        if k + 1 < len(st.runs) else None,
+    }
+    return Page(run.href, "run.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- all
+
+
+def build_report(summary: Mapping[str, Any] | None, dynamics: Mapping[str, Any] | None) -> Report:
+    """Every page's context and every CSV file, from the analysis' ``summary`` and ``dynamics``."""
+    st = _Study(as_dict(summary), as_dict(dynamics))
+    pages = [_index(st), _dynamics_page(st), _measures_page(st), _robustness_page(st)]
+    pages += [_run_page(st, k) for k in range(len(st.runs))]
+    csv_links = sorted(st.csvs)
+    for page in pages:
+        page.ctx["csv_files"] = csv_links
+    return Report(pages, st.csvs)
