@@ -58,7 +58,8 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
                         batch_size: int = 256, keep_samples: int = 2, sampling_dtype: str | None = None,
                         test_samples: int | None = None, progress: Progress | None = None,
                         stats: dict | None = None, settle_below: float | None = None,
-                        earlier: Earlier = ()) -> list[dict]:
+                        earlier: Earlier = (), scorer: Callable | None = None,
+                        make_sampler: Callable | None = None) -> list[dict]:
     """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
 
     `keep_samples` completions per example are kept for the report (all of them are graded). With
@@ -66,19 +67,24 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
     `params.n` for test queries. With `settle_below`, train examples `settled` at this checkpoint given the
     run's `earlier` checkpoints (every one of them, in order) are not sampled (their perplexity still is, first).
     When `stats` is given it receives the work done: seconds spent scoring targets and sampling, target
-    tokens scored, tokens sampled, and train examples skipped.
+    tokens scored, tokens sampled, and train examples skipped. Other backends (evaluation.sampler/scoring:
+    vllm) come in as `scorer(pairs, progress)` (target_nll's contract) and `make_sampler()`, called once
+    scoring is done (so a scorer's GPU memory can be freed before the sampler takes it); `loaded` may then be
+    None.
     """
     import time
 
     t0 = time.perf_counter()
     report = progress or (lambda _m: None)
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in train]
-    nll = target_nll(loaded, pairs, progress=lambda m: report(f"train targets: {m}"))
+    score = scorer or (lambda ps, progress: target_nll(loaded, ps, progress=progress))
+    nll = score(pairs, progress=lambda m: report(f"train targets: {m}"))
     t1 = time.perf_counter()
     # decided only now that this checkpoint's perplexity is known: "memorized now" is part of the rule
     skip = [settle_below is not None and settled(nll[i][0], [e.get(str(ex.id)) for e in earlier], settle_below)
             for i, ex in enumerate(train)]
-    sampler = TransformersSampler(with_dtype(loaded, sampling_dtype), batch_size=batch_size)
+    sampler = make_sampler() if make_sampler is not None else \
+        TransformersSampler(with_dtype(loaded, sampling_dtype), batch_size=batch_size)
     rows: list[dict] = []
     for split, examples in (("train", train), ("test", test)):
         sampled = [i for i in range(len(examples)) if not (split == "train" and skip[i])]

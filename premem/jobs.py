@@ -217,15 +217,15 @@ def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progr
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     """Evaluate the checkpoint of the job's train dependency; return its result and per-example rows."""
     from premem.evaluate import evaluate_checkpoint
-    from premem.models import load_model
     from premem.sampling import SamplingParams
+    from premem.vllm_sampler import evaluation_backends
 
     _threads(job)
     model_spec, ds = _spec_sections(job)
     s, ev = job.settings, job.settings["evaluation"]
     t0 = time.time()
-    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
-                        trust_remote_code=model_spec.trust_remote_code)
+    loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
+                                                       job_device(job), job.resources.get("gpus", 0), s["seed"])
     train = _run_examples(job, ds)
     if ev["train_examples"] is not None:
         train = train[:ev["train_examples"]]
@@ -240,7 +240,8 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
                                sampling_dtype=ev["sampling_dtype"], test_samples=ev["test_samples"],
-                               progress=progress, stats=work, settle_below=settle_below, earlier=earlier)
+                               progress=progress, stats=work, settle_below=settle_below, earlier=earlier,
+                               scorer=scorer, make_sampler=make_sampler)
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp and r["n_samples"]])
            for sp in ("train", "test")}  # over the examples measured (skipped ones have no accuracy)
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])

@@ -437,7 +437,12 @@ class Evaluation(Strict):
     train_examples: int | None = Field(None, ge=1, description="Train examples evaluated per checkpoint; null = all the run trained on.")
     test_examples: int | None = Field(None, ge=1, description="Test examples evaluated per checkpoint; null = all.")
     batch_size: int = Field(256, ge=1, le=1_000_000, description="Prompts per sampling batch (each with k samples).")
-    sampler: Literal["transformers"] = Field("transformers", description="Sampling backend.")
+    sampler: Literal["transformers", "vllm"] = Field(
+        "transformers", description="Sampling backend: `transformers` (premem's batched KV-cache sampler, CPU or "
+        "GPU) or `vllm` (a CUDA GPU and `pip install -e .[gpu]`; Hugging Face models only).")
+    scoring: Literal["transformers", "vllm"] = Field(
+        "transformers", description="How target perplexity is computed: batched transformers forward passes, or "
+        "vLLM's prompt logprobs (a CUDA GPU and vLLM; Hugging Face models only).")
     sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
         "faster on CPUs with AMX/AVX512-BF16; perplexity is always computed in the model's dtype.")
@@ -447,6 +452,14 @@ class Evaluation(Strict):
         "premem.p_grid and premem.p) and never correct while unmemorized at an earlier checkpoint of the run. "
         "PreMemAcc and its calibration are unchanged; train accuracy of a skipped example is not measured "
         "(n_samples 0). Each checkpoint's evaluation then waits for the run's earlier ones.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # the default scoring dumps as before the option existed, so existing evaluation ids do not change
+        d = handler(self)
+        if d.get("scoring") == "transformers":
+            d.pop("scoring")
+        return d
 
 
 class PGrid(Strict):
@@ -790,6 +803,23 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if spec.device == "cuda" and getattr(spec.resources, kind).gpus <= 0:
             out.append((("resources", kind, "gpus"), "device is cuda but this job kind asks Ray for no GPU: "
                         "set gpus (e.g. 1)"))
+        gpus = getattr(spec.resources, kind).gpus
+        if gpus > 1 and gpus != int(gpus):
+            out.append((("resources", kind, "gpus"), f"{gpus:g} GPUs: more than one GPU per job must be a whole "
+                        "number (the model is sharded over them)"))
+    for field in ("sampler", "scoring"):  # vLLM: CUDA only, and it reads Hugging Face tokenizers only
+        if getattr(spec.evaluation, field) != "vllm":
+            continue
+        if spec.device == "cpu":
+            out.append((("evaluation", field), "vllm runs on CUDA GPUs only and device is cpu: use `transformers` "
+                        "(or device: cuda)"))
+        elif spec.resources.evaluate.gpus < 1:
+            out.append((("evaluation", field), "vllm needs a whole GPU per evaluation job: set "
+                        "resources.evaluate.gpus (e.g. 1)"))
+        for i, m in enumerate(spec.models):
+            if m.builtin is not None:
+                out.append((("evaluation", field), f"vllm cannot serve the built-in model {m.name!r} (its word "
+                            "tokenizer is premem's own): use `transformers`"))
     if spec.evaluation.stop != "\nDone.":
         out.append((("evaluation", "stop"), "training targets end with \"\\nDone.\" (the paper's format), so "
                     "sampling must stop there too; another stop string is not supported yet"))
