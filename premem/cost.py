@@ -1,0 +1,730 @@
+"""What a plan will cost: compute hours per job kind, premem's way and the authors', from work x throughput.
+
+`premem plan SPEC --cost [THROUGHPUTS.yaml]` prints it. Two parts, kept apart so each can be checked:
+
+- Work, counted from the plan alone (no model, no download): per job, tokens trained (examples x mean tokens
+  per example x epochs), target tokens scored (perplexity), tokens sampled (prompts x k x mean completion
+  tokens) and model loads. Dataset sizes and mean lengths come from the built-in task's generator (exact
+  token counts with its tokenizer), from local data files (words x a words-to-tokens factor), or from a small
+  registry of known hub datasets (below); the throughputs file can override any of them.
+- Throughputs, per model: tokens per second for training, sampling and scoring, and seconds per model load,
+  for premem and for the authors' approach. On a CPU, the built-in model has defaults measured in this
+  project's benchmarks (bench/README.md); GPU figures (and hub models anywhere) come from the user's file.
+
+The authors' approach (Kang et al.'s public code): perplexity one example at a time in float32; sampling with
+`model.generate` or vLLM, with its own model load per checkpoint on top of the one for perplexity; and
+checkpoints evaluated only once GPUs are free, i.e. after the run's training, never overlapping it. Training
+itself is the same for both unless the file says otherwise.
+
+Hours of a job = its seconds / 3600 x the GPUs its kind asks Ray for (GPU-hours), or x its CPUs when it asks
+for no GPU (CPU core-hours). A wall-clock estimate on a cluster of the file's size comes from replaying the
+plan's dependency graph with greedy list scheduling (premem: a checkpoint's jobs start when its epoch is
+trained; the authors': when the run's last epoch is).
+"""
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from premem.plan import Job, Plan, Run
+
+KINDS = ("pretrain", "train", "evaluate", "measure", "perturb")
+EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
+
+# ----------------------------------------------------------------------------------------- CPU defaults
+# Measured on this project's development machine (2 vCPUs, Intel Xeon with AVX-512/AMX-BF16, torch 2.13.0+cpu),
+# the built-in model at the quickstart's size (4 layers, hidden 128, 1.08M parameters), 1 torch thread unless
+# said otherwise. They apply only to built-in models on jobs that ask for no GPU.
+CPU_BUILTIN = {
+    # bench/README.md, 2026-11-27, `python bench/eval_throughput.py` (3 repetitions, medians, 1 thread):
+    # target_nll 13,078 target tokens/s against 8,836 for one float32 forward pass per example;
+    # premem's sampler 4,900 tokens/s (float32) and 8,940 (bfloat16 weights) against 697 for model.generate
+    # prompt by prompt (float32).
+    "score_tokens_per_s": 13_078.0,
+    "sample_tokens_per_s": 4_900.0,
+    "sample_tokens_per_s_bf16": 8_940.0,
+    "authors_score_tokens_per_s": 8_836.0,
+    "authors_sample_tokens_per_s": 697.0,
+    # bench/README.md "CPU training and loads" (2026-11-27): the job records (tokens, seconds) of the quickstart
+    # store behind its `evaluation.skip_settled` section (`premem apply base.yaml`, a copy of
+    # specs/quickstart.yaml): 46 finetuning epochs, 778,880 tokens in 162.8 s of training (4,785 tokens/s,
+    # 1 thread each, two jobs sharing the 2 cores); pretraining 3,029,248 tokens in 244.7 s (12,382 tokens/s,
+    # 2 threads); 138 evaluations spent 20.6 s outside scoring and sampling (0.15 s each: the model load,
+    # grading and bookkeeping).
+    "train_tokens_per_s": 4_785.0,
+    "pretrain_tokens_per_s": 12_382.0,
+    "load_seconds": 0.15,
+}
+
+# ---------------------------------------------------------------------------------- hub datasets' sizes
+# Split sizes are the datasets' published sizes. Token lengths are ASSUMPTIONS (no tokenizer can be
+# downloaded here): measured lengths in words or characters times an assumed factor, as stated.
+TOKENS_PER_WORD = 1.4  # assumption: a Llama-3/Gemma-2-style BPE on GSM8K's text; see the GSM8K note below
+HUB_DATASETS: dict[str, dict[str, Any]] = {
+    # GSM8K "main": 7,473 train / 1,319 test. Measured 2026-11-27 on /work/shared/data/gsm8k (the same content
+    # as openai/gsm8k main) by splitting on whitespace: questions 45.09 words (234.5 characters) on average,
+    # answers 51.71 words (287.5 characters) on the train split; test 46.25 / 52.78 words. Tokens = words x
+    # TOKENS_PER_WORD (1.4, assumed; the rule of thumb of 4 characters a token gives 1.30 tokens a word on the
+    # questions and 1.39 on the answers, whose `<<48/2=24>>` annotations split into many tokens).
+    "gsm8k": {"train_examples": 7473, "test_examples": 1319, "question_words": 45.09, "solution_words": 51.71,
+              "note": "GSM8K: 7,473 / 1,319 examples; lengths measured in words on the local copy, x tokens_per_word"},
+    # MATH (Hendrycks et al.): 7,500 train / 5,000 test. Lengths ASSUMED: the Hub card of
+    # hendrycks/competition_math gives 5,984,772 bytes for the 7,500 train rows (problem, level, type,
+    # solution), about 770 characters of problem + solution a row; assumed 220 of problem and 550 of solution,
+    # at 3.5 characters a token (LaTeX splits finer than prose): 63 and 157 tokens.
+    "math": {"train_examples": 7500, "test_examples": 5000, "question_tokens": 63.0, "solution_tokens": 157.0,
+             "note": "MATH: 7,500 / 5,000 examples; lengths ASSUMED (63 problem, 157 solution tokens)"},
+}
+# MATH per level, train and test (levels 1-5). ASSUMPTION, recalled from the original release and not verified
+# here (they add up to 7,498 + 2 rows of level "?" and 5,000); the levels filter scales the split by them.
+MATH_LEVELS = {"train": (564, 1348, 1592, 1690, 2304), "test": (437, 894, 1131, 1214, 1324)}
+PROMPT_EXTRA_TOKENS = 4  # assumption for hub data: bos + "\nAnswer:" around the question
+TARGET_EXTRA_TOKENS = 4  # assumption for hub data: " " + "\nDone." around the solution
+STATS_SAMPLE = 5000  # examples of a built-in split whose lengths are counted (the mean of the first ones)
+
+
+# --------------------------------------------------------------------------------------- the YAML file
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Rate = float | None
+_POS = dict(gt=0, allow_inf_nan=False)
+
+
+class SideRates(_Strict):
+    train_tokens_per_s: Rate = Field(None, **_POS, description="Finetuning tokens (prompt + target) per second.")
+    pretrain_tokens_per_s: Rate = Field(None, **_POS, description="Pretraining tokens per second (built-in models; "
+                                        "default train_tokens_per_s).")
+    sample_tokens_per_s: Rate = Field(None, **_POS, description="Sampled (generated) tokens per second.")
+    score_tokens_per_s: Rate = Field(None, **_POS, description="Target tokens scored (perplexity) per second.")
+    load_seconds: float | None = Field(None, ge=0, allow_inf_nan=False, description="Seconds per model load.")
+
+
+class AuthorsRates(SideRates):
+    """The authors' approach: absolute rates, or speedups = premem's rate / the authors' (what the benchmarks
+    print as a ratio). Not both for one quantity."""
+
+    train_speedup: Rate = Field(None, **_POS)
+    sample_speedup: Rate = Field(None, **_POS)
+    score_speedup: Rate = Field(None, **_POS)
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        for q in ("train", "sample", "score"):
+            if getattr(self, f"{q}_tokens_per_s") is not None and getattr(self, f"{q}_speedup") is not None:
+                raise ValueError(f"give {q}_tokens_per_s or {q}_speedup, not both")
+        return self
+
+
+class ModelRates(SideRates):
+    authors: AuthorsRates | None = None
+
+
+class DatasetSizes(_Strict):
+    train_examples: int | None = Field(None, ge=1)
+    test_examples: int | None = Field(None, ge=1)
+    question_tokens: float | None = Field(None, gt=0, allow_inf_nan=False)
+    solution_tokens: float | None = Field(None, gt=0, allow_inf_nan=False)
+    completion_tokens: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                            description="Mean sampled tokens (default: the target's, capped "
+                                            "by max_new_tokens).")
+
+
+class Cluster(_Strict):
+    gpus: int | None = Field(None, ge=0, le=1_000_000)
+    cpus: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class ThroughputsFile(_Strict):
+    note: str | None = None
+    tokens_per_word: float | None = Field(None, gt=0, allow_inf_nan=False)
+    defaults: ModelRates | None = None
+    models: dict[str, ModelRates] = Field(default_factory=dict)
+    datasets: dict[str, DatasetSizes] = Field(default_factory=dict)
+    cluster: Cluster | None = None
+
+
+class CostError(ValueError):
+    """A throughputs file that cannot be used, or a plan whose cost cannot be estimated; `lines` are
+    `FILE:LINE: field: message` (or plain messages)."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
+    """YAML as plain data and {path: 1-based line}."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else file
+        raise CostError([f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}"]) from None
+    lines: dict[tuple, int] = {}
+    constructor = yaml.SafeLoader("")
+
+    def build(n, path):
+        lines.setdefault(path, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            out = {}
+            for k, v in n.value:
+                key = constructor.construct_object(k, deep=True)
+                lines[path + (key,)] = k.start_mark.line + 1
+                if key in out:
+                    raise CostError([f"{file}:{k.start_mark.line + 1}: {'.'.join(map(str, path + (key,)))}: "
+                                     "duplicate key"])
+                out[key] = build(v, path + (key,))
+            return out
+        if isinstance(n, yaml.SequenceNode):
+            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
+        try:
+            return constructor.construct_object(n, deep=True)
+        except yaml.YAMLError as e:  # a Python tag or the like: refuse, with its line
+            raise CostError([f"{file}:{n.start_mark.line + 1}: {'.'.join(map(str, path))}: {e}"]) from None
+
+    return (build(node, ()) if node is not None else None), lines
+
+
+def load_throughputs(path: str | Path | None) -> tuple[ThroughputsFile, str | None]:
+    """The validated throughputs file (an empty one when `path` is None or empty) and its path; CostError with
+    FILE:LINE for every problem."""
+    if not path:
+        return ThroughputsFile(), None
+    p = Path(path)
+    if not p.is_file():
+        raise CostError([f"{path}: no such throughputs file"])
+    text = p.read_text(encoding="utf-8")
+    data, lines = _compose(text, str(path))
+    if data is None:
+        return ThroughputsFile(), str(path)
+    if not isinstance(data, dict):
+        raise CostError([f"{path}:1: a throughputs file is a mapping (defaults:, models:, datasets:, cluster:)"])
+    try:
+        return ThroughputsFile.model_validate(data), str(path)
+    except ValidationError as e:
+        out = []
+        for err in e.errors():
+            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-after")))
+            line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            out.append(f"{path}:{line}: {'.'.join(map(str, loc))}: {msg}")
+        raise CostError(out) from None
+
+
+# ------------------------------------------------------------------------------------------- the work
+@dataclass
+class DataStats:
+    """What the cost model needs of a dataset: split sizes and mean lengths in tokens."""
+
+    train: int
+    test: int
+    prompt_tokens: float  # bos + question + answer cue
+    target_tokens: float  # " " + solution + "\nDone."
+    completion_tokens: float | None = None  # mean sampled tokens, when known better than the target's
+    pretrain_tokens: dict[tuple, float] = field(default_factory=dict)  # built-in: (mix) -> mean tokens + sep
+    source: str = ""
+
+
+def _builtin_stats(ds) -> DataStats:
+    from premem.data.format import prompt_of, target_of
+    from premem.data.loaders import arithmetic_task
+    from premem.data.tokenizer import WordTokenizer
+
+    task, codec = arithmetic_task(ds), WordTokenizer.for_arithmetic_task()
+    bos = 1 if codec.bos_id is not None else 0
+    ex = task.split("train", min(ds.train_size, STATS_SAMPLE))
+    prompt = statistics.fmean(bos + len(codec.encode(prompt_of(e.question))) for e in ex)
+    target = statistics.fmean(len(codec.encode(target_of(e.solution))) for e in ex)
+    return DataStats(ds.train_size, ds.test_size, prompt, target,
+                     source=f"built-in task, token counts of its first {len(ex):,} train examples")
+
+
+def builtin_pretrain_tokens(ds, examples: int, mix) -> float:
+    """Mean tokens (bos + prompt + target + separator) of the built-in task's pretraining corpus."""
+    from premem.data.format import prompt_of, target_of
+    from premem.data.loaders import arithmetic_task
+    from premem.data.tokenizer import WordTokenizer
+
+    task, codec = arithmetic_task(ds), WordTokenizer.for_arithmetic_task()
+    bos = 1 if codec.bos_id is not None else 0
+    n = min(examples, STATS_SAMPLE)
+    ex = task.split("pretrain", n, mix=mix) if mix else task.split("pretrain", n)
+    return statistics.fmean(bos + len(codec.encode(prompt_of(e.question))) + len(codec.encode(target_of(e.solution)))
+                            + 1 for e in ex)
+
+
+def _words(path: str, column: str) -> tuple[int, float]:
+    """Rows and mean whitespace-separated words of `column` in a local JSONL/JSON/Parquet file."""
+    if path.endswith((".parquet", ".arrow")):
+        import pyarrow.parquet as pq
+
+        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+    else:
+        import gzip
+
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            text = f.read()
+        rows = json.loads(text) if path.endswith((".json", ".json.gz")) and text.lstrip().startswith("[") else \
+            [json.loads(line) for line in text.splitlines() if line.strip()]
+        values = [r.get(column) for r in rows]
+    values = [str(v) for v in values if v is not None]
+    return len(values), (statistics.fmean(len(v.split()) for v in values) if values else 0.0)
+
+
+def dataset_stats(ds, override: DatasetSizes | None, tokens_per_word: float) -> DataStats:
+    """Sizes and mean token lengths of a spec dataset: generated, read from local files, or from the registry;
+    then the throughputs file's `datasets.<name>` entry over them."""
+    if ds.builtin is not None:
+        st = _builtin_stats(ds)
+    else:
+        src = getattr(ds, ds.source)
+        qcol, scol = ("question", "answer") if ds.source == "gsm8k" else ("problem", "solution")
+        if ds.source == "jsonl":
+            qcol, scol = src.question_field, src.solution_field
+        if getattr(src, "train_file", None):
+            n_tr, q_w = _words(src.train_file, qcol)
+            _, s_w = _words(src.train_file, scol)
+            n_te, _ = _words(src.test_file, qcol)
+            st = DataStats(n_tr, n_te, PROMPT_EXTRA_TOKENS + q_w * tokens_per_word,
+                           TARGET_EXTRA_TOKENS + s_w * tokens_per_word,
+                           source=f"local files: {n_tr:,} / {n_te:,} rows, words x {tokens_per_word:g} tokens a word")
+        elif ds.source in HUB_DATASETS:
+            reg = HUB_DATASETS[ds.source]
+            n_tr, n_te = reg["train_examples"], reg["test_examples"]
+            if ds.source == "math" and ds.math.levels:
+                n_tr = sum(MATH_LEVELS["train"][lv - 1] for lv in set(ds.math.levels))
+                n_te = sum(MATH_LEVELS["test"][lv - 1] for lv in set(ds.math.levels))
+            q = reg.get("question_tokens") or reg["question_words"] * tokens_per_word
+            s = reg.get("solution_tokens") or reg["solution_words"] * tokens_per_word
+            levels = f", levels {list(ds.math.levels)} ({n_tr:,} / {n_te:,}, ASSUMED counts)" \
+                if ds.source == "math" and ds.math.levels else ""
+            st = DataStats(n_tr, n_te, PROMPT_EXTRA_TOKENS + q, TARGET_EXTRA_TOKENS + s, source=reg["note"] + levels)
+        else:
+            if override is None or None in (override.train_examples, override.test_examples,
+                                            override.question_tokens, override.solution_tokens):
+                raise CostError([f"dataset {ds.name!r}: no sizes known for a `{ds.source}` dataset from the hub: give "
+                                 f"datasets.{ds.name}: {{train_examples, test_examples, question_tokens, "
+                                 "solution_tokens}} in the throughputs file"])
+            st = DataStats(0, 0, 0.0, 0.0, source="throughputs file")
+        if ds.train_size is not None:
+            st.train = min(st.train, ds.train_size)
+        if ds.test_size is not None:
+            st.test = min(st.test, ds.test_size)
+    if override is not None:
+        if override.train_examples is not None:
+            st.train = override.train_examples
+        if override.test_examples is not None:
+            st.test = override.test_examples
+        if override.question_tokens is not None:
+            st.prompt_tokens = PROMPT_EXTRA_TOKENS + override.question_tokens
+        if override.solution_tokens is not None:
+            st.target_tokens = TARGET_EXTRA_TOKENS + override.solution_tokens
+        st.completion_tokens = override.completion_tokens
+        if any(v is not None for v in override.model_dump().values()):
+            st.source += "; overridden by the throughputs file"
+    return st
+
+
+@dataclass
+class Work:
+    """What one job computes."""
+
+    trained: float = 0.0  # tokens through forward + backward (pretrain, train, gradient variance)
+    scored: float = 0.0  # target tokens scored (perplexity)
+    sampled: float = 0.0  # tokens generated
+    loads: int = 0  # model loads, premem's way
+    authors_loads: int = 0  # model loads, the authors' way
+    pretrain: bool = False
+    evaluation: bool = False  # the authors' evaluation code (their load time); training and measures share code
+
+    def __add__(self, o: "Work") -> "Work":
+        return Work(self.trained + o.trained, self.scored + o.scored, self.sampled + o.sampled,
+                    self.loads + o.loads, self.authors_loads + o.authors_loads)
+
+
+def run_size(n: int, fraction: float) -> int:
+    """Training examples of a run on `fraction` of `n` (premem.data.loaders.subset_indices)."""
+    return n if fraction >= 1 else min(n, max(1, round(n * fraction)))
+
+
+def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
+    """The work of one job, from its settings and the datasets' sizes and lengths."""
+    spec, s = plan.spec, job.settings
+    if job.kind == "pretrain":
+        m = spec.model(job.label.split(" ", 1)[1])
+        pre = m.pretrain
+        ds = spec.dataset(pre.dataset)
+        key = (pre.dataset, pre.examples, tuple(pre.difficulty_mix or ()))
+        st = stats[pre.dataset]
+        if key not in st.pretrain_tokens:
+            st.pretrain_tokens[key] = builtin_pretrain_tokens(ds, pre.examples, pre.difficulty_mix)
+        return Work(trained=pre.examples * st.pretrain_tokens[key] * pre.epochs, pretrain=True)
+    run = plan.runs_by_name()[job.run]
+    st = stats[run.dataset]
+    n_run = run_size(st.train, run.dataset_fraction)
+    example = st.prompt_tokens + st.target_tokens
+    ev = spec.evaluation
+    completion = st.completion_tokens or min(st.target_tokens, ev.max_new_tokens)
+    n_eval = min(n_run, ev.train_examples) if ev.train_examples else n_run
+    if job.kind == "train":
+        return Work(trained=n_run * example, loads=1, authors_loads=1)
+    if job.kind == "evaluate":
+        n_test = min(st.test, ev.test_examples) if ev.test_examples else st.test
+        k_test = ev.test_samples or ev.samples
+        # premem: one load for scoring and sampling; the authors': one for perplexity, one for the sampler
+        return Work(scored=n_eval * st.target_tokens, sampled=(n_eval * ev.samples + n_test * k_test) * completion,
+                    loads=1, authors_loads=2, evaluation=True)
+    if job.kind == "measure":
+        name, conf = s["measure"], s["config"]
+        if name == "gradient_variance":
+            return Work(trained=min(n_run, conf["minibatches"] * conf["batch_size"]) * example, loads=1,
+                        authors_loads=1)
+        if name == "weight_distance":
+            return Work(loads=2, authors_loads=2)
+        return Work(sampled=n_eval * completion, scored=n_eval * completion, loads=1, authors_loads=2,
+                    evaluation=True)  # atc
+    if job.kind == "perturb":
+        return Work(sampled=n_eval * s["samples"] * completion, loads=1, authors_loads=1, evaluation=True)
+    return Work()
+
+
+# ------------------------------------------------------------------------------------------ throughputs
+@dataclass(frozen=True)
+class Rates:
+    train: float
+    pretrain: float
+    sample: float
+    score: float
+    load: float
+
+
+@dataclass
+class ModelRatesResolved:
+    premem: Rates
+    authors: Rates
+    origin: str  # where the figures came from, for the assumptions list
+
+
+def _uses_gpu(spec, kind: str) -> bool:
+    res = spec.resources.evaluate if kind in EVAL_KINDS else getattr(spec.resources, kind)
+    return res.gpus > 0 or spec.device == "cuda"
+
+
+def resolve_rates(spec, tp: ThroughputsFile, file: str | None) -> dict[str, ModelRatesResolved]:
+    """Per model of the spec: premem's and the authors' rates, from the file (the model's entry by name or hub
+    id, then `defaults`), else the CPU defaults for a built-in model whose jobs ask for no GPU."""
+    out, missing = {}, []
+    for m in spec.models:
+        entries = [e for e in (tp.models.get(m.name), tp.models.get(m.hf) if m.hf else None, tp.defaults)
+                   if e is not None]
+        cpu_ok = m.builtin is not None and not any(_uses_gpu(spec, k) for k in KINDS)
+        bf16 = spec.evaluation.sampling_dtype == "bfloat16" or (spec.evaluation.sampling_dtype is None
+                                                                and m.dtype == "bfloat16")
+        cpu = dict(CPU_BUILTIN, sample_tokens_per_s=CPU_BUILTIN["sample_tokens_per_s_bf16" if bf16 else
+                                                               "sample_tokens_per_s"]) if cpu_ok else {}
+
+        def pick(fname: str, entries=entries, cpu=cpu):
+            for e in entries:
+                v = getattr(e, fname)
+                if v is not None:
+                    return v, "file"
+            return cpu.get(fname), ("measured CPU default" if fname in cpu else None)
+
+        vals, origins = {}, set()
+        for f in ("train_tokens_per_s", "sample_tokens_per_s", "score_tokens_per_s", "load_seconds"):
+            v, o = pick(f)
+            if v is None:
+                missing.append(f"model {m.name!r}: no {f}" + (" (its jobs ask for GPUs)" if not cpu_ok and
+                                                                m.builtin else ""))
+            vals[f], origins = v, origins | {o}
+        pre, _ = pick("pretrain_tokens_per_s")
+        vals["pretrain_tokens_per_s"] = pre or vals["train_tokens_per_s"]
+        if any(v is None for v in vals.values()):
+            continue
+        premem = Rates(vals["train_tokens_per_s"], vals["pretrain_tokens_per_s"], vals["sample_tokens_per_s"],
+                       vals["score_tokens_per_s"], vals["load_seconds"])
+        authors_entries = [e.authors for e in entries if e.authors is not None]
+
+        def authors(q: str, base: float, default: float | None):
+            for e in authors_entries:
+                if getattr(e, f"{q}_tokens_per_s") is not None:
+                    return getattr(e, f"{q}_tokens_per_s")
+                if getattr(e, f"{q}_speedup") is not None:
+                    return base / getattr(e, f"{q}_speedup")
+            return default
+
+        a_sample = authors("sample", premem.sample, cpu.get("authors_sample_tokens_per_s"))
+        a_score = authors("score", premem.score, cpu.get("authors_score_tokens_per_s"))
+        for q, v in (("sample", a_sample), ("score", a_score)):
+            if v is None:
+                missing.append(f"model {m.name!r}: no authors' {q} rate (authors.{q}_tokens_per_s or "
+                               f"authors.{q}_speedup)")
+        if a_sample is None or a_score is None:
+            continue
+        a_load = next((e.load_seconds for e in authors_entries if e.load_seconds is not None), premem.load)
+        a_train = authors("train", premem.train, premem.train)
+        a_pre = next((e.pretrain_tokens_per_s for e in authors_entries if e.pretrain_tokens_per_s is not None),
+                     premem.pretrain)
+        origin = " and ".join(sorted(o for o in origins if o)) or "file"
+        out[m.name] = ModelRatesResolved(premem, Rates(a_train, a_pre, a_sample, a_score, a_load), origin)
+    if missing:
+        where = file or "a throughputs file"
+        raise CostError([f"{msg}: give it in {where} under models.<name> or defaults" for msg in missing] +
+                        ["(CPU defaults exist only for built-in models whose jobs ask for no GPU; see "
+                         "bench/throughputs-example.yaml for the fields)"])
+    return out
+
+
+def job_seconds(w: Work, r: Rates, authors: bool, premem_load: float | None = None) -> float:
+    """Seconds of a job with rates `r` (`authors`: its load count; a job outside evaluation loads as premem
+    does, `premem_load` seconds)."""
+    train_rate = r.pretrain if w.pretrain else r.train
+    load = r.load if not authors or w.evaluation or premem_load is None else premem_load
+    return ((w.authors_loads if authors else w.loads) * load + w.trained / train_rate + w.scored / r.score
+            + w.sampled / r.sample)
+
+
+# ------------------------------------------------------------------------------------------ wall clock
+def _model_of(job: Job) -> str:
+    return job.run.split("/")[0] if job.run else job.label.split(" ", 1)[1]
+
+
+def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, serialize: bool) -> float:
+    """Hours until every job is done on a cluster of `gpus` GPUs and `cpus` CPUs: greedy list scheduling in plan
+    order of the dependency graph (`serialize`: a checkpoint's jobs also wait for the run's last epoch)."""
+    jobs = [j for j in plan.jobs if j.kind != "analysis"]
+    last_train: dict[str, str] = {}
+    for j in jobs:
+        if j.kind == "train":
+            last_train[j.run] = j.id
+    deps = {}
+    for j in jobs:
+        d = set(j.deps)
+        if serialize and j.kind in EVAL_KINDS:
+            d.add(last_train[j.run])
+        deps[j.id] = d & set(seconds)
+    need = {}
+    for j in jobs:
+        res = plan.spec.resources.evaluate if j.kind in EVAL_KINDS else getattr(plan.spec.resources, j.kind)
+        need[j.id] = (min(res.gpus, gpus) if res.gpus else 0.0, min(res.cpus, cpus))
+    done, running, t = set(), [], 0.0
+    free_g, free_c = float(gpus), float(cpus)
+    pending = [j.id for j in jobs]
+    while pending or running:
+        waiting = []
+        for jid in pending:  # start, in plan order, every job whose inputs are done and that fits
+            g, c = need[jid]
+            if deps[jid] <= done and g <= free_g + 1e-9 and c <= free_c + 1e-9:
+                free_g, free_c = free_g - g, free_c - c
+                heapq.heappush(running, (t + seconds[jid], jid))
+            else:
+                waiting.append(jid)
+        pending = waiting
+        if not running:
+            break  # nothing can start (cannot happen with valid resources)
+        t, jid = heapq.heappop(running)
+        done.add(jid)
+        free_g, free_c = free_g + need[jid][0], free_c + need[jid][1]
+    return t / 3600
+
+
+# ---------------------------------------------------------------------------------------------- estimate
+@dataclass
+class KindCost:
+    jobs: int = 0
+    work: Work = field(default_factory=Work)
+    premem_h: float = 0.0  # device-hours (GPU-h or CPU core-h)
+    authors_h: float = 0.0
+    todo_jobs: int = 0
+    todo_premem_h: float = 0.0
+    todo_authors_h: float = 0.0
+    unit: str = "GPU-h"
+
+
+@dataclass
+class Estimate:
+    kinds: dict[str, KindCost]
+    stats: dict[str, DataStats]
+    rates: dict[str, ModelRatesResolved]
+    file: str | None
+    note: str | None
+    tokens_per_word: float
+    wall: dict[str, float] | None
+    cluster: tuple[int, int] | None
+    same_sampler_ratio: float | None
+
+    def totals(self, todo: bool = False) -> dict[str, tuple[float, float]]:
+        """Per unit: (premem, authors) device-hours, of the jobs to run or of the whole study."""
+        out: dict[str, tuple[float, float]] = {}
+        for k in self.kinds.values():
+            if not k.jobs:
+                continue
+            p, a = (k.todo_premem_h, k.todo_authors_h) if todo else (k.premem_h, k.authors_h)
+            op, oa = out.get(k.unit, (0.0, 0.0))
+            out[k.unit] = (op + p, oa + a)
+        return out
+
+
+def _unit_factor(spec, kind: str) -> tuple[str, float]:
+    res = spec.resources.evaluate if kind in EVAL_KINDS else getattr(spec.resources, kind)
+    return ("GPU-h", res.gpus) if res.gpus > 0 else ("CPU-h", res.cpus)
+
+
+def estimate(plan: Plan, status: dict[str, str] | None = None, throughputs: str | Path | None = None) -> Estimate:
+    """The cost of `plan`, whole and of the jobs not yet done (`status`: job id -> status as `premem plan`
+    shows it; None: everything is still to run)."""
+    tp, file = load_throughputs(throughputs)
+    spec = plan.spec
+    tpw = tp.tokens_per_word or TOKENS_PER_WORD
+    stats = {d.name: dataset_stats(d, tp.datasets.get(d.name) or tp.datasets.get(d.source), tpw)
+             for d in spec.datasets}
+    rates = resolve_rates(spec, tp, file)
+    kinds = {k: KindCost(unit=_unit_factor(spec, k)[0]) for k in KINDS}
+    sec_p, sec_a = {}, {}
+    sec_same = {}
+    for j in plan.jobs:
+        if j.kind == "analysis":
+            continue
+        w = job_work(j, plan, stats)
+        r = rates[_model_of(j)]
+        sp, sa = job_seconds(w, r.premem, False), job_seconds(w, r.authors, True, r.premem.load)
+        same = Rates(r.authors.train, r.authors.pretrain, r.premem.sample, r.authors.score, r.authors.load)
+        sec_p[j.id], sec_a[j.id], sec_same[j.id] = sp, sa, job_seconds(w, same, True, r.premem.load)
+        unit, factor = _unit_factor(spec, j.kind)
+        k = kinds[j.kind]
+        k.jobs += 1
+        k.work = k.work + w
+        k.premem_h += sp / 3600 * factor
+        k.authors_h += sa / 3600 * factor
+        if status is None or status.get(j.id) not in ("done", "diverged", "skipped"):
+            k.todo_jobs += 1
+            k.todo_premem_h += sp / 3600 * factor
+            k.todo_authors_h += sa / 3600 * factor
+    same_total = sum(sec_same[j.id] / 3600 * _unit_factor(spec, j.kind)[1] for j in plan.jobs if j.id in sec_same)
+    premem_total = sum(k.premem_h for k in kinds.values())
+    cluster = None
+    wall = None
+    uses_gpu = any(_uses_gpu(spec, k) and _unit_factor(spec, k)[0] == "GPU-h" for k in KINDS)
+    gpus = tp.cluster.gpus if tp.cluster and tp.cluster.gpus is not None else None
+    cpus = tp.cluster.cpus if tp.cluster and tp.cluster.cpus is not None else None
+    if uses_gpu and gpus is None:
+        pass  # no cluster size: no wall clock
+    else:
+        gpus = gpus or 0
+        # a CPU study: this machine's cores unless the file says; a GPU study: CPUs never the bottleneck unless given
+        cpus = (cpus or os.cpu_count() or 1) if not uses_gpu else (cpus or 1_000_000)
+        cluster = (gpus, cpus)
+        wall = {"premem": wall_clock(plan, sec_p, gpus, cpus, serialize=False),
+                "authors": wall_clock(plan, sec_a, gpus, cpus, serialize=True)}
+    return Estimate(kinds, stats, rates, file, tp.note, tpw, wall, cluster,
+                    premem_total / same_total if same_total else None)
+
+
+# ------------------------------------------------------------------------------------------------ text
+def _h(x: float) -> str:
+    if x == 0:
+        return "0"
+    if x < 0.01:
+        return f"{x:.4f}"
+    return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
+
+
+def _wall(hours: float) -> str:
+    return f"{hours:,.2f} h ({hours * 60:,.0f} min)" if hours < 2 else f"{hours:,.1f} h"
+
+
+def _n(x: float) -> str:
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= div:
+            return f"{x / div:,.2f}{suffix}"
+    return f"{x:,.0f}"
+
+
+def _ratio(p: float, a: float) -> str:
+    return f"{p / a:.2f}" if a else "n/a"
+
+
+def format_estimate(est: Estimate, spec_path: str) -> str:
+    out = []
+    src = est.file or "no throughputs file (measured CPU defaults)"
+    out.append(f"Cost estimate for {spec_path} (throughputs: {src})")
+    if est.note:
+        out.append(f"  note from the throughputs file: {est.note.strip()}")
+    out.append("")
+    out.append("Work (whole study; from the plan and the datasets' sizes):")
+    out.append(f"  {'kind':<9} {'jobs':>6} {'tokens trained':>15} {'target tokens scored':>21} "
+               f"{'tokens sampled':>15} {'model loads (premem / authors)':>31}")
+    for name, k in est.kinds.items():
+        if k.jobs:
+            w = k.work
+            out.append(f"  {name:<9} {k.jobs:>6,} {_n(w.trained):>15} {_n(w.scored):>21} {_n(w.sampled):>15} "
+                       f"{f'{w.loads:,} / {w.authors_loads:,}':>31}")
+    out.append("")
+    out.append("Hours (device-hours: GPU-h = hours x the GPUs a job asks for; CPU-h = hours x its CPUs):")
+    out.append(f"  {'kind':<9} {'unit':<6} {'premem':>10} {'authors':>10} {'premem/authors':>15}   "
+               f"{'to run: jobs':>12} {'premem':>10} {'authors':>10}")
+    for name, k in est.kinds.items():
+        if k.jobs:
+            out.append(f"  {name:<9} {k.unit:<6} {_h(k.premem_h):>10} {_h(k.authors_h):>10} "
+                       f"{_ratio(k.premem_h, k.authors_h):>15}   {k.todo_jobs:>12,} {_h(k.todo_premem_h):>10} "
+                       f"{_h(k.todo_authors_h):>10}")
+    whole, todo = est.totals(), est.totals(todo=True)
+    for unit, (p, a) in whole.items():
+        tp_, ta = todo[unit]
+        out.append(f"  {'total':<9} {unit:<6} {_h(p):>10} {_h(a):>10} {_ratio(p, a):>15}   {'':>12} {_h(tp_):>10} "
+                   f"{_h(ta):>10}")
+    main = "GPU-h" if "GPU-h" in whole else "CPU-h"
+    p, a = whole[main]
+    if a:
+        verdict = "met" if p <= 0.5 * a else "NOT met"
+        out.append(f"premem needs {p / a:.2f} x the authors' {main} for the whole study (goal: 0.5 or less: {verdict}).")
+    if est.same_sampler_ratio is not None:
+        out.append(f"  Were the authors' sampler as fast as premem's (e.g. vLLM), the ratio would be "
+                   f"{est.same_sampler_ratio:.2f}.")
+    if est.wall:
+        g, c = est.cluster
+        where = f"{g:,} GPUs" if g else f"{c:,} CPUs"
+        out.append(f"Wall clock on {where}: premem {_wall(est.wall['premem'])} (a checkpoint is evaluated while the "
+                   f"next epoch trains), authors {_wall(est.wall['authors'])} (checkpoints evaluated after their "
+                   f"run's training); {_ratio(est.wall['premem'], est.wall['authors'])} x.")
+        if g:
+            out.append(f"  Reserving the {g:,} GPUs for the whole study: premem {_h(g * est.wall['premem'])} GPU-h, "
+                       f"authors {_h(g * est.wall['authors'])} GPU-h.")
+    else:
+        out.append("Wall clock: not estimated (give cluster: {gpus: N} in the throughputs file).")
+    out.append("")
+    out.append("Assumptions:")
+    for name, st in est.stats.items():
+        comp = f", completions {st.completion_tokens:,.1f}" if st.completion_tokens else ""
+        out.append(f"  - dataset {name}: {st.train:,} train / {st.test:,} test examples; mean prompt "
+                   f"{st.prompt_tokens:,.1f} and target {st.target_tokens:,.1f} tokens{comp} ({st.source}).")
+    for name, r in est.rates.items():
+        p, a = r.premem, r.authors
+        out.append(f"  - model {name} ({r.origin}): premem trains {p.train:,.0f} tok/s (pretraining {p.pretrain:,.0f}), "
+                   f"samples {p.sample:,.0f} tok/s, scores {p.score:,.0f} target tok/s, {p.load:g} s a load; "
+                   f"the authors' {a.train:,.0f} / {a.sample:,.0f} / {a.score:,.0f} tok/s, {a.load:g} s a load.")
+    out += ["  - Sampled completions are as long as the targets on average (capped by max_new_tokens): on the "
+            "quickstart 53.4 tokens a sample against 55.0 target tokens an example (bench/README.md).",
+            "  - premem loads a model once per job; the authors' approach loads it twice per checkpoint evaluation "
+            "(perplexity in fp32 one example at a time, then generate/vLLM) and once more per ATC measure.",
+            "  - Training costs the same both ways; evaluation.skip_settled savings are not counted (an upper bound "
+            "for premem); the driver's overhead (about 11 ms a job, 5 s to start Ray) is left out.",
+            f"  - Hub datasets' token lengths: words x {est.tokens_per_word:g} tokens a word, or the lengths assumed "
+            "in premem/cost.py (override with datasets.<name> in the throughputs file)."]
+    if any("file" in r.origin for r in est.rates.values()):
+        out.append("  - Throughputs from the file are the user's figures: check the file's own notes on which are "
+                   "measured and which assumed.")
+    return "\n".join(out)
