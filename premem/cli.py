@@ -73,6 +73,15 @@ def cmd_plan(args) -> int:
     spec = _load(args.spec)
     plan = build_plan(spec)
     status = _statuses(plan, _store(spec))
+    if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost.py
+        from premem.cost import CostError, estimate, format_estimate
+
+        try:
+            print(format_estimate(estimate(plan, status, args.cost or None), args.spec))
+        except CostError as e:
+            print("\n".join(e.lines), file=sys.stderr)
+            return EXIT_INVALID
+        return EXIT_OK
     if args.json:
         print(json.dumps({"spec": spec.name, "runs": [r.settings() | {"name": r.name} for r in plan.runs],
                           "jobs": [job_view(j, status[j.id]) for j in plan.jobs]}, indent=2))
@@ -369,6 +378,10 @@ def parser() -> argparse.ArgumentParser:
     p = verb("plan", cmd_plan, "show the jobs `apply` would run and which are done, without running anything")
     p.add_argument("spec")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--cost", nargs="?", const="", default=None, metavar="THROUGHPUTS.yaml",
+                   help="print the compute hours of the jobs to run and of the whole study, premem's way and the "
+                        "authors', from throughputs in this file (see bench/throughputs-example.yaml); without a "
+                        "file, the CPU figures measured for the built-in model")
     p = verb("apply", cmd_apply, "run what is missing (as Ray tasks) and write the report")
     p.add_argument("spec")
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
