@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from premem.plan import Job, Plan, Run
+from premem.plan import Job, Plan
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
@@ -565,6 +565,8 @@ class Estimate:
     wall: dict[str, float] | None
     cluster: tuple[int, int] | None
     same_sampler_ratio: float | None
+    sampler: str = "transformers"
+    scoring: str = "transformers"
 
     def totals(self, todo: bool = False) -> dict[str, tuple[float, float]]:
         """Per unit: (premem, authors) device-hours, of the jobs to run or of the whole study."""
@@ -630,7 +632,8 @@ def estimate(plan: Plan, status: dict[str, str] | None = None, throughputs: str 
         wall = {"premem": wall_clock(plan, sec_p, gpus, cpus, serialize=False),
                 "authors": wall_clock(plan, sec_a, gpus, cpus, serialize=True)}
     return Estimate(kinds, stats, rates, file, tp.note, tpw, wall, cluster,
-                    premem_total / same_total if same_total else None)
+                    premem_total / same_total if same_total else None,
+                    getattr(spec.evaluation, "sampler", "transformers"), getattr(spec.evaluation, "scoring", "transformers"))
 
 
 # ------------------------------------------------------------------------------------------------ text
@@ -720,6 +723,8 @@ def format_estimate(est: Estimate, spec_path: str) -> str:
             "quickstart 53.4 tokens a sample against 55.0 target tokens an example (bench/README.md).",
             "  - premem loads a model once per job; the authors' approach loads it twice per checkpoint evaluation "
             "(perplexity in fp32 one example at a time, then generate/vLLM) and once more per ATC measure.",
+            f"  - premem samples with evaluation.sampler = {est.sampler} and scores with evaluation.scoring = "
+            f"{est.scoring}: the throughputs must be that backend's.",
             "  - Training costs the same both ways; evaluation.skip_settled savings are not counted (an upper bound "
             "for premem); the driver's overhead (about 11 ms a job, 5 s to start Ray) is left out.",
             f"  - Hub datasets' token lengths: words x {est.tokens_per_word:g} tokens a word, or the lengths assumed "

@@ -41,7 +41,7 @@ runs:
   - {learning_rate: 2.0e-5, dataset_fraction: 0.5}
 evaluation: {samples: 5}
 resources:
-  train: {gpus: 8, cpus: 8}
+  train: {gpus: 1, cpus: 8}
   evaluate: {gpus: 1, cpus: 4}
 """
 
@@ -125,10 +125,10 @@ def test_paper_like_spec_hours_and_ratio(tmp_path):
     est = cost.estimate(plan, None, _write(tmp_path, "g.yaml", GPU_RATES))
     tr, ev = est.kinds["train"], est.kinds["evaluate"]
     assert tr.unit == ev.unit == "GPU-h"
-    # training: 8 GPUs per job; the same for both approaches (same code, same loads)
+    # training: 1 GPU per job; the same for both approaches (same code, same loads)
     example = 8 + (45.09 + 51.71) * 1.4
     epochs_examples = 2 * (3 + 6) * 7473 + 6 * 3736  # half data: round(7473 / 2) = 3736 (banker's rounding)
-    expect = (epochs_examples * example / 60000 + tr.jobs * 30) / 3600 * 8
+    expect = (epochs_examples * example / 60000 + tr.jobs * 30) / 3600
     assert tr.premem_h == pytest.approx(expect) and tr.authors_h == pytest.approx(expect)
     # evaluation: 1 GPU; the authors sample 5x and score 2x slower and load twice, at 60 s a load
     w = ev.work
