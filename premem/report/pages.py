@@ -44,6 +44,10 @@ from .dynamics import CATEGORIES, MAX_DYNAMICS_ROWS, prepare_dynamics
 
 #: the baselines in the order the paper shows them (others, if any, follow in the summary's order)
 BASELINE_ORDER = ("premem", "gradient_variance", "weight_distance", "atc")
+#: a measure that predicts an accuracy is plotted against the gap as train accuracy minus that accuracy, and
+#: against test accuracy as the accuracy itself (what its correlation with test accuracy is computed on);
+#: a baseline's own "test_key" / "test_x_label" win over these
+TEST_KEYS = {"premem_gap": ("premem_acc", "PreMemAcc"), "atc_gap": ("atc_acc", "ATC-predicted accuracy")}
 DEFAULT_BINS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 #: colours of the prompts on the robustness page (a dimension of its own, not runs)
 PROMPT_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b")
@@ -149,6 +153,13 @@ def _status(r: Mapping[str, Any]) -> tuple[str, str, str]:
         if step is not None:
             text = f"diverged at step {int(step)}"
     return status, cls, text
+
+
+def _setting(key: Any, v: Any) -> str:
+    """A run setting as shown: learning rates in scientific notation, numbers tidy, anything else as text."""
+    if key == "learning_rate" and num(v) is not None:
+        return format_lr(v)
+    return str(v) if isinstance(v, (dict, list, tuple)) else format_general(v)
 
 
 def _error(r: Mapping[str, Any]) -> str | None:
@@ -371,7 +382,7 @@ def _index(st: _Study) -> Page:
         err = _error(r)
         table.append({
             "name": run.name, "id": run.id, "color": run.color, "href": run.href,
-            "tip": "; ".join([f"id: {run.id}"] + [f"{k}: {v}" for k, v in sett.items()]),
+            "tip": "; ".join([f"id: {run.id}"] + [f"{k}: {_setting(k, v)}" for k, v in sett.items()]),
             "lr": format_lr(sett.get("learning_rate")),
             "epochs": format_general(sett.get("epochs")),
             "fraction": format_general(sett.get("dataset_fraction")),
@@ -382,7 +393,8 @@ def _index(st: _Study) -> Page:
             "premem": format_num(last.get("premem_acc")),
             "error": err, "error_short": None if err is None else short(err),
         })
-        run_rows.append([run.id, run.name, status, num(r.get("diverged_step")), sett.get("model"),
+        step = num(r.get("diverged_step"))
+        run_rows.append([run.id, run.name, status, None if step is None else int(step), sett.get("model"),
                          sett.get("dataset"), num(sett.get("learning_rate")), sett.get("epochs"),
                          num(sett.get("dataset_fraction")), len(cps), num(last.get("train_acc")),
                          num(last.get("test_acc")), num(last.get("premem_acc")), err])
@@ -460,11 +472,16 @@ def _measures_page(st: _Study) -> Page:
     entries = []
     for name in names:
         b = as_dict(baselines.get(name))
+        value_key = str(b.get("value_key") or name)
+        x_label = str(b.get("x_label") or b.get("label") or name)
+        test_key, test_x_label = TEST_KEYS.get(value_key, (value_key, x_label))
         entries.append({
             "name": name,
             "label": str(b.get("label") or name),
-            "value_key": str(b.get("value_key") or name),
-            "x_label": str(b.get("x_label") or b.get("label") or name),
+            "value_key": value_key,
+            "x_label": x_label,
+            "test_key": str(b.get("test_key") or test_key),
+            "test_x_label": str(b.get("test_x_label") or test_x_label),
             "pearson_gap": num(b.get("pearson_gap")), "kendall_gap": num(b.get("kendall_gap")),
             "pearson_test": num(b.get("pearson_test")), "kendall_test": num(b.get("kendall_test")),
             "n": b.get("n"),
@@ -475,22 +492,23 @@ def _measures_page(st: _Study) -> Page:
                                          ("test_acc", "Test accuracy", "test")):
         panels = []
         for e in entries:
+            key, x_label = (e["value_key"], e["x_label"]) if target == "gap" else (e["test_key"], e["test_x_label"])
             series = []
             for run in runs:
                 pts, tips = [], []
                 for c in run.checkpoints:
-                    x = num(c.get(e["value_key"]))
+                    x = num(c.get(key))
                     y = _gap(c) if target == "gap" else num(c.get("test_acc"))
                     pts.append((x, y))
                     tips.append("\n".join([_run_label(run), f"epoch {format_general(c.get('epoch'))}",
-                                           f"{e['x_label']}: {format_sig(x)}",
+                                           f"{x_label}: {format_sig(x)}",
                                            f"gap: {format_num(_gap(c))}",
                                            f"train acc: {format_num(c.get('train_acc'))}",
                                            f"test acc: {format_num(c.get('test_acc'))}"]))
                 series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href))
             r, tau = e[f"pearson_{target_name}"], e[f"kendall_{target_name}"]
             chart = svg.scatter_chart(
-                series, title=e["label"], subtitle=_corr_text(r, tau), x_label=e["x_label"], y_label=y_label,
+                series, title=e["label"], subtitle=_corr_text(r, tau), x_label=x_label, y_label=y_label,
                 width=300, height=300, connect=False, marker_radius=4.2,
             )
             panels.append({"svg": Markup(chart), "label": e["label"], "r": format_num(r), "tau": format_num(tau)})
@@ -498,7 +516,8 @@ def _measures_page(st: _Study) -> Page:
                          if target == "gap" else "Against test accuracy", "panels": panels})
 
     # the data behind every panel, and the correlations
-    keys = list(dict.fromkeys(e["value_key"] for e in entries))
+    keys = list(dict.fromkeys([e["value_key"] for e in entries] + [e["test_key"] for e in entries]))
+    keys = [k for k in keys if k not in ("train_acc", "test_acc", "gap")]
     if entries:
         st.csvs["measures.csv"] = csv_text(
             ["run_id", "run_name", "epoch", "train_acc", "test_acc", "gap"] + keys,
@@ -510,7 +529,9 @@ def _measures_page(st: _Study) -> Page:
             [[e["name"], e["label"], e["value_key"], e["pearson_gap"], e["kendall_gap"], e["pearson_test"],
               e["kendall_test"], num(e["n"])] for e in entries],
         )
-    table = [{"label": e["label"], "x_label": e["x_label"], "pg": format_num(e["pearson_gap"]),
+    table = [{"label": e["label"], "x_label": e["x_label"] if e["test_key"] == e["value_key"] else
+              f"{e['x_label']} (against the gap); {e['test_x_label']} (against test accuracy)",
+              "pg": format_num(e["pearson_gap"]),
               "kg": format_num(e["kendall_gap"]), "pt": format_num(e["pearson_test"]),
               "kt": format_num(e["kendall_test"]), "n": format_general(e["n"]),
               "strongest": False} for e in entries]
@@ -755,8 +776,7 @@ def _run_page(st: _Study, k: int) -> Page:
     ctx = st.base_ctx("runs", run.name, root) | {
         "run": {"name": run.name, "id": run.id, "color": run.color, "status": status, "status_class": cls,
                 "status_text": status_text, "error": err},
-        "settings": [{"key": str(key), "value": format_lr(v) if key == "learning_rate" else
-                      (format_general(v) if not isinstance(v, (dict, list)) else str(v))} for key, v in sett.items()],
+        "settings": [{"key": str(key), "value": _setting(key, v)} for key, v in sett.items()],
         "figures": figures,
         "columns": [{"key": key, "head": head} for key, head, _ in cols],
         "checkpoints": [{"epoch": format_general(c.get("epoch")),

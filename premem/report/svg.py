@@ -203,7 +203,17 @@ def _tick_label(v: float, ticks: Sequence[float]) -> str:
     step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else (abs(v) or 1.0)
     big = max(abs(t) for t in ticks) if ticks else abs(v)
     if big >= 1e5 or (big and big < 1e-3):
-        return f"{v:.1e}".replace("e-0", "e-").replace("e+0", "e")
+        # scientific notation, each tick with its own exponent and as many mantissa decimals as the step
+        # needs (3.25e-6, not 3.2e-6; 8e-6 then 1e-5, not 0.8e-5)
+        if abs(v) < step * 1e-6:
+            return "0"
+        exp = math.floor(math.log10(abs(v)) + 1e-9)
+        m_step = step / 10 ** exp
+        dec = 0
+        while dec < 6 and abs(round(m_step, dec) - m_step) > m_step * 1e-6:
+            dec += 1
+        m = v / 10 ** exp
+        return "0" if abs(m) < 1e-9 else f"{m:.{dec}f}e{exp}"
     decimals = 0
     while decimals < 6 and abs(round(step, decimals) - step) > step * 1e-6:
         decimals += 1
@@ -814,8 +824,9 @@ class Violin:
 
 
 def _kde(values: list[float], lo: float, hi: float, n_grid: int = 72) -> tuple[list[float], list[float]]:
-    """A Gaussian kernel density of ``values`` on ``n_grid`` points of [lo, hi], reflected at both ends
-    (accuracies pile up at 0 and 1; reflection keeps that mass inside the range)."""
+    """A Gaussian kernel density of ``values`` on ``n_grid`` points, reflected at ``lo`` and ``hi``
+    (accuracies pile up at 0 and 1; reflection keeps that mass inside the range), drawn from two bandwidths
+    below the smallest value to two above the largest (as seaborn's ``cut=2``), within [lo, hi]."""
     n = len(values)
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
@@ -825,7 +836,8 @@ def _kde(values: list[float], lo: float, hi: float, n_grid: int = 72) -> tuple[l
     span = hi - lo
     h = 0.9 * spread * n ** -0.2 if spread > 0 else 0.0
     h = min(max(h, 0.04 * span), 0.15 * span)
-    grid = [lo + span * k / (n_grid - 1) for k in range(n_grid)]
+    g0, g1 = max(lo, vs[0] - 2 * h), min(hi, vs[-1] + 2 * h)
+    grid = [g0 + (g1 - g0) * k / (n_grid - 1) for k in range(n_grid)]
     dens = []
     for y in grid:
         d = 0.0
