@@ -203,7 +203,8 @@ def _recipe(s: dict, n_examples: int):
         int(round((t["warmup_fraction"] or 0.0) * total))
     recipe = Recipe(learning_rate=s["learning_rate"], total_steps=total, batch_size=t["batch_size"],
                     optimizer=t["optimizer"], weight_decay=t["weight_decay"], betas=tuple(t["betas"]),
-                    schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"])
+                    schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"],
+                    micro_batch_size=t.get("micro_batch_size"))
     return recipe, per_epoch
 
 

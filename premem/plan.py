@@ -190,7 +190,9 @@ def build_plan(spec: Spec) -> Plan:
     runs = expand_runs(spec)
     eval_ids = []
     # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
-    training = spec.training.model_dump(mode="json", exclude={"fixed_step_epochs"})
+    def training(run: Run) -> dict:  # the run's own recipe (training.overrides resolved)
+        return spec.training.for_run(run.model, run.dataset).model_dump(mode="json", exclude={"fixed_step_epochs"})
+
     # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
     evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
     settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
@@ -203,7 +205,7 @@ def build_plan(spec: Spec) -> Plan:
         # training never sees the test split, so its size is not part of a training job's identity
         train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
         for epoch in range(1, run.epochs + 1):
-            settings = {"model": _content(model), "dataset": train_data, "training": training,
+            settings = {"model": _content(model), "dataset": train_data, "training": training(run),
                         "learning_rate": run.learning_rate, "epochs": run.epochs,
                         "dataset_fraction": run.dataset_fraction, "epoch": epoch, "seed": spec.seed,
                         "device": spec.device}

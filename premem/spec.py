@@ -358,6 +358,30 @@ class DatasetSpec(Strict):
 
 
 # ------------------------------------------------------------------------------------------- training
+class TrainingOverride(Strict):
+    """Fields of `training` that differ for runs of one model and/or dataset."""
+
+    model: str | None = Field(None, description="Model name this applies to; null = every model.")
+    dataset: str | None = Field(None, description="Dataset name this applies to; null = every dataset.")
+    optimizer: Literal["adamw", "adam"] | None = Field(None, description="adamw or adam.")
+    weight_decay: float | None = Field(None, ge=0, le=1, description="Weight decay.")
+    betas: tuple[float, float] | None = Field(None, description="Adam betas.")
+    schedule: Literal["linear", "cosine", "constant"] | None = Field(None, description="Decay after warmup.")
+    warmup_steps: int | None = Field(None, ge=0, description="Warmup in optimizer steps.")
+    warmup_fraction: float | None = Field(None, ge=0, lt=1, description="Warmup as a fraction of all steps.")
+    batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per optimizer step.")
+    max_grad_norm: PositiveFloat | None = Field(None, description="Gradient clipping norm.")
+    micro_batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per forward/backward pass.")
+
+    @model_validator(mode="after")
+    def _one_warmup(self):
+        if self.warmup_steps is not None and self.warmup_fraction is not None:
+            raise ValueError("give warmup_steps or warmup_fraction, not both")
+        if self.model is None and self.dataset is None:
+            raise ValueError("name a `model` and/or a `dataset` (without either, change `training` itself)")
+        return self
+
+
 class Training(Strict):
     """The finetuning recipe shared by every run (the grid varies learning rate, epochs and data size)."""
 
@@ -378,14 +402,40 @@ class Training(Strict):
     lora: LoraSpec | None = Field(
         None, description="Train LoRA adapters (peft) instead of every weight; null = full finetuning (the "
         "paper's choice). Checkpoints then hold the adapter, evaluated on the base model.")
+    micro_batch_size: int | None = Field(
+        None, ge=1, le=65536, description="Examples per forward/backward pass; a step accumulates the gradients "
+        "of batch_size / micro_batch_size passes (the same update as one pass over the batch). null = the whole "
+        "batch at once. 7-9B models on one GPU need a few examples per pass.")
+    overrides: list[TrainingOverride] = Field(
+        default_factory=list, description="Recipes of particular models and datasets (the paper trains Llama3 "
+        "and Gemma2 differently): each names a `model` and/or `dataset` and the fields it changes; the last "
+        "matching entry wins over earlier ones and over this section.")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # full finetuning dumps exactly as before LoRA existed, so existing job ids do not change
+        # full finetuning without overrides dumps exactly as before these options existed, so existing job ids
+        # do not change; a run's own recipe (for_run) is what its jobs hash
         d = handler(self)
-        if d.get("lora") is None:
-            d.pop("lora", None)
+        for k in ("lora", "micro_batch_size"):
+            if d.get(k) is None:
+                d.pop(k, None)
+        if not d.get("overrides"):
+            d.pop("overrides", None)
         return d
+
+    def for_run(self, model: str, dataset: str) -> "Training":
+        """The recipe of runs of `model` on `dataset`: this section with every matching override applied."""
+        fields: dict = {}
+        for o in self.overrides:
+            if o.model in (None, model) and o.dataset in (None, dataset):
+                fields.update({k: getattr(o, k) for k in o.model_fields_set if k not in ("model", "dataset")})
+        if not self.overrides:
+            return self
+        if "warmup_steps" in fields and "warmup_fraction" not in fields:
+            fields["warmup_fraction"] = None  # an override's warmup replaces the other kind of warmup
+        if "warmup_fraction" in fields and "warmup_steps" not in fields:
+            fields["warmup_steps"] = None
+        return self.model_copy(update={**fields, "overrides": []})
 
     @field_validator("betas")
     @classmethod
@@ -807,6 +857,16 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if gpus > 1 and gpus != int(gpus):
             out.append((("resources", kind, "gpus"), f"{gpus:g} GPUs: more than one GPU per job must be a whole "
                         "number (the model is sharded over them)"))
+    if spec.resources.train.gpus > 1:
+        out.append((("resources", "train", "gpus"), "training on more than one GPU per run (sharding the model) is "
+                    "not implemented yet: a training job uses one GPU; give 1 (micro_batch_size keeps a 7-9B "
+                    "model's activations small)"))
+    for i, o in enumerate(spec.training.overrides):
+        if o.model is not None and o.model not in model_names:
+            out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{did_you_mean(o.model, model_names)}"))
+        if o.dataset is not None and o.dataset not in data_names:
+            out.append((("training", "overrides", i, "dataset"),
+                        f"unknown dataset {o.dataset!r}{did_you_mean(o.dataset, data_names)}"))
     for field in ("sampler", "scoring"):  # vLLM: CUDA only, and it reads Hugging Face tokenizers only
         if getattr(spec.evaluation, field) != "vllm":
             continue

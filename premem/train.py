@@ -46,6 +46,7 @@ class Recipe:
     schedule: str = "linear"
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
+    micro_batch_size: int | None = None  # examples per forward/backward pass (gradient accumulation)
 
 
 class TooLong(ValueError):
@@ -156,22 +157,17 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
     n_steps = steps_per_epoch(len(seqs), recipe.batch_size)
     for b in range(n_steps):
         chunk = [seqs[i] for i in order[b * recipe.batch_size:(b + 1) * recipe.batch_size]]
-        ids, mask, labels = _batch(chunk, loaded.codec.pad_id, loaded.device)
         for g in optimizer.param_groups:
             g["lr"] = recipe.learning_rate * lr_factor(step, recipe)
-        # right padding needs no attention mask under causal attention: real tokens never see the pads after
-        # them, and pads carry no loss; leaving the mask out keeps attention on its fast causal path
-        loss = model(input_ids=ids, labels=labels, use_cache=False).loss
-        value = float(loss.detach())
+        value, n_tokens = _accumulate(model, chunk, loaded, recipe.micro_batch_size)
         if not math.isfinite(value):
             raise Diverged(step, value)
-        loss.backward()
         if recipe.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(value)
-        tokens += int(mask.sum())
+        tokens += n_tokens
         step += 1
         now = time.time()
         if progress and (now - last > 1.0 or b == n_steps - 1):
@@ -179,6 +175,32 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
             last = now
     return {"steps": n_steps, "end_step": step, "losses": losses, "tokens": tokens,
             "seconds": time.time() - t0}
+
+
+def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None) -> tuple[float, int]:
+    """Forward and backward over one optimizer step's examples, `micro` at a time (all at once when None);
+    return (mean loss per loss-carrying token over the whole batch, tokens read). Each pass's mean loss is
+    weighted by its share of the batch's loss-carrying tokens, so the accumulated gradient is the gradient of
+    the batch's mean loss: the same update as one pass over the whole batch."""
+    micro = micro or len(chunk)
+    parts = [chunk[i:i + micro] for i in range(0, len(chunk), micro)]
+    batches = [_batch(part, loaded.codec.pad_id, loaded.device) for part in parts]
+    counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in batches]
+    total = max(1, sum(counts))
+    value, tokens = 0.0, 0
+    for (ids, mask, labels), n in zip(batches, counts):
+        if n == 0:
+            continue
+        # right padding needs no attention mask under causal attention: real tokens never see the pads after
+        # them, and pads carry no loss; leaving the mask out keeps attention on its fast causal path
+        loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (n / total)
+        part = float(loss.detach())
+        if not math.isfinite(part):
+            return part, tokens
+        loss.backward()
+        value += part
+        tokens += int(mask.sum())
+    return value, tokens
 
 
 def save_checkpoint(loaded: LoadedModel, optimizer: torch.optim.Optimizer, folder: Path, state: dict) -> None:

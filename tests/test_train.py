@@ -50,3 +50,23 @@ def test_pack_keeps_every_token_and_masks_prompts_on_request():
     assert [m for _, m in blocks] == [[False, False, True], [True, True, False], [True, True, True],
                                       [False, True, True]]
     assert len(pack([([1, 5, 6, 7], 2)], block=3, sep=2)) == 1  # a partial last block is dropped
+
+
+def test_micro_batches_make_the_same_update_as_the_whole_batch():
+    import copy
+
+    from premem.train import make_optimizer, train_epoch
+
+    a = loaded()
+    b = LoadedModel(copy.deepcopy(a.model), a.codec, a.device, a.dtype)
+    seqs = encode_examples(a, ArithmeticTask(seed=0).split("train", 8))  # examples of different lengths
+    whole = Recipe(learning_rate=1e-2, total_steps=1, batch_size=8, max_grad_norm=None)
+    micro = Recipe(learning_rate=1e-2, total_steps=1, batch_size=8, max_grad_norm=None, micro_batch_size=3)
+    out_a = train_epoch(a, make_optimizer(a.model, whole), seqs, whole, seed=0, epoch=1, start_step=0)
+    out_b = train_epoch(b, make_optimizer(b.model, micro), seqs, micro, seed=0, epoch=1, start_step=0)
+    assert out_a["losses"] == pytest.approx(out_b["losses"], rel=1e-5) and out_a["tokens"] == out_b["tokens"]
+    for (name, pa), pb in zip(a.model.named_parameters(), b.model.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    init = loaded().model
+    moved = any(not torch.equal(p, q) for p, q in zip(a.model.parameters(), init.parameters()))
+    assert moved  # the step did change the weights, identically both ways
