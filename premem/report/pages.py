@@ -52,6 +52,8 @@ DEFAULT_BINS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 #: colours of the prompts on the robustness page (a dimension of its own, not runs)
 PROMPT_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b")
 MEMORIZED_COLOR = CATEGORIES[3][1]
+#: a dynamics cell without a value (an example not sampled at that checkpoint: evaluation.skip_settled)
+NOT_MEASURED = ("not measured", "#ffffff")
 
 MEASURES_MISSING = ("Not computed for this study. `premem apply` computes the classic generalization measures "
                     "(gradient variance, distance from initialization, ATC) when the spec has a `metrics:` "
@@ -255,11 +257,12 @@ class _Study:
             cell_width=cell_w,
             cell_height=5,
             show_legend=False,
-            missing=("no value", "#ffffff"),
+            missing=NOT_MEASURED,
         )
         run = self.by_id.get(rid)
         return {"name": run.name if run else rid, "id": rid, "svg": Markup(chart), "csv": f"{root}data/{fname}",
-                "href": f"{root}{run.href}" if run else None, "shown": len(prep.rows), "total": prep.n_total}
+                "href": f"{root}{run.href}" if run else None, "shown": len(prep.rows), "total": prep.n_total,
+                "has_missing": any(c is None for r in prep.rows for c in r)}
 
     def nav(self, active: str) -> list[dict]:
         items = [
@@ -422,6 +425,7 @@ def _index(st: _Study) -> Page:
             "threshold": format_num(gap.get("threshold_perplexity") if gap else
                                     (math.exp(math.exp(p)) if p is not None and p < 5 else None), 4),
             "r2_premem": format_num(r2_pm),
+            "good": r2_pm is not None and r2_pm >= 0.8 and (r2_tr is None or r2_pm > r2_tr),
             "r2_premem_line": format_num(premem.get("r2_line")),
             "r2_train": format_num(r2_tr),
             "r2_train_line": format_num(train.get("r2_line")),
@@ -433,7 +437,6 @@ def _index(st: _Study) -> Page:
         "calibration_runs": calibration_runs,
         "gap_rows": gap_rows,
         "runs": table,
-        "has_dynamics": bool(st.dynamics),
         "has_measures": st.has_measures,
         "has_robustness": st.has_robustness,
     }
@@ -443,11 +446,22 @@ def _index(st: _Study) -> Page:
 # --------------------------------------------------------------------------------------------- dynamics
 
 
+def _dynamics_legend_items(figs: Sequence[dict]) -> list[tuple[str, str]]:
+    return list(CATEGORIES) + ([NOT_MEASURED] if any(f["has_missing"] for f in figs) else [])
+
+
+def _dyn_legend(figs: Sequence[dict]) -> Markup | None:
+    if not figs:
+        return None
+    items = _dynamics_legend_items(figs)
+    return Markup(svg.legend(items, columns=len(items)))
+
+
 def _dynamics_page(st: _Study) -> Page:
     figs = [st.dynamics_figure(rid) for rid in st.dynamics_ids()]
     ctx = st.base_ctx("dynamics", "Per-example dynamics") | {
         "dyn_figs": figs,
-        "dyn_legend": Markup(svg.legend(list(CATEGORIES), columns=4)) if figs else None,
+        "dyn_legend": _dyn_legend(figs),
         "max_rows": MAX_DYNAMICS_ROWS,
     }
     return Page("dynamics.html", "dynamics.html.j2", ctx)
@@ -683,16 +697,16 @@ def _samples_section(st: _Study, run: Run, root: str) -> dict | None:
     if not smp:
         return None
     examples, rows = [], []
-    for ex in (as_dict(e) for e in as_list(smp.get("examples"))):
-        target = "" if ex.get("target") is None else str(ex.get("target"))
+    for ex in (as_dict(e) for e in as_list(smp.get("examples")) if isinstance(e, Mapping)):
+        target = None if ex.get("target") is None else str(ex.get("target"))
         samples = ["" if s is None else str(s) for s in as_list(ex.get("samples"))]
         given = as_list(ex.get("correct")) if ex.get("correct") is not None else None
-        verdicts = _sample_verdicts(target, samples, given)
+        verdicts = _sample_verdicts(target or "", samples, given)
         acc = num(ex.get("acc"))
         mem = ex.get("memorized")
         examples.append({
             "id": str(ex.get("example_id") if ex.get("example_id") is not None else DASH),
-            "question": "" if ex.get("question") is None else str(ex.get("question")),
+            "question": None if ex.get("question") is None else str(ex.get("question")),
             "target": target,
             "samples": [{"text": s, "verdict": v} for s, v in zip(samples, verdicts)],
             "acc": format_num(acc, 2),
@@ -783,7 +797,7 @@ def _run_page(st: _Study, k: int) -> Page:
                          "cells": [fmt(c.get(key)) for key, _, fmt in cols]} for c in cps],
         "checkpoints_csv": f"{root}data/{cp_csv}" if cps else None,
         "dyn": dyn,
-        "dyn_legend": Markup(svg.legend(list(CATEGORIES), columns=4)) if dyn else None,
+        "dyn_legend": _dyn_legend([dyn] if dyn else []),
         "samples": _samples_section(st, run, root),
         "prev": {"name": st.runs[k - 1].name, "href": f"{st.runs[k - 1].slug}.html"} if k > 0 else None,
         "next": {"name": st.runs[k + 1].name, "href": f"{st.runs[k + 1].slug}.html"}

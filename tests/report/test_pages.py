@@ -318,6 +318,9 @@ def test_nan_and_none_everywhere(tmp_path):
         assert "nan" not in re.sub(r"<script.*?</script>", "", page, flags=re.S).lower().replace("nano", "")
     assert '<span class="status diverged">diverged</span>' in pages["index.html"]
     assert "odd bin" in pages["robustness.html"] and "weird" in pages["measures.html"]
+    assert pages["runs/r.html"].count("text not available") == 2  # no question, no target
+    assert "not measured" in pages["dynamics.html"]  # the legend names the empty cell
+    assert "not measured" not in _pages(tmp_path)["index.html"]
 
 
 def test_odd_run_names(tmp_path):
