@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -250,6 +251,10 @@ def cmd_apply(args) -> int:
         return EXIT_FAILED
     except StoreCorrupt as e:
         print(f"premem: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except sqlite3.OperationalError as e:  # e.g. the disk filled up under the store
+        print(f"premem: cannot write the results database {store.db_path}: {e}. Jobs recorded before this are "
+              "kept; `premem apply` again continues once it can write.", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nInterrupted: finished jobs are kept; `premem apply` again continues.", file=sys.stderr)

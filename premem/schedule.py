@@ -2,8 +2,11 @@
 
 The driver submits a job as soon as every job it depends on is recorded done, so evaluation of epoch 1
 runs while epoch 2 trains. Tasks return results; only the driver writes the store. A task that fails for
-a reason in the spec or the data (`UserError`) is recorded failed at once; a worker process that dies is
-retried by Ray. Jobs that depend on a failed job are left not started, and the other runs go on.
+a reason in the spec or the data (`UserError`) is recorded failed at once, and so is any other exception a
+job raises (retrying the same code on the same inputs gives the same error); a worker process or node that
+dies is infrastructure, and Ray retries its task (WORKER_RETRIES times). Jobs that depend on a failed job
+are left not started, and the other runs go on. A training job whose loss diverges is recorded done with
+its `diverged` step; the rest of its run (later epochs, their evaluations) is skipped.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # job id -> last line of its error
     blocked: list[str] = field(default_factory=list)  # not started because a dependency failed
+    diverged: dict[str, dict] = field(default_factory=dict)  # train job id -> {'epoch', 'step', 'loss'}
+    skipped: list[str] = field(default_factory=list)  # later jobs of a diverged run: nothing to compute from
     seconds: float = 0.0
 
 
@@ -69,6 +74,22 @@ def init_ray(address: str | None, spec_cpus: float | None = None) -> bool:
     return True
 
 
+def diverged_jobs(records) -> set[str]:
+    """Ids of the recorded training jobs whose run diverged (store.records values)."""
+    return {j for j, r in records.items() if r.status == "done" and r.result and r.result.get("diverged")}
+
+
+def stopped_jobs(jobs: list[Job], records) -> tuple[set[str], set[str]]:
+    """(diverged, skipped): the diverged training jobs among `records`, and the jobs of `jobs` (in dependency
+    order) that depend on one of them, directly or not."""
+    diverged = diverged_jobs(records)
+    skipped: set[str] = set()
+    for job in jobs:
+        if job.kind != "analysis" and job.id not in diverged and any(d in diverged or d in skipped for d in job.deps):
+            skipped.add(job.id)
+    return diverged, skipped
+
+
 def _remote_functions():
     ray = _ray()
 
@@ -78,18 +99,30 @@ def _remote_functions():
 
         def __init__(self):
             self.lines: dict[str, str] = {}
+            self.nodes: dict[str, str] = {}
+            self.tries: dict[str, int] = {}
 
         def set(self, job_id: str, line: str) -> None:
             self.lines[job_id] = line
 
-        def read(self) -> dict[str, str]:
-            return dict(self.lines)
+        def start(self, job_id: str, node: str) -> int:
+            """An attempt of `job_id` starts on `node`; returns its number (1, then 2 on Ray's first retry...)."""
+            self.nodes[job_id] = node
+            self.tries[job_id] = self.tries.get(job_id, 0) + 1
+            return self.tries[job_id]
+
+        def read(self) -> tuple[dict[str, str], dict[str, str]]:
+            return dict(self.lines), dict(self.nodes)
 
     @ray.remote
-    def run_job(job: Job, store_root: str, board) -> dict:
+    def run_job(job: Job, store_root: str, board, expected: dict | None = None) -> dict:
         import ray as _r
 
         from premem.jobs import UserError, execute
+        from premem.store import CorruptArtifact
+
+        node = _r.get_runtime_context().get_node_id()
+        attempt = _r.get(board.start.remote(job.id, node))  # this attempt's number and node (a retry may move)
 
         last = [0.0]
 
@@ -101,11 +134,12 @@ def _remote_functions():
 
         started = time.time()
         try:
-            result = execute(job, store_root, progress)
+            result = execute(job, store_root, progress, expected)
         except UserError as e:
-            return {"error": f"{e}", "user_error": True, "started": started}
-        return {"result": result, "started": started,
-                "node": _r.get_runtime_context().get_node_id()}
+            return {"error": f"{e}", "user_error": True, "started": started, "node": node, "attempt": attempt}
+        except CorruptArtifact as e:
+            return {"error": f"{e}", "corrupt": e.job_id, "started": started, "node": node, "attempt": attempt}
+        return {"result": result, "started": started, "node": node, "attempt": attempt}
 
     return ProgressBoard, run_job
 
@@ -156,24 +190,33 @@ class Display:
 def run_plan(plan: Plan, store: Store, address: str | None = None, display: Display | None = None,
              on_record: Callable[[Job], None] | None = None) -> Outcome:
     """Run every job of `plan` that the store does not hold as done (analysis excluded); return the outcome."""
+    from premem.store import CHECKSUM_KEY
+
     ray = _ray()
     t0 = time.time()
     records = store.records([j.id for j in plan.jobs])
     done = {j for j, r in records.items() if r.status == "done"}
-    todo = [j for j in plan.jobs if j.kind != "analysis" and j.id not in done]
-    outcome = Outcome()
+    stopped, skipped = stopped_jobs(plan.jobs, records)  # diverged runs' jobs, and the rest of their runs
+    stopped |= skipped
+    sums = {j: r.result[CHECKSUM_KEY] for j, r in records.items() if r.result and CHECKSUM_KEY in r.result}
+    todo = [j for j in plan.jobs if j.kind != "analysis" and j.id not in done and j.id not in skipped]
+    outcome = Outcome(skipped=[j.id for j in plan.jobs if j.id in skipped and j.id not in done])
     if not todo:
         return outcome
     display = display or Display(len(todo))
     started_ray = init_ray(address)
     unplaceable = _unplaceable(todo, ray.cluster_resources())
     if unplaceable:
-        if started_ray:
+        if started_ray:  # nothing will ever add a node to a Ray premem started itself
             ray.shutdown()
-        raise Unplaceable(unplaceable)
+            raise Unplaceable(unplaceable)
+        # a cluster's autoscaler adds nodes for jobs that wait (cluster.yaml); Ray queues them meanwhile
+        display.event(f"premem: note: {unplaceable} now; submitting anyway: the cluster's autoscaler can add "
+                      "such nodes (without one these jobs wait; Ctrl-C stops)")
     ProgressBoard, run_job = _remote_functions()
     board = ProgressBoard.remote()
     pending: dict = {}
+    nodes_seen: dict[str, str] = {}
     failed: set[str] = set()
     waiting = list(todo)
     store_root = str(store.root.resolve())
@@ -182,14 +225,18 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
             still = []
             submitted = []
             for job in waiting:
-                if any(d in failed for d in job.deps):
+                if any(d in stopped for d in job.deps):
+                    stopped.add(job.id)  # its run diverged before it: there is nothing to compute it from
+                    outcome.skipped.append(job.id)
+                elif any(d in failed for d in job.deps):
                     failed.add(job.id)  # its inputs will never exist
                     outcome.blocked.append(job.id)
                 elif all(d in done for d in job.deps):
                     res = job.resources
                     ref = run_job.options(num_cpus=res.get("cpus", 1), num_gpus=res.get("gpus", 0),
                                           max_retries=WORKER_RETRIES, retry_exceptions=False,
-                                          name=job.label).remote(job, store_root, board)
+                                          name=job.label).remote(job, store_root, board,
+                                                                 {d: sums[d] for d in job.deps if d in sums})
                     pending[ref] = job
                     submitted.append(job.id)
                 else:
@@ -212,7 +259,13 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                     display.event(f"FAILED {job.label}: {err}")
                     continue
                 if "error" in out:
-                    store.record(job, "failed", error=out["error"], started=out["started"])
+                    if out.get("corrupt"):  # a damaged checkpoint: forget its job so that the next apply redoes it
+                        store.forget(out["corrupt"])
+                        done.discard(out["corrupt"])
+                        out["error"] += ("; its job is no longer recorded done, so the next `premem apply` "
+                                         "computes it again")
+                    store.record(job, "failed", error=out["error"], started=out["started"], node=out.get("node"),
+                                 tries=out.get("attempt"))
                     failed.add(job.id)
                     outcome.failed[job.id] = last_line(out["error"])
                     display.event(f"FAILED {job.label}: {last_line(out['error'])}")
@@ -220,16 +273,29 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                 result = out["result"]
                 examples = result.pop("_examples", None)
                 store.record(job, "done", result=result, examples=examples, started=out["started"],
-                             node=out.get("node"))
+                             node=out.get("node"), tries=out.get("attempt"))
                 done.add(job.id)
-                outcome.done.append(job.id)
+                if CHECKSUM_KEY in result:
+                    sums[job.id] = result[CHECKSUM_KEY]
+                if result.get("diverged"):
+                    stopped.add(job.id)
+                    outcome.diverged[job.id] = result["diverged"]
+                    display.event(f"DIVERGED {job.label}: loss {result['diverged']['loss']} at step "
+                                  f"{result['diverged']['step']}; the rest of this run is skipped")
+                else:
+                    outcome.done.append(job.id)
+                    display.event(f"done {job.label} ({time.time() - out['started']:.0f}s)")
                 if on_record:
                     on_record(job)
-                display.event(f"done {job.label} ({time.time() - out['started']:.0f}s)")
             try:
-                lines = ray.get(board.read.remote(), timeout=10) if pending else {}
+                lines, nodes = ray.get(board.read.remote(), timeout=10) if pending else ({}, {})
             except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):  # progress is a nicety
-                lines = {}
+                lines, nodes = {}, {}
+            fresh = {j: n for j, n in nodes.items() if nodes_seen.get(j) != n and j in
+                     {pj.id for pj in pending.values()}}
+            if fresh:
+                store.mark_node(fresh)
+                nodes_seen.update(fresh)
             display.update(outcome, {ref.hex(): (j.label, lines.get(j.id)) for ref, j in pending.items()})
     except KeyboardInterrupt:
         for ref in pending:

@@ -3,11 +3,15 @@
 Only the driver (`premem apply`) writes the database, one transaction per finished job, so a job is either
 fully recorded or not at all. Ray tasks write only artifacts (checkpoints), each into a fresh temporary
 folder that is renamed into place when complete; an artifact counts only once its job is recorded done,
-so a half-written checkpoint is never read back. One `apply` at a time holds the store's lock.
+so a half-written checkpoint is never read back. The sha256 of every file of an artifact is recorded with
+its job (`result["artifact_sha256"]`) and checked before a later job loads it, so a checkpoint damaged
+after it was written (a truncated copy, a disk error) is reported, never read as data. One `apply` at a
+time holds the store's lock.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +36,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   error TEXT,
   started REAL,
   finished REAL,
-  node TEXT
+  node TEXT,
+  tries INTEGER
 );
 CREATE TABLE IF NOT EXISTS examples (
   job_id TEXT NOT NULL REFERENCES jobs(id),
@@ -49,13 +54,40 @@ CREATE TABLE IF NOT EXISTS examples (
 CREATE TABLE IF NOT EXISTS attempts (
   job_id TEXT PRIMARY KEY,
   started REAL NOT NULL,
-  driver_pid INTEGER NOT NULL
+  driver_pid INTEGER NOT NULL,
+  node TEXT
 );
 """
+CHECKSUM_KEY = "artifact_sha256"  # in a job's result: {file name: sha256} of its artifact
 
 
 class StoreBusy(RuntimeError):
     """Another `premem apply` holds this store."""
+
+
+class StoreCorrupt(RuntimeError):
+    """premem.db is not a readable premem database (overwritten, truncated, damaged)."""
+
+
+class CorruptArtifact(RuntimeError):
+    """An artifact's files do not match the checksums recorded with its job; `job_id` names the job."""
+
+    def __init__(self, job_id: str, message: str):
+        self.job_id = job_id
+        super().__init__(message)
+
+
+def artifact_checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder`, by path relative to it."""
+    out = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[f.relative_to(folder).as_posix()] = h.hexdigest()
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,18 +116,46 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifacts.mkdir(exist_ok=True)
         con = sqlite3.connect(self.db_path, timeout=30)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=FULL")
-        con.executescript(SCHEMA)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.executescript(SCHEMA)
+            for table, column, kind in (("attempts", "node", "TEXT"), ("jobs", "tries", "INTEGER")):
+                if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:  # an older store
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except sqlite3.OperationalError:  # locked, disk full, ...: not damage
+            con.close()
+            raise
+        except sqlite3.DatabaseError as e:
+            con.close()
+            raise self._corrupt(e) from None
         return con
+
+    def _corrupt(self, e: Exception) -> StoreCorrupt:
+        return StoreCorrupt(f"the results database {self.db_path} is damaged or not a premem database ({e}); "
+                            "nothing was read from it. Move it aside (and its artifacts folder) to start afresh, "
+                            "or restore it from a copy")
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
         con = self._connect()
         try:
             yield con
+        except sqlite3.OperationalError:  # locked, disk full, ...: not damage
+            raise
+        except sqlite3.DatabaseError as e:
+            raise self._corrupt(e) from None
         finally:
             con.close()
+
+    def check(self) -> None:
+        """Raise StoreCorrupt unless the database passes SQLite's own consistency check."""
+        if not self.exists():
+            return
+        with self.connection() as con:
+            bad = [r[0] for r in con.execute("PRAGMA quick_check")]
+        if bad != ["ok"]:
+            raise self._corrupt(RuntimeError("; ".join(bad[:3])))
 
     def exists(self) -> bool:
         return self.db_path.exists()
@@ -124,9 +184,12 @@ class Store:
 
     def release(self) -> None:
         if self._lock_file is not None:
-            with self.connection() as con:
-                con.execute("DELETE FROM attempts")
-                con.commit()
+            try:
+                with self.connection() as con:
+                    con.execute("DELETE FROM attempts")
+                    con.commit()
+            except (sqlite3.Error, StoreCorrupt):  # the next apply clears them too; the lock must go regardless
+                pass
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
@@ -147,20 +210,36 @@ class Store:
     # ----------------------------------------------------------------------------- writes (driver only)
     def mark_started(self, job_ids: Iterable[str]) -> None:
         with self.connection() as con:
-            con.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?)",
+            con.executemany("INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, NULL)",
                             [(j, time.time(), os.getpid()) for j in job_ids])
             con.commit()
 
+    def mark_node(self, nodes: dict[str, str]) -> None:
+        """Note the Ray node each started job runs on (job id -> node id), for `premem status`."""
+        with self.connection() as con:
+            con.executemany("UPDATE attempts SET node = ? WHERE job_id = ?", [(n, j) for j, n in nodes.items()])
+            con.commit()
+
+    def forget(self, job_id: str) -> None:
+        """Drop a job's record (its artifact was found damaged): the next apply computes it again."""
+        with self.connection() as con:
+            with con:
+                con.execute("DELETE FROM examples WHERE job_id = ?", (job_id,))
+                con.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
     def record(self, job, status: str, result: dict | None = None, error: str | None = None,
-               examples: list[dict] | None = None, started: float | None = None, node: str | None = None) -> None:
-        """Record a finished job (and its per-example rows) in one transaction."""
+               examples: list[dict] | None = None, started: float | None = None, node: str | None = None,
+               tries: int | None = None) -> None:
+        """Record a finished job (and its per-example rows) in one transaction. `node`: the Ray node of the
+        attempt that finished it; `tries`: how many attempts Ray made (more than 1 after a worker died)."""
         with self.connection() as con:
             with con:  # one transaction: all of it or nothing
                 con.execute("DELETE FROM examples WHERE job_id = ?", (job.id,))
                 con.execute(
-                    "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR REPLACE INTO jobs (id, kind, label, run, epoch, status, settings, result, error, "
+                    "started, finished, node, tries) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(job.settings),
-                     json.dumps(result) if result is not None else None, error, started, time.time(), node))
+                     json.dumps(result) if result is not None else None, error, started, time.time(), node, tries))
                 if examples:
                     con.executemany(
                         "INSERT INTO examples VALUES (?,?,?,?,?,?,?,?,?)",
@@ -190,6 +269,23 @@ class Store:
             return {}
         with self.connection() as con:
             return dict(con.execute("SELECT job_id, started FROM attempts").fetchall())
+
+    def tries(self) -> dict[str, int]:
+        """How many attempts each recorded job took (jobs recorded before premem counted them are left out)."""
+        if not self.exists():
+            return {}
+        with self.connection() as con:
+            return dict(con.execute("SELECT id, tries FROM jobs WHERE tries IS NOT NULL").fetchall())
+
+    def nodes(self) -> dict[str, str]:
+        """The Ray node of each recorded job, and of each job a live `apply` runs now: job id -> node id."""
+        if not self.exists():
+            return {}
+        with self.connection() as con:
+            out = dict(con.execute("SELECT id, node FROM jobs WHERE node IS NOT NULL").fetchall())
+            if self.apply_running():
+                out.update(con.execute("SELECT job_id, node FROM attempts WHERE node IS NOT NULL").fetchall())
+        return out
 
     def examples(self, job_ids: list[str], with_samples: bool = False) -> list[dict]:
         """Per-example rows of the given evaluate jobs."""
@@ -230,6 +326,25 @@ class Store:
             shutil.rmtree(trash, ignore_errors=True)
         os.replace(staging, final)
         return final
+
+    def verify_artifact(self, job_id: str, expected: dict[str, str]) -> Path:
+        """The artifact folder of `job_id` once its files match `expected` (its recorded checksums); else
+        CorruptArtifact naming the first file that is missing, extra or different."""
+        folder = self.artifact(job_id)
+        if not folder.is_dir():
+            raise CorruptArtifact(job_id, f"the artifact of job {job_id[:10]} is missing from {folder}")
+        actual = artifact_checksums(folder)
+        for name in sorted(set(expected) | set(actual)):
+            if name not in actual:
+                problem = "is missing"
+            elif name not in expected:
+                problem = "was not part of it when it was recorded"
+            elif actual[name] != expected[name]:
+                problem = "does not match the checksum recorded with its job (damaged or truncated)"
+            else:
+                continue
+            raise CorruptArtifact(job_id, f"artifact file {folder / name} {problem}; not read")
+        return folder
 
     def clean_staging(self) -> int:
         """Remove temporary folders left by interrupted jobs; return how many."""
