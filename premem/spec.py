@@ -927,7 +927,8 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                 out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
             if sel.dataset is not None and sel.dataset not in data_names:
                 out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
-    out += _measure_problems(spec)
+    if not out:  # these expand the runs, which needs every check above to hold (e.g. each run has epochs)
+        out += _measure_problems(spec)
     return out
 
 
