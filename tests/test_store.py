@@ -58,3 +58,81 @@ def test_lock_is_exclusive(tmp_path):
     assert not b.apply_running() and b.running() == {}
     b.acquire()
     b.release()
+
+
+def test_artifact_checksums_catch_truncation_and_strays(tmp_path):
+    from premem.store import CorruptArtifact, artifact_checksums
+
+    s = Store(tmp_path / "st")
+    with s.connection():
+        pass
+    staging = s.staging("c" * 64)
+    (staging / "model.safetensors").write_bytes(b"w" * 1000)
+    (staging / "sub").mkdir()
+    (staging / "sub" / "state.json").write_text("{}")
+    final = s.publish(staging, "c" * 64)
+    sums = artifact_checksums(final)
+    assert set(sums) == {"model.safetensors", "sub/state.json"}
+    assert s.verify_artifact("c" * 64, sums) == final
+    with open(final / "model.safetensors", "r+b") as f:
+        f.truncate(500)
+    with pytest.raises(CorruptArtifact, match="model.safetensors does not match") as e:
+        s.verify_artifact("c" * 64, sums)
+    assert e.value.job_id == "c" * 64
+    (final / "model.safetensors").write_bytes(b"w" * 1000)
+    s.verify_artifact("c" * 64, sums)
+    (final / "extra.bin").write_bytes(b"")
+    with pytest.raises(CorruptArtifact, match="extra.bin was not part of it"):
+        s.verify_artifact("c" * 64, sums)
+    (final / "extra.bin").unlink()
+    (final / "sub" / "state.json").unlink()
+    with pytest.raises(CorruptArtifact, match="state.json is missing"):
+        s.verify_artifact("c" * 64, sums)
+    with pytest.raises(CorruptArtifact, match="is missing from"):
+        s.verify_artifact("d" * 64, sums)
+
+
+def test_damaged_database_is_reported_not_read(tmp_path):
+    from premem.store import StoreCorrupt
+
+    s = Store(tmp_path / "st")
+    s.record(job(), "done", result={"x": 1})
+    good = s.db_path.read_bytes()
+    s.check()
+    s.db_path.write_bytes(b"not a database at all" * 200)
+    for wal in tmp_path.glob("st/premem.db-*"):
+        wal.unlink()
+    with pytest.raises(StoreCorrupt, match="damaged or not a premem database"):
+        Store(tmp_path / "st").records()
+    # a page of the b-tree overwritten: SQLite's quick_check (run by apply) finds it
+    damaged = bytearray(good)
+    damaged[4096 + 8:4096 + 200] = b"\xff" * 192
+    s.db_path.write_bytes(bytes(damaged))
+    with pytest.raises(StoreCorrupt):
+        Store(tmp_path / "st").check()
+
+
+def test_nodes_tries_and_forget(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "st"
+    root.mkdir()
+    old = sqlite3.connect(root / "premem.db")  # a store from before nodes and tries were kept
+    old.executescript("""CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL, label TEXT NOT NULL, run TEXT,
+        epoch INTEGER, status TEXT NOT NULL, settings TEXT NOT NULL, result TEXT, error TEXT, started REAL,
+        finished REAL, node TEXT);
+        CREATE TABLE attempts (job_id TEXT PRIMARY KEY, started REAL NOT NULL, driver_pid INTEGER NOT NULL);""")
+    old.close()
+    s = Store(root)
+    s.record(job("a" * 64), "done", result={}, node="n1", tries=2)
+    s.record(job("b" * 64), "done", result={}, node="n2")
+    assert s.tries() == {"a" * 64: 2} and s.nodes() == {"a" * 64: "n1", "b" * 64: "n2"}
+    s.acquire()
+    try:
+        s.mark_started(["e" * 64])
+        s.mark_node({"e" * 64: "n3"})
+        assert s.nodes()["e" * 64] == "n3" and "e" * 64 in s.running()
+    finally:
+        s.release()
+    s.forget("a" * 64)
+    assert set(s.records()) == {"b" * 64}
