@@ -255,6 +255,7 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
     ('samples': {epoch, p, examples: [...]}, memorized ones marked at the calibrated p)."""
     from premem.data.format import target_of
     from premem.data.loaders import DataError, load_splits
+    from premem.evaluate import grade
 
     p = summary["premem"]["p"]
     train_jobs = [j for j in plan.jobs if j.kind == "train"]
@@ -298,9 +299,13 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
             nll = r["nll"]
             memorized = bool(loglog_perplexity(nll) < p) if p is not None and nll is not None else None
             k = col.get(str(r["example_id"]))
+            samples = r.get("samples") or []
             shown.append({"example_id": str(r["example_id"]), "question": ex.question if ex else None,
                           "target": target_of(ex.solution).strip() if ex else None,
-                          "samples": r.get("samples") or [],
+                          "samples": samples,
+                          # graded as the evaluation graded them: against the gold answer, in its format
+                          "correct": [grade([c], ex.answer, getattr(ex, "answer_format", "gsm8k"))[0] == 1
+                                      for c in samples] if ex else None,
                           "acc": r["n_correct"] / r["n_samples"] if r["n_samples"] else None,
                           "nll": _finite(nll), "perplexity": _finite(math.exp(nll)) if nll is not None else None,
                           "memorized": memorized,

@@ -26,9 +26,11 @@ MEASURES = {
     "weight_distance": ("Distance from initialization", "weight_distance", "Σ (θ − θ₀)²"),
     "atc": ("ATC", "atc_gap", "train acc − ATC-predicted acc"),
 }
-#: the checkpoint key each measure is compared with test accuracy by
-TEST_KEYS = {"premem": "premem_acc", "gradient_variance": "gradient_variance", "weight_distance": "weight_distance",
-             "atc": "atc_acc"}
+#: the checkpoint key (and axis label) each measure is compared with test accuracy by: PreMemAcc and ATC as the
+#: accuracy they predict, the others as they are
+TEST_KEYS = {"premem": ("premem_acc", "PreMemAcc"), "gradient_variance": ("gradient_variance", MEASURES[
+    "gradient_variance"][2]), "weight_distance": ("weight_distance", MEASURES["weight_distance"][2]),
+             "atc": ("atc_acc", "ATC-predicted accuracy")}
 
 
 def bin_label(lo: float, hi: float) -> str:
@@ -90,8 +92,10 @@ def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
     for name in ["premem", *enabled]:
         label, key, x_label = MEASURES[name]
         gap = correlations([c.get(key) for c in points], [c.get("gap") for c in points])
-        test = correlations([c.get(TEST_KEYS[name]) for c in points], [c.get("test_acc") for c in points])
-        baselines[name] = {"label": label, "value_key": key, "x_label": x_label,
+        test_key, test_label = TEST_KEYS[name]
+        test = correlations([c.get(test_key) for c in points], [c.get("test_acc") for c in points])
+        baselines[name] = {"label": label, "value_key": key, "x_label": x_label, "test_key": test_key,
+                           "test_x_label": test_label,
                            "pearson_gap": gap["pearson"], "kendall_gap": gap["kendall"],
                            "pearson_test": test["pearson"], "kendall_test": test["kendall"], "n": gap["n"]}
     summary["baselines"] = baselines
