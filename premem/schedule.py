@@ -122,7 +122,10 @@ def _remote_functions():
         from premem.store import CorruptArtifact
 
         node = _r.get_runtime_context().get_node_id()
-        attempt = _r.get(board.start.remote(job.id, node))  # this attempt's number and node (a retry may move)
+        try:  # this attempt's number and node (a retry may run elsewhere)
+            attempt = _r.get(board.start.remote(job.id, node), timeout=60)
+        except Exception:  # the board is bookkeeping: a job never fails because of it
+            attempt = None
 
         last = [0.0]
 
@@ -214,7 +217,11 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
         display.event(f"premem: note: {unplaceable} now; submitting anyway: the cluster's autoscaler can add "
                       "such nodes (without one these jobs wait; Ctrl-C stops)")
     ProgressBoard, run_job = _remote_functions()
-    board = ProgressBoard.remote()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    # the board lives on the driver's node, so that losing a worker node (a spot instance) never loses it
+    board = ProgressBoard.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=True)).remote()
     pending: dict = {}
     nodes_seen: dict[str, str] = {}
     failed: set[str] = set()

@@ -147,6 +147,56 @@ def test_full_or_read_only_store_stops_apply_before_any_work(tmp_path, small_dis
     assert out.returncode == 2 and "cannot write in" in out.stderr and "Read-only file system" in out.stderr
 
 
+def test_disk_filling_up_during_work_fails_clearly_and_loses_nothing(tmp_path):
+    """The store's file system fills up after pretraining: the apply stops with a clear message (the job's
+    ENOSPC, or the database that can no longer be written), exit 2, no traceback; once space is freed the
+    next apply goes on from what was recorded (pretraining is not redone)."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "80m"):  # the pre-check asks about 71 MiB for the smoke spec
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        spec(tmp_path, "smoke", SMOKE.replace("name: smoke\n", f"name: smoke\nstore: {disk}/store\n")
+             .replace("train_size: 32", "train_size: 160"))
+        proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=tmp_path, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 400
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    con = sqlite3.connect(f"{(disk / 'store' / 'premem.db').as_uri()}?mode=ro", uri=True, timeout=5)
+                    pre = con.execute("SELECT finished FROM jobs WHERE kind = 'pretrain'").fetchall()
+                    con.close()
+                except sqlite3.OperationalError:
+                    pre = []
+                if pre:
+                    break
+                time.sleep(0.05)
+            assert pre, "pretraining was not recorded in time"
+            filler = disk / "filler"
+            with open(filler, "wb") as f:  # take every free byte
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                except OSError:
+                    pass
+            out, err = proc.communicate(timeout=600)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 2, out + err
+        assert "No space left on device" in err or "database or disk is full" in err, out + err
+        assert "Traceback" not in err, err
+        filler.unlink()
+        again = premem("apply", "smoke.yaml", cwd=tmp_path)
+        assert "0 failed" in again.stdout, again.stdout
+        assert rows(disk / "store", "SELECT finished FROM jobs WHERE kind = 'pretrain'") == pre  # not redone
+        assert not list((disk / "store" / "artifacts").glob(".tmp-*"))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
 # ------------------------------------------------------------------------------------------ damaged store
 def test_damaged_checkpoint_and_database_are_reported_never_read(tmp_path):
     spec(tmp_path, "smoke", SMOKE)
@@ -206,15 +256,25 @@ def _train_worker(driver: psutil.Process, epoch: int):
     return None
 
 
-def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path):
+KILL_SPEC = SMOKE.replace("train_size: 32", "train_size: 160").replace(
+    "samples: 2", "samples: 1\n  train_examples: 16\n  test_examples: 16")  # longer epochs, cheap evaluations
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    """The results of an undisturbed apply of KILL_SPEC, to compare disturbed ones with."""
+    calm = tmp_path_factory.mktemp("calm")
+    spec(calm, "smoke", KILL_SPEC)
+    premem("apply", "smoke.yaml", cwd=calm)
+    return results(calm / ".premem")
+
+
+def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path, undisturbed):
     """kill -9 of the worker process while it trains epoch 2: Ray retries that one job, which starts again from
     epoch 1's checkpoint (epoch 1 is not redone), and every result equals an undisturbed run's."""
-    text = SMOKE.replace("train_size: 32", "train_size: 160").replace("samples: 2", "samples: 1\n  train_examples: 16\n  test_examples: 16")
-    calm, hit = tmp_path / "calm", tmp_path / "hit"
-    for d in (calm, hit):
-        d.mkdir()
-        spec(d, "smoke", text)
-    premem("apply", "smoke.yaml", cwd=calm)
+    hit = tmp_path / "hit"
+    hit.mkdir()
+    spec(hit, "smoke", KILL_SPEC)
 
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=hit, env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
@@ -246,4 +306,38 @@ def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path):
     (finished1,), = rows(store, "SELECT finished FROM jobs WHERE label = ?", (epoch1,))
     assert finished1 < killed_at  # the run resumed from epoch 1's checkpoint: epoch 1 was not trained again
     assert f"2 tries" in premem("status", "smoke.yaml", cwd=hit).stdout
-    assert results(store) == results(calm / ".premem")  # identical to the undisturbed run
+    assert results(store) == undisturbed  # identical to the undisturbed run
+
+
+def test_driver_killed_twice_then_results_equal_an_undisturbed_run(tmp_path, undisturbed):
+    """kill -9 of `premem apply` at two points (during pretraining, then with some runs' jobs recorded); each
+    next apply redoes only what is unrecorded, and the finished study equals an undisturbed one exactly."""
+    spec(tmp_path, "smoke", KILL_SPEC)
+    store = tmp_path / ".premem"
+    kept: dict[str, float] = {}
+    for wait_for in (0, 3):  # recorded compute jobs to wait for before the kill
+        proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=tmp_path,
+                                env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.time() + 400
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    n = len(rows(store, "SELECT 1 FROM jobs")) if (store / "premem.db").exists() else 0
+                    running = rows(store, "SELECT 1 FROM attempts") if n >= wait_for else []
+                except sqlite3.OperationalError:
+                    n, running = 0, []
+                if n >= len(kept) + wait_for and running:  # a job in flight
+                    break
+                time.sleep(0.05)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)  # the driver only: its local Ray goes away with it
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        now = dict(rows(store, "SELECT id, finished FROM jobs")) if (store / "premem.db").exists() else {}
+        assert all(now[k] == v for k, v in kept.items())  # what was recorded stays as it was
+        kept = now
+    assert len(kept) < 9, "the kills came too late"
+    out = premem("apply", "smoke.yaml", cwd=tmp_path)
+    assert f"Plan: {9 - len(kept)} to run, {len(kept)} done." in out.stdout, out.stdout
+    assert results(store) == undisturbed
