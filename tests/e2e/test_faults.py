@@ -341,3 +341,13 @@ def test_driver_killed_twice_then_results_equal_an_undisturbed_run(tmp_path, und
     out = premem("apply", "smoke.yaml", cwd=tmp_path)
     assert f"Plan: {9 - len(kept)} to run, {len(kept)} done." in out.stdout, out.stdout
     assert results(store) == undisturbed
+
+
+def test_jobs_no_node_can_take_are_refused_on_a_local_ray(tmp_path):
+    """On the Ray that premem starts itself nothing would ever add a GPU: refused before any job starts (on a
+    cluster the same plan is submitted with a note, for its autoscaler: test_multinode.py)."""
+    spec(tmp_path, "gpu", SMOKE.replace("name: smoke\n", "name: smoke\nresources:\n  train: {gpus: 1}\n"))
+    out = premem("apply", "gpu.yaml", cwd=tmp_path, check=False)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "train jobs ask for 1 gpus but the Ray cluster has 0 in all" in out.stderr and "nothing was run" in out.stderr
+    assert not rows(tmp_path / ".premem", "SELECT 1 FROM jobs")
