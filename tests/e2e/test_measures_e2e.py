@@ -78,3 +78,21 @@ def test_measures_added_to_a_finished_study(workdir):  # noqa: F811
     newer = done_jobs(store)
     ran = [j for j, t in newer.items() if after.get(j) != t and kinds(store)[j] != "analysis"]
     assert len(ran) == 2 and all(kinds(store)[j] == "perturb" for j in ran), again.stdout
+
+    # last (it skips without a browser outside CI): the real report in a real browser; every page renders
+    # offline with no error, every figure drawn
+    from tests.report.test_browser import ARGS, CHROMIUM, _need_browser, assert_pages_render, report_pages
+
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    out = workdir / "reports"
+    shots = workdir / "screenshots"
+    shots.mkdir()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            assert_pages_render(browser, out, report_pages(out), shots)
+        finally:
+            browser.close()
+

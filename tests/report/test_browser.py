@@ -66,9 +66,7 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("browser-report")
     summary = full_summary()
     write_report(summary, full_dynamics(summary), out)
-    pages = ["index.html", "dynamics.html", "measures.html", "robustness.html"]
-    pages += sorted(p.relative_to(out).as_posix() for p in (out / "runs").glob("*.html"))
-    return out, summary, pages
+    return out, summary, report_pages(out)
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +125,10 @@ def _shot_name(rel: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", rel.replace("/", "__")).replace(".html", ".png")
 
 
-def test_every_page_renders_offline_without_errors(report, artifacts, browser):
-    out, summary, pages = report
-    assert len(pages) == 4 + len(summary["runs"])
+def assert_pages_render(browser, out: Path, pages: list[str], artifacts: Path, chartless=lambda rel: False) -> None:
+    """Open every page of the report in `out` offline; fail on any problem (see the module's docstring), on a
+    chart with no size or a figure with nothing drawn, or on a page wider than the window; save a full-page
+    screenshot of each under `artifacts`. `chartless(rel)` names pages that may have no chart."""
     problems: dict[str, list[str]] = {}
     for rel in pages:
         ctx = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
@@ -146,7 +145,7 @@ def test_every_page_renders_offline_without_errors(report, artifacts, browser):
                    })""",
                 DATA_MARKS,
             )
-            assert charts or rel.startswith("runs/lr3e-2"), rel  # only the failed run's page has no chart
+            assert charts or chartless(rel), rel
             for c in charts:
                 assert c["w"] > 20 and c["h"] > 10, (rel, c)
                 if c["inFigure"]:
@@ -165,6 +164,19 @@ def test_every_page_renders_offline_without_errors(report, artifacts, browser):
             problems[rel] = watch.problems
     assert not problems, problems
     assert sorted(p.name for p in artifacts.glob("*.png")) >= sorted(_shot_name(r) for r in pages)
+
+
+def report_pages(out: Path) -> list[str]:
+    """The pages of the report in `out`: the four study pages, then one per run."""
+    pages = ["index.html", "dynamics.html", "measures.html", "robustness.html"]
+    return pages + sorted(p.relative_to(out).as_posix() for p in (out / "runs").glob("*.html"))
+
+
+def test_every_page_renders_offline_without_errors(report, artifacts, browser):
+    out, summary, pages = report
+    assert len(pages) == 4 + len(summary["runs"])
+    # only the failed run's page has no chart
+    assert_pages_render(browser, out, pages, artifacts, chartless=lambda rel: rel.startswith("runs/lr3e-2"))
 
 
 def _topmost(pg, selector: str) -> dict:
