@@ -253,7 +253,7 @@ datasets:
     gsm8k: {{train_file: {FIXTURES / 'gsm8k_train.jsonl'}, test_file: {FIXTURES / 'gsm8k_test.jsonl'}}}
 grid: {{learning_rate: [1.0e-5], epochs: [1]}}
 evaluation: {{sampler: {sampler}, scoring: {scoring}}}
-resources: {{train: {{gpus: {gpus}}}, evaluate: {{gpus: {gpus}}}}}
+resources: {{train: {{gpus: {min(gpus, 1)}}}, evaluate: {{gpus: {gpus}}}}}
 """
 
     def problems(text):
