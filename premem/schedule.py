@@ -20,6 +20,7 @@ from typing import Callable
 from premem.plan import Job, Plan
 from premem.store import Store
 
+HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node only
 WORKER_RETRIES = 3  # Ray re-runs a task whose worker process or node died this many times
 
 
@@ -217,11 +218,9 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
         display.event(f"premem: note: {unplaceable} now; submitting anyway: the cluster's autoscaler can add "
                       "such nodes (without one these jobs wait; Ctrl-C stops)")
     ProgressBoard, run_job = _remote_functions()
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    # the board lives on the driver's node, so that losing a worker node (a spot instance) never loses it
-    board = ProgressBoard.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-        node_id=ray.get_runtime_context().get_node_id(), soft=True)).remote()
+    # the board lives on the head node (Ray marks it with this resource), so that losing a worker node (a spot
+    # instance) never loses it; without the head the cluster is gone anyway
+    board = ProgressBoard.options(resources={HEAD_RESOURCE: 0.001}).remote()
     pending: dict = {}
     nodes_seen: dict[str, str] = {}
     failed: set[str] = set()
