@@ -115,15 +115,19 @@ def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
     by_job: dict[str, list[dict]] = {}
     for r in rows:
         by_job.setdefault(r["job_id"], []).append(r)
-    threshold = atc_threshold(_atc_scores(by_job.get(ref_job.id, []), score), ref_cp["test_acc"])
+    ref_scores = _atc_scores(by_job.get(ref_job.id, []), score)
+    if ref_scores.size == 0:
+        return None
+    threshold = atc_threshold(ref_scores, ref_cp["test_acc"])
     for key, j in atc_jobs.items():
         c = cps.get(key)
         if c is None or not by_job.get(j.id):
             continue
         c["atc_acc"] = atc_accuracy(_atc_scores(by_job[j.id], score), threshold)
         c["atc_gap"] = c["train_acc"] - c["atc_acc"] if c.get("train_acc") is not None else None
+    # equal to test_acc up to 1/n, unless scores tie across the cut (e.g. several empty samples)
     return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"], "threshold": _finite(threshold),
-            "score": score}
+            "score": score, "reproduced_acc": atc_accuracy(ref_scores, threshold)}
 
 
 def _stats(values: list[float]) -> dict:
@@ -151,11 +155,16 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
         pm = premem_acc(np.nan_to_num(r.acc), r.nll, p)
         for i, e in enumerate(r.epochs):
             pm_at[(r.name, e)] = dict(zip(r.example_ids, pm[i].tolist()))
+    # the report names a prompt by its text without surrounding spaces ("original": none); the spec makes sure
+    # no two preambles share a label, but a store may hold jobs of an earlier spec's preambles too
     labels: dict[str, str] = {"original": ""}
     for j in jobs:
         pre = j.settings["preamble"]
         if pre:
-            labels.setdefault(pre.strip(), pre)
+            label = pre.strip()
+            while label in labels and labels[label] != pre:
+                label += " "
+            labels.setdefault(label, pre)
     values: dict[str, list[list[float]]] = {lab: [[] for _ in BINS] for lab in labels}
     label_of = {text: lab for lab, text in labels.items()}
     used: list[dict] = []

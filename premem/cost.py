@@ -498,8 +498,9 @@ def job_seconds(w: Work, r: Rates, authors: bool, premem_load: float | None = No
 
 
 # ------------------------------------------------------------------------------------------ wall clock
-def _model_of(job: Job) -> str:
-    return job.run.split("/")[0] if job.run else job.label.split(" ", 1)[1]
+def _model_of(job: Job, plan: Plan) -> str:
+    # a model's name may itself contain "/" (hub-style names): read it from the run, not from the run's name
+    return plan.runs_by_name()[job.run].model if job.run else job.label.split(" ", 1)[1]
 
 
 def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, serialize: bool) -> float:
@@ -601,7 +602,7 @@ def estimate(plan: Plan, status: dict[str, str] | None = None, throughputs: str 
         if j.kind == "analysis":
             continue
         w = job_work(j, plan, stats)
-        r = rates[_model_of(j)]
+        r = rates[_model_of(j, plan)]
         sp, sa = job_seconds(w, r.premem, False), job_seconds(w, r.authors, True, r.premem.load)
         same = Rates(r.authors.train, r.authors.pretrain, r.premem.sample, r.authors.score, r.authors.load)
         sec_p[j.id], sec_a[j.id], sec_same[j.id] = sp, sa, job_seconds(w, same, True, r.premem.load)

@@ -305,9 +305,11 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
     if name == "weight_distance":
         from premem.metrics.baselines import weight_distance
 
-        source = store.artifact(job.deps[1]) if len(job.deps) > 1 else model_spec.hf
+        # the base the run started from: pretraining's model, or the hub model at the revision the run used
+        source, revision = (store.artifact(job.deps[1]), None) if len(job.deps) > 1 else \
+            (model_spec.hf, model_spec.revision)
         base = load_model(source, device=job_device(job), dtype=model_spec.dtype,
-                          trust_remote_code=model_spec.trust_remote_code)
+                          trust_remote_code=model_spec.trust_remote_code, revision=revision)
         try:
             out = weight_distance(loaded.model, base.model, conf["exclude_embeddings"])
         except ValueError as e:

@@ -131,11 +131,9 @@ def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
 
 
 def measured_runs(spec: Spec, runs: list[Run]) -> list[Run]:
-    """The runs whose checkpoints get the classic measures: spec.metrics.runs, plus the ATC reference run."""
-    chosen = match_runs(runs, spec.metrics.runs)
-    if spec.metrics.atc is not None:
-        chosen += [r for r in match_runs(runs, [spec.metrics.atc.reference]) if r not in chosen]
-    return [r for r in runs if r in chosen]
+    """The runs whose checkpoints get the classic measures (spec.metrics.runs); the ATC reference checkpoint
+    gets its ATC job even outside them (`atc_reference`)."""
+    return match_runs(runs, spec.metrics.runs)
 
 
 def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
@@ -198,6 +196,7 @@ def build_plan(spec: Spec) -> Plan:
     settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
     extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
     measured = measured_runs(spec, runs)
+    ref = atc_reference(spec, runs)
     for run in runs:
         model, ds = spec.model(run.model), spec.dataset(run.dataset)
         prev = base_of[run.model]
@@ -237,8 +236,9 @@ def build_plan(spec: Spec) -> Plan:
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
             base = base_of[run.model]
-            extra = (_measure_jobs(spec, run, epoch, train, base) if run in measured else []) + \
-                _perturb_jobs(spec, run, epoch, train)
+            names = spec.metrics.enabled() if run in measured else \
+                (["atc"] if ref is not None and ref == (run, epoch) else [])  # the ATC reference alone
+            extra = _measure_jobs(spec, run, epoch, train, base, names) + _perturb_jobs(spec, run, epoch, train)
             jobs.extend(extra)
             extra_ids.extend(j.id for j in extra)
             prev = train.id
@@ -269,22 +269,24 @@ def _checkpoint_settings(spec: Spec, run: Run, with_data: bool = True) -> dict:
 
 
 def _sampling_settings(spec: Spec) -> dict:
+    """How measure (ATC) and perturb jobs sample: the evaluation's settings, always through premem's own
+    transformers sampler (so `evaluation.sampler` is not part of their identity)."""
     ev = spec.evaluation
     return {"temperature": ev.temperature, "top_p": ev.top_p, "max_new_tokens": ev.max_new_tokens, "stop": ev.stop,
-            "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples,
-            "sampler": ev.sampler}
+            "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples}
 
 
-def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None) -> list[Job]:
-    """One job per classic measure switched on, for the checkpoint `train` writes."""
+def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None, names: list[str]) -> list[Job]:
+    """One job per classic measure in `names`, for the checkpoint `train` writes."""
     m = spec.metrics
     out = []
     res = spec.resources.evaluate.model_dump()
-    for name in m.enabled():
+    for name in names:
         conf = getattr(m, name).model_dump(mode="json")
         deps: tuple[str, ...] = (train.id,)
         if name == "gradient_variance":
-            conf["batch_size"] = conf["batch_size"] or spec.training.batch_size
+            # default: the batch size the run trains with (training.overrides included)
+            conf["batch_size"] = conf["batch_size"] or spec.training.for_run(run.model, run.dataset).batch_size
             settings = _checkpoint_settings(spec, run)
         elif name == "weight_distance":
             # the distance to the run's base: a pretrain job's model, or the hub model named in `model`

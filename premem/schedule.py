@@ -251,6 +251,9 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
             if submitted:
                 store.mark_started(submitted)
             if not pending:
+                # what still waits depends on a job that will not be done in this apply (a damaged checkpoint's
+                # job, forgotten so that the next apply recomputes it): say so rather than drop it
+                outcome.blocked.extend(j.id for j in waiting)
                 break
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             for ref in ready:

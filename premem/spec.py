@@ -624,9 +624,12 @@ class Perturbations(Strict):
         if v is not None:
             if any(not p.strip() for p in v):
                 raise ValueError("a preamble must contain some text")
-            dup = sorted({p for p in v if v.count(p) > 1})
-            if dup:
-                raise ValueError(f"duplicate preambles: {dup}")
+            stripped = [p.strip() for p in v]
+            dup = sorted({p for p in stripped if stripped.count(p) > 1})
+            if dup:  # the report labels a prompt by its text without surrounding spaces
+                raise ValueError(f"duplicate preambles (spaces aside): {dup}")
+            if "original" in stripped:
+                raise ValueError("\"original\" names the unperturbed prompt in the report; choose another preamble")
         return v
 
     def for_dataset(self, builtin: bool) -> list[str]:

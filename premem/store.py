@@ -65,6 +65,12 @@ class StoreBusy(RuntimeError):
     """Another `premem apply` holds this store."""
 
 
+# sqlite3 errors that say nothing about the file's health (all DatabaseError subclasses): only the rest
+# ("file is not a database", "database disk image is malformed") mean damage
+NOT_DAMAGE = (sqlite3.OperationalError, sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
+              sqlite3.NotSupportedError)
+
+
 class StoreCorrupt(RuntimeError):
     """premem.db is not a readable premem database (overwritten, truncated, damaged)."""
 
@@ -123,7 +129,7 @@ class Store:
             for table, column, kind in (("attempts", "node", "TEXT"), ("jobs", "tries", "INTEGER")):
                 if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:  # an older store
                     con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        except sqlite3.OperationalError:  # locked, disk full, ...: not damage
+        except NOT_DAMAGE:  # locked, disk full, a constraint or a binding: not damage
             con.close()
             raise
         except sqlite3.DatabaseError as e:
@@ -141,7 +147,7 @@ class Store:
         con = self._connect()
         try:
             yield con
-        except sqlite3.OperationalError:  # locked, disk full, ...: not damage
+        except NOT_DAMAGE:  # locked, disk full, a constraint or a binding: not damage
             raise
         except sqlite3.DatabaseError as e:
             raise self._corrupt(e) from None

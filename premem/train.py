@@ -28,9 +28,9 @@ STATE_FILE = "train_state.json"
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; `step` is the optimizer step where it happened."""
 
-    def __init__(self, step: int, loss: float):
+    def __init__(self, step: int, loss: float, what: str = "loss"):
         self.step, self.loss = step, loss
-        super().__init__(f"diverged: loss {loss} at step {step}")
+        super().__init__(f"diverged: {what} {loss} at step {step}")
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,9 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
         if not math.isfinite(value):
             raise Diverged(step, value)
         if recipe.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm))
+            if not math.isfinite(norm):  # a finite loss with an infinite gradient: the step would write NaN weights
+                raise Diverged(step, norm, what="gradient norm")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(value)

@@ -76,6 +76,14 @@ def test_atc_reference_is_measured_even_outside_the_chosen_runs():
     assert runs == {"lr0.001-ep1-frac1", "lr0.003-ep1-frac1", "lr0.001-ep3-frac1"}
     run, epoch = atc_reference(plan.spec, plan.runs)
     assert (run.learning_rate, run.epochs, epoch) == (1e-3, 3, 2)
+    ref_jobs = [j for j in _jobs(plan, "measure") if j.run == run.name]
+    assert [(j.settings["measure"], j.epoch) for j in ref_jobs] == [("atc", 2)]  # nothing else, nowhere else
+
+
+def test_gradient_variance_batch_defaults_to_the_runs_own_recipe():
+    text = BASE.replace("grid:", "training:\n  batch_size: 16\n  overrides: [{model: tiny, batch_size: 4}]\ngrid:")
+    plan = build_plan(parse_spec(text + "metrics:\n  gradient_variance: {}\n"))
+    assert {j.settings["config"]["batch_size"] for j in _jobs(plan, "measure")} == {4}
 
 
 @pytest.mark.parametrize("extra, where, message", [
@@ -84,6 +92,8 @@ def test_atc_reference_is_measured_even_outside_the_chosen_runs():
     ("metrics:\n  runs: [{epochs: 7}]\n", "metrics.runs.0", "selects no run"),
     ("perturbations: {preambles: [' We know that']}\n", "perturbations.preambles.0", "<unk>"),
     ("perturbations: {preambles: [' First,', ' First,']}\n", "perturbations.preambles", "duplicate"),
+    ("perturbations: {preambles: [' First,', 'First, ']}\n", "perturbations.preambles", "duplicate"),
+    ("perturbations: {preambles: [' original']}\n", "perturbations.preambles", "unperturbed prompt"),
     ("perturbations: {preambles: ['  ']}\n", "perturbations.preambles", "some text"),
     ("perturbations: {epochs: [9]}\n", "perturbations.epochs.0", "no run has epoch 9"),
     ("metrics:\n  gradient_variance: {minibatches: 1}\n", "metrics.gradient_variance.minibatches", "greater than or equal to 2"),

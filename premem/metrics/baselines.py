@@ -81,8 +81,9 @@ def minibatch_gradients(model: torch.nn.Module, minibatches: Sequence[Sequence[t
             loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                                      ignore_index=-100, reduction="sum") / n_tokens
             loss.backward()
-        yield [p.grad.detach().float().clone() if p.grad is not None else torch.zeros_like(p, dtype=torch.float32)
-               for p in params]
+        # copied to host memory: the running statistics live there, not beside the model on its device
+        yield [p.grad.detach().float().cpu().clone() if p.grad is not None
+               else torch.zeros(p.shape, dtype=torch.float32) for p in params]
         if progress:
             progress(f"gradient {m + 1}/{len(minibatches)}")
     model.zero_grad(set_to_none=True)
@@ -92,9 +93,10 @@ def streamed_variance(gradients) -> dict:
     """Per-parameter variance across the gradients yielded by `gradients` (an iterable of lists of tensors, one
     list per minibatch), averaged over all parameters (scalars).
 
-    Welford's running mean and sum of squared deviations: two buffers the size of the model, whatever the
-    number of minibatches. The variance is the sample variance (divided by M - 1). Returns {'variance',
-    'minibatches', 'parameters', 'mean_grad_norm'}.
+    Welford's running mean and sum of squared deviations: two float32 buffers the size of the model (8 bytes
+    per parameter, in the memory of the gradients given: host memory from `minibatch_gradients`), whatever the
+    number of minibatches. The variance is the sample variance (divided by M - 1); the final sums are taken in
+    float64. Returns {'variance', 'minibatches', 'parameters', 'mean_grad_norm'}.
     """
     mean: list[torch.Tensor] | None = None
     m2: list[torch.Tensor] | None = None
@@ -104,16 +106,17 @@ def streamed_variance(gradients) -> dict:
         n += 1
         norms.append(math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads)))
         if mean is None:
-            mean = [g.double().clone() for g in grads]
-            m2 = [torch.zeros_like(g, dtype=torch.float64) for g in grads]
+            mean = [g.float().clone() for g in grads]
+            m2 = [torch.zeros_like(g, dtype=torch.float32) for g in grads]
             continue
         for mu, s, g in zip(mean, m2, grads):
-            delta = g.double() - mu
+            g = g.float()
+            delta = g - mu
             mu.add_(delta / n)
-            s.add_(delta * (g.double() - mu))
+            s.add_(delta * (g - mu))
     if n < 2:
         raise ValueError("gradient variance needs at least 2 minibatches")
-    total = sum(float(s.sum()) for s in m2)
+    total = sum(float(s.sum(dtype=torch.float64)) for s in m2)
     count = sum(s.numel() for s in m2)
     return {"variance": total / (n - 1) / count, "minibatches": n, "parameters": count,
             "mean_grad_norm": float(np.mean(norms))}
@@ -134,10 +137,15 @@ def gradient_minibatches(seqs: Sequence[tuple[list[int], int]], minibatches: int
 def atc_threshold(scores: Sequence[float], accuracy: float) -> float:
     """The threshold t such that the fraction of `scores` strictly above t equals `accuracy` (as closely as the
     number of scores allows: round(accuracy x n) of them are above it). t lies midway between the two scores
-    that straddle the cut, so scores of other checkpoints are not judged by a tie with one of the reference's."""
+    that straddle the cut, so scores of other checkpoints are not judged by a tie with one of the reference's.
+    Where scores tie across the cut (prompts with no score, -inf, tie with each other) no threshold gives the
+    exact fraction: `atc_accuracy` on the reference then says what it reproduces."""
     s = np.sort(np.asarray(scores, dtype=float))[::-1]
     if s.size == 0:
         raise ValueError("ATC needs at least one score")
+    finite = s[np.isfinite(s)]
+    # prompts with no score (an empty greedy sample: -inf) sit together below every scored prompt
+    s = np.where(np.isfinite(s), s, (finite.min() - 1.0) if finite.size else 0.0)
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy {accuracy} is not in [0, 1]")
     k = int(round(accuracy * s.size))
