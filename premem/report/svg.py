@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from .common import num as _num  # a finite float, else None
+
 __all__ = [
     "PALETTE",
     "SVG_NS",
@@ -90,16 +92,6 @@ def color_for(index: int) -> str:
     """Palette colour of series number ``index`` (cycles after 20)."""
     return PALETTE[index % len(PALETTE)]
 
-
-def _num(v: Any) -> float | None:
-    """``v`` as a finite float, else None."""
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _f(v: float) -> str:
