@@ -75,9 +75,8 @@ def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
     enabled = spec.metrics.enabled()
     if not enabled:
         return
-    jobs = [j for j in plan.jobs if j.kind == "measure"]
-    records = store.records([j.id for j in jobs])
-    done = {j.id: j for j in jobs if j.id in records and records[j.id].status == "done"}
+    finished, records = store.done_jobs([j for j in plan.jobs if j.kind == "measure"])
+    done = {j.id: j for j in finished}
     for j in done.values():
         name, c = j.settings["measure"], cps.get((j.run, j.epoch))
         if c is not None and name != "atc":
@@ -145,9 +144,7 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
     spec = plan.spec
     if spec.perturbations is None or p is None:
         return
-    jobs = [j for j in plan.jobs if j.kind == "perturb"]
-    records = store.records([j.id for j in jobs])
-    jobs = [j for j in jobs if j.id in records and records[j.id].status == "done"]
+    jobs, _ = store.done_jobs([j for j in plan.jobs if j.kind == "perturb"])
     data = {r.name: r for r in runs}
     # the example's PreMemAcc at each checkpoint of each run
     pm_at: dict[tuple[str, int], dict[str, float]] = {}

@@ -39,9 +39,9 @@ def job_device(job: Job) -> str:
 def _spec_sections(job: Job):
     from pydantic import ValidationError
 
-    from premem.spec import DatasetSpec, ModelSpec
+    from premem.spec import DatasetSpec
 
-    model = ModelSpec.model_validate({"name": "m", **job.settings["model"]})
+    model = _model_section(job)
     data = dict(job.settings["dataset"])
     data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
     data.setdefault("test_size", 1)
@@ -135,7 +135,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     it and every checkpoint holds the adapter only (premem.lora)."""
     from premem.models import load_model, max_length_of
     from premem.train import (Diverged, TooLong, encode_examples, load_optimizer_state, make_optimizer,
-                              save_checkpoint, train_epoch)
+                              save_checkpoint)
 
     _threads(job)
     model_spec, ds = _spec_sections(job)
@@ -227,9 +227,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     t0 = time.time()
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
                                                        job_device(job), job.resources.get("gpus", 0), s["seed"])
-    train = _run_examples(job, ds)
-    if ev["train_examples"] is not None:
-        train = train[:ev["train_examples"]]
+    train = _evaluated_train(job, ds, ev["train_examples"])
     test = _splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
@@ -278,10 +276,10 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _evaluated_train(job: Job, ds) -> list:
-    """The train examples a checkpoint's evaluation reads (evaluation.train_examples of the run's subset)."""
+def _evaluated_train(job: Job, ds, n: int | None) -> list:
+    """The train examples a checkpoint's evaluation reads: the first `n` (evaluation.train_examples; None =
+    all) of the run's subset."""
     train = _run_examples(job, ds)
-    n = job.settings["sampling"]["train_examples"]
     return train[:n] if n is not None else train
 
 
@@ -297,7 +295,8 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
     from premem.models import load_model
 
     _threads(job)
-    model_spec, _ = _spec_sections(job) if "dataset" in job.settings else (_model_section(job), None)
+    # weight distance reads no data, so its settings carry no dataset section
+    model_spec, ds = _spec_sections(job) if "dataset" in job.settings else (_model_section(job), None)
     name, conf = job.settings["measure"], job.settings["config"]
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
@@ -315,7 +314,6 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
         except ValueError as e:
             raise UserError(f"weight distance: {e}") from None
         return {"measure": name, "value": out["distance"], **out, "seconds": time.time() - t0}
-    _, ds = _spec_sections(job)
     if name == "gradient_variance":
         from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance
         from premem.train import encode_examples
@@ -334,7 +332,7 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
         from premem.sampling import TransformersSampler, target_nll
 
         sampling = job.settings["sampling"]
-        train = _evaluated_train(job, ds)
+        train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
         prompts = [prompt_of(ex.question) for ex in train]
         sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
         greedy = [c[0] for c in sampler.sample(prompts, _sampler_params(sampling, 1, int(job.id[:8], 16)),
@@ -363,7 +361,7 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
-    train = _evaluated_train(job, ds)
+    train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
     prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]
     sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
     done = sampler.sample(prompts, _sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)

@@ -269,6 +269,11 @@ class Store:
                 out[r[0]] = JobRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6], r[7])
         return out
 
+    def done_jobs(self, jobs: list) -> tuple[list, dict[str, JobRecord]]:
+        """Those of `jobs` (plan Jobs) recorded done, in their order, and their records by id."""
+        records = {k: r for k, r in self.records([j.id for j in jobs]).items() if r.status == "done"}
+        return [j for j in jobs if j.id in records], records
+
     def running(self) -> dict[str, float]:
         """Jobs a live `apply` has started and not finished: id -> start time."""
         if not self.exists() or not self.apply_running():

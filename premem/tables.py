@@ -547,9 +547,8 @@ def export_extra_table(plan, store, table: str) -> pa.Table:
     checkpoint, prompt and example, with the preamble and the samples' accuracy) or of its ATC jobs (table
     'atc': the greedy sample's mean and total log-probability per run, checkpoint and example)."""
     kind, measure = ("perturb", None) if table == "perturbations" else ("measure", "atc")
-    jobs = [j for j in plan.jobs if j.kind == kind and (measure is None or j.settings.get("measure") == measure)]
-    records = store.records([j.id for j in jobs])
-    jobs = [j for j in jobs if j.id in records and records[j.id].status == "done"]
+    jobs, _ = store.done_jobs([j for j in plan.jobs
+                               if j.kind == kind and (measure is None or j.settings.get("measure") == measure)])
     by_id = {j.id: j for j in jobs}
     rows = store.examples(list(by_id))
     rows.sort(key=lambda r: (by_id[r["job_id"]].run, by_id[r["job_id"]].epoch,
