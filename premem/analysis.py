@@ -45,8 +45,9 @@ def finished_checkpoints(plan: Plan, store: Store) -> tuple[dict[str, list[tuple
     records = store.records([j.id for j in plan.jobs])
     by_run: dict[str, list] = {}
     status: dict[str, dict] = {}
+    grid = plan.runs_by_name()
     for job in plan.jobs:
-        if job.run is None:
+        if job.run not in grid:  # the pretraining, analysis and curation jobs (premem.analysis_curation)
             continue
         info = status.setdefault(job.run, {"status": "done", "error": None, "losses": {}})
         rec = records.get(job.id)
@@ -258,7 +259,8 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
     from premem.evaluate import grade
 
     p = summary["premem"]["p"]
-    train_jobs = [j for j in plan.jobs if j.kind == "train"]
+    grid = plan.runs_by_name()
+    train_jobs = [j for j in plan.jobs if j.kind == "train" and j.run in grid]
     records = store.records([j.id for j in train_jobs])
     curves: dict[str, list[dict]] = {}
     for j in sorted(train_jobs, key=lambda j: (j.run, j.epoch)):
@@ -347,4 +349,9 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
     add_baselines(plan, store, summary)
     add_robustness(plan, store, summary, runs, summary["premem"]["p"])
     add_run_details(plan, store, summary, runs)
+    from premem.analysis_curation import curation_summary
+
+    curation = curation_summary(plan, store)
+    if curation is not None:
+        summary["curation"] = curation
     return summary, dynamics

@@ -37,11 +37,15 @@ def job_device(job: Job) -> str:
 
 
 def _spec_sections(job: Job):
+    return _model_section(job), dataset_section(job)
+
+
+def dataset_section(job: Job):
+    """The job's dataset section (spec.DatasetSpec), validated where the job runs (a UserError if not valid)."""
     from pydantic import ValidationError
 
     from premem.spec import DatasetSpec
 
-    model = _model_section(job)
     data = dict(job.settings["dataset"])
     data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
     data.setdefault("test_size", 1)
@@ -51,7 +55,7 @@ def _spec_sections(job: Job):
         msgs = [f"{'.'.join(map(str, err['loc'])) or 'section'}: {err['msg'].removeprefix('Value error, ')}"
                 for err in e.errors()]
         raise UserError("dataset: " + "; ".join(msgs)) from None
-    return model, dataset
+    return dataset
 
 
 def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
@@ -141,8 +145,10 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = _spec_sections(job)
     s = job.settings
     lora = s["training"].get("lora")
-    if job.deps:
-        source, revision = store.artifact(job.deps[0]), None  # the previous epoch's checkpoint, or pretraining's
+    # a curation round's train job also depends on the collect job whose examples it adds
+    model_deps = [d for d in job.deps if d != s.get("collected")]
+    if model_deps:
+        source, revision = store.artifact(model_deps[0]), None  # the previous epoch's checkpoint, or pretraining's
     elif model_spec.hf is not None:
         source, revision = model_spec.hf, model_spec.revision
     else:
@@ -160,19 +166,19 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
         if s["epoch"] == 1 or not is_adapter(source):
             loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
             base = {"hf": model_spec.hf, "revision": model_spec.revision} if model_spec.hf is not None \
-                else {"artifact": job.deps[0]}
+                else {"artifact": model_deps[0]}
         else:
             import json
 
             base = json.loads((Path(source) / BASE_FILE).read_text())
-    examples = _run_examples(job, ds)
+    examples = _training_examples(job, ds, store)
     try:
         seqs = encode_examples(loaded, examples, max_length=max_length_of(loaded, model_spec))
     except (TooLong, ValueError) as e:
         raise UserError(str(e)) from None
     recipe, per_epoch = _recipe(s, len(seqs))
     opt = make_optimizer(loaded.model, recipe)
-    if job.deps and s["epoch"] > 1:
+    if model_deps and s["epoch"] > 1:
         load_optimizer_state(opt, source)
     start_step = per_epoch * (s["epoch"] - 1)
     try:
@@ -190,6 +196,21 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
             "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
             "examples": len(seqs)}
+
+
+def _training_examples(job: Job, ds, store: Store) -> list:
+    """What a train job trains on: the run's subset of the train split; for a curation round, the originals
+    plus every example its collect job gathered; for the IFD scoring model, the split it names."""
+    from premem.curate import read_collected
+
+    split = job.settings.get("train_split")
+    if split is not None:
+        return list(getattr(_splits(ds), split))
+    examples = _run_examples(job, ds)
+    collected = job.settings.get("collected")
+    if collected is not None:
+        examples += read_collected(store.artifact(collected))
+    return examples
 
 
 def _recipe(s: dict, n_examples: int):
@@ -381,8 +402,22 @@ def _model_section(job: Job):
     return ModelSpec.model_validate({"name": "m", **job.settings["model"]})
 
 
+def run_collect(job: Job, store: Store, progress: Progress) -> dict:
+    """One curation round's new examples (premem.jobs_curation.collect)."""
+    from premem.jobs_curation import collect
+
+    return collect(job, store, progress)
+
+
+def run_score(job: Job, store: Store, progress: Progress) -> dict:
+    """IFD scores of the curated dataset's originals (premem.jobs_curation.score_ifd)."""
+    from premem.jobs_curation import score_ifd
+
+    return score_ifd(job, store, progress)
+
+
 RUNNERS = {"pretrain": run_pretrain, "train": run_train_epoch, "evaluate": run_evaluate, "measure": run_measure,
-           "perturb": run_perturb}
+           "perturb": run_perturb, "collect": run_collect, "score": run_score}
 
 
 class StoreUnreachable(RuntimeError):

@@ -18,7 +18,8 @@ from premem.spec import Spec
 
 # Bump a kind's version when the code that computes its result changes what it computes.
 # train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
-CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1"}
+CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1",
+                 "collect": "1", "score": "1"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,9 @@ class Run:
 @dataclass(frozen=True)
 class Job:
     """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
-    classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | analysis."""
+    classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
+    curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
+    or the curation model (`curation/...`) a job belongs to."""
 
     id: str
     kind: str
@@ -62,8 +65,9 @@ class Job:
 @dataclass
 class Plan:
     spec: Spec
-    runs: list[Run]
+    runs: list[Run]  # the grid's runs (curation's models are in `curation`)
     jobs: list[Job]  # in dependency order
+    curation: Any = None  # plan_curation.CurationPlan when the spec has a curation section
 
     def job(self, job_id: str) -> Job:
         return self._by_id[job_id]
@@ -201,18 +205,9 @@ def build_plan(spec: Spec) -> Plan:
         model, ds = spec.model(run.model), spec.dataset(run.dataset)
         prev = base_of[run.model]
         run_evals: list[str] = []
-        # training never sees the test split, so its size is not part of a training job's identity
-        train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
         for epoch in range(1, run.epochs + 1):
-            settings = {"model": _content(model), "dataset": train_data, "training": training(run),
-                        "learning_rate": run.learning_rate, "epochs": run.epochs,
-                        "dataset_fraction": run.dataset_fraction, "epoch": epoch, "seed": spec.seed,
-                        "device": spec.device}
-            fp = dataset_fingerprint(ds, splits=("train",))  # local files: their content, not just their path
-            if fp:
-                settings["data_files"] = fp
-            if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
-                settings.update(model_fingerprint(model.hf))
+            settings = _train_settings(spec, model, ds, training(run), run.learning_rate, run.epochs,
+                                       run.dataset_fraction, epoch)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=res.train.model_dump())
@@ -242,16 +237,46 @@ def build_plan(spec: Spec) -> Plan:
             jobs.extend(extra)
             extra_ids.extend(j.id for j in extra)
             prev = train.id
+    curation = None
+    if spec.curation is not None:
+        from premem.plan_curation import curation_jobs
+
+        def make_job(kind, label, settings, deps, run, epoch, resources):
+            return Job(content_hash(kind, settings, deps), kind, label, settings, deps, run=run, epoch=epoch,
+                       resources=resources)
+
+        curation = curation_jobs(spec, base_of, make_job,
+                                 lambda *a: _train_settings(spec, *a), _content)
+        jobs.extend(curation.jobs)
+        extra_ids.extend(j.id for j in curation.jobs if j.kind in ("evaluate", "collect"))
     an_settings = {"premem": spec.premem.model_dump(mode="json"),
                    "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
     if spec.metrics.enabled():
         an_settings["metrics"] = spec.metrics.model_dump(mode="json")
     if spec.perturbations is not None:
         an_settings["perturbations"] = spec.perturbations.model_dump(mode="json")
+    if spec.curation is not None:
+        an_settings["curation"] = spec.curation.model_dump(mode="json")
     deps = tuple(eval_ids + extra_ids)
     jobs.append(Job(content_hash("analysis", an_settings, deps), "analysis", "analysis and report",
                     an_settings, deps))
-    return Plan(spec=spec, runs=runs, jobs=jobs)
+    return Plan(spec=spec, runs=runs, jobs=jobs, curation=curation)
+
+
+def _train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
+                    epoch: int) -> dict:
+    """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies)."""
+    # training never sees the test split, so its size is not part of a training job's identity
+    train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
+    settings = {"model": _content(model), "dataset": train_data, "training": training,
+                "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
+                "seed": spec.seed, "device": spec.device}
+    fp = dataset_fingerprint(ds, splits=("train",))  # local files: their content, not just their path
+    if fp:
+        settings["data_files"] = fp
+    if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
+        settings.update(model_fingerprint(model.hf))
+    return settings
 
 
 def _checkpoint_settings(spec: Spec, run: Run, with_data: bool = True) -> dict:

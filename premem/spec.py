@@ -639,6 +639,131 @@ class Perturbations(Strict):
         return list(BUILTIN_PREAMBLES if builtin else PAPER_PREAMBLES)
 
 
+# ----------------------------------------------------------------------------------------- curation
+CURATION_STRATEGIES = ("premem", "iid", "ifd", "heuristic")
+
+
+class PoolSource(Strict):
+    """Pre-written variants in a local JSONL file, each row keyed by the id of the original train example it
+    rephrases (`train-00012`: premem's ids, `<split>-<row index>`)."""
+
+    file: DataFile = Field(..., description="JSONL (or .json/.parquet/.arrow) of variants.")
+    original_field: str = Field("original_id", min_length=1, description="Column holding the original's id.")
+    question_field: str = Field("question", min_length=1, description="Column holding the variant's question.")
+    solution_field: str = Field("answer", min_length=1, description="Column holding the variant's solution trace, "
+                                "ending with its final answer in the dataset's answer format.")
+
+
+class GenerateSource(Strict):
+    """New examples written by a model through premem's sampler: `prompt` is filled with the original's
+    {question} and {solution}. `output: solution` keeps the original question and takes the completion as a new
+    solution, accepted only when its final answer equals the original's; `output: example` reads a new
+    "Question: ...\nAnswer: ..." pair from the completion, accepted when its solution has a final answer."""
+
+    model: str = Field(..., description="A model of the spec that writes the new examples.")
+    prompt: str = Field("{question}\nAnswer:", min_length=1, description="Template with {question} and/or "
+                        "{solution}.")
+    output: Literal["solution", "example"] = Field("solution", description="What a completion holds.")
+    tries: int = Field(8, ge=1, le=1000, description="Samples drawn per wanted example before an original counts "
+                       "as exhausted.")
+    temperature: float = Field(1.0, ge=0, le=10, description="Sampling temperature.")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(256, ge=1, le=32768, description="Longest completion, in tokens.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _fields(cls, v):
+        import string
+
+        names = {f for _, f, _, _ in string.Formatter().parse(v) if f is not None}
+        unknown = sorted(names - {"question", "solution"})
+        if unknown:
+            raise ValueError(f"unknown template fields {unknown}; use {{question}} and {{solution}} "
+                             "(double a brace to write it literally)")
+        if not names:
+            raise ValueError("the template names neither {question} nor {solution}")
+        return v
+
+
+class IfdScoring(Strict):
+    """The IFD rival (Li et al.): ppl(answer | question) / ppl(answer) under a model briefly trained on
+    another split; the originals with the highest ratios are drawn from."""
+
+    split: Literal["test", "train"] = Field("test", description="Split the scoring model trains on (the "
+                                           "authors: test; it is used for scoring only, never for evaluation).")
+    epochs: int = Field(2, ge=1, le=100, description="Epochs of the scoring model (the paper: 2).")
+    learning_rate: PositiveFloat | None = Field(None, description="Its learning rate; null = curation's.")
+    percent: float = Field(50, gt=0, le=100, description="Keep the top this percent of originals (the paper: 50 "
+                           "for GSM8K, 75 for MATH).")
+
+
+class HeuristicScoring(Strict):
+    """The difficulty rival: GSM8K solution lines, MATH level, the built-in task's difficulty field."""
+
+    percent: float = Field(50, gt=0, le=100, description="Keep the top this percent of originals by difficulty.")
+
+
+class Curation(Strict):
+    """Data curation by PreMemAcc (Algorithm 1) against iid, IFD and difficulty rivals at matched sizes.
+    Round 0 trains on the originals; each round r then adds new_examples[r-1] examples drawn as variants of
+    the originals a strategy picks, and trains a fresh model (from the base) on everything so far."""
+
+    model: str | None = Field(None, description="Model name; default the spec's only model.")
+    dataset: str | None = Field(None, description="Dataset name; default the spec's only dataset.")
+    rounds: int = Field(5, ge=1, le=50, description="Rounds of collection n (the paper: 5).")
+    threshold: float = Field(0.75, ge=0, le=1, description="premem draws from originals with PreMemAcc <= this t "
+                             "(the paper: 0.75).")
+    new_examples: int | list[Annotated[int, Field(ge=1, le=10_000_000)]] = Field(
+        ..., description="New examples per round (N'_1..N'_n): one number for every round, or a list of `rounds`.")
+    p: float | None = Field(None, description="Memorization threshold on log(log(perplexity)) for PreMemAcc; "
+                            "null = premem.p.")
+    learning_rate: PositiveFloat = Field(..., description="Learning rate of each round's model (the paper: 2e-5).")
+    epochs: int = Field(3, ge=1, le=1000, description="Epochs of each round's model (the paper: 3).")
+    batch_size: int | None = Field(None, ge=1, description="Batch size of each round's model; null = training's "
+                                   "(the paper: 128).")
+    strategies: list[str] = Field(default_factory=lambda: list(CURATION_STRATEGIES), min_length=1,
+                                  description=f"Strategies compared: {', '.join(CURATION_STRATEGIES)}.")
+    source: Literal["variants", "pool", "generate"] = Field(
+        "variants", description="Where new examples come from: `variants` (the built-in task generates them), "
+        "`pool` (a file of pre-written variants) or `generate` (a model writes them).")
+    pool: PoolSource | None = Field(None, description="With source: pool.")
+    generate: GenerateSource | None = Field(None, description="With source: generate.")
+    ifd: IfdScoring = Field(default_factory=IfdScoring, description="The IFD rival.")
+    heuristic: HeuristicScoring = Field(default_factory=HeuristicScoring, description="The difficulty rival.")
+    targets: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
+        None, description="Test accuracies at which sample efficiency is read; null = three between round 0's "
+        "accuracy and the highest both curves reach.")
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, v):
+        for s in v:
+            if s not in CURATION_STRATEGIES:
+                raise ValueError(f"unknown strategy {s!r}{did_you_mean(s, CURATION_STRATEGIES)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a strategy is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _source_section(self):
+        for name in ("pool", "generate"):
+            given = getattr(self, name) is not None
+            if given and self.source != name:
+                raise ValueError(f"`{name}` is given but source is {self.source!r}: set source: {name}")
+            if not given and self.source == name:
+                raise ValueError(f"source is {name!r}: give its `{name}` section")
+        if isinstance(self.new_examples, list) and len(self.new_examples) != self.rounds:
+            raise ValueError(f"new_examples lists {len(self.new_examples)} numbers for {self.rounds} rounds")
+        if isinstance(self.new_examples, int) and not 1 <= self.new_examples <= 10_000_000:
+            raise ValueError("new_examples must lie in 1..10,000,000")
+        return self
+
+    def per_round(self) -> list[int]:
+        """N'_1..N'_n: new examples added in each round."""
+        n = self.new_examples
+        return list(n) if isinstance(n, list) else [n] * self.rounds
+
+
 class JobResources(Strict):
     cpus: PositiveFloat = Field(1, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
@@ -671,6 +796,8 @@ class Spec(Strict):
     metrics: Metrics = Field(default_factory=Metrics, description="Classic generalization measures (off unless named).")
     perturbations: Perturbations | None = Field(None, description="Per-example robustness under perturbed prompts; "
                                                 "{} for the defaults, absent = off.")
+    curation: Curation | None = Field(None, description="Data curation by PreMemAcc against its rivals; absent = "
+                                      "off.")
     resources: Resources = Field(default_factory=Resources, description="Ray resources per job kind.")
 
     def model(self, name: str) -> ModelSpec:
@@ -678,6 +805,11 @@ class Spec(Strict):
 
     def dataset(self, name: str) -> DatasetSpec:
         return next(d for d in self.datasets if d.name == name)
+
+    def curation_pair(self) -> tuple[str, str]:
+        """(model name, dataset name) the curation section works on (its defaults resolved)."""
+        c = self.curation
+        return (c.model or self.models[0].name, c.dataset or self.datasets[0].name)
 
 
 # ------------------------------------------------------------------------------------ errors and lines
@@ -899,7 +1031,7 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
     partial = [f for f in g.dataset_fraction if f < 1]
     grid_runs = len(g.learning_rate) * (len(g.epochs) * len(full) + len(partial) * (
         1 if spec.training.fixed_step_epochs else len(g.epochs)))
-    if grid_runs == 0 and not spec.runs:
+    if grid_runs == 0 and not spec.runs and spec.curation is None:
         out.append((("grid",), "the grid expands to zero runs and `runs` is empty: give learning_rate and epochs "
                     "values, or list runs"))
     # a study's size: every run's epochs, each a train job and an evaluation job
@@ -930,6 +1062,7 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                 out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
             if sel.dataset is not None and sel.dataset not in data_names:
                 out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
+    out += _curation_problems(spec, model_names, data_names)
     if not out:  # these expand the runs, which needs every check above to hold (e.g. each run has epochs)
         out += _measure_problems(spec)
     return out
@@ -974,6 +1107,32 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             if codec.unk_id in codec.encode(p):
                 out.append((("perturbations", "preambles", i), f"{p!r} has words the built-in model's tokenizer does "
                             "not know (they would read as <unk>); use the task's words, e.g. \" First,\""))
+    return out
+
+
+def _curation_problems(spec: Spec, model_names: list[str], data_names: list[str]) -> list[tuple[tuple, str]]:
+    """Checks of the curation section: the model and dataset it names, a p to compute PreMemAcc with, a source
+    that can make examples for that dataset."""
+    c = spec.curation
+    if c is None:
+        return []
+    out: list[tuple[tuple, str]] = []
+    for field, names in (("model", model_names), ("dataset", data_names)):
+        given = getattr(c, field)
+        if given is None and len(names) > 1:
+            out.append((("curation", field), f"the spec has {len(names)} {field}s: name the one to curate with"))
+        elif given is not None and given not in names:
+            out.append((("curation", field), f"unknown {field} {given!r}{did_you_mean(given, names)}"))
+    if c.p is None and spec.premem.p is None and "premem" in c.strategies:
+        out.append((("curation", "p"), "PreMemAcc needs a memorization threshold: give curation.p (or premem.p), "
+                    "e.g. the p a grid study of this model and dataset calibrated"))
+    ds_name = c.dataset or (data_names[0] if len(data_names) == 1 else None)
+    if ds_name in data_names and c.source == "variants" and spec.dataset(ds_name).builtin is None:
+        out.append((("curation", "source"), "only the built-in task can make variants itself; for this dataset use "
+                    "`pool` (a file of pre-written variants) or `generate` (a model writes them)"))
+    if c.generate is not None and c.generate.model not in model_names:
+        out.append((("curation", "generate", "model"),
+                    f"unknown model {c.generate.model!r}{did_you_mean(c.generate.model, model_names)}"))
     return out
 
 

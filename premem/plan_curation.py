@@ -1,0 +1,171 @@
+"""The curation section's jobs: rounds of (train, evaluate, collect) per strategy, chained by content hash.
+
+Round 0 trains on the originals alone and is shared by every strategy. Round r of a strategy trains a fresh
+model (from the base) on the originals plus what its collect job of round r gathered; that collect job
+depends on the strategy's collect job of round r-1 (its artifact holds every example so far) and on what the
+strategy selects with: premem the evaluations of its round r-1 model, ifd the scoring model's scores,
+iid and heuristic nothing. So a crash in round 3 resumes in round 3, and changing only `threshold` reruns
+premem's collect jobs and the rounds after them, nothing of the rivals'.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from premem.data.loaders import dataset_fingerprint
+from premem.hf import model_fingerprint
+from premem.spec import Spec
+
+ROUND0 = "curation/round0"
+
+
+@dataclass(frozen=True)
+class CurationRun:
+    """One trained model of the curation study: a point of the curves of `strategies`."""
+
+    name: str
+    strategies: tuple[str, ...]
+    round: int
+    collect: str | None  # the collect job whose examples it adds to the originals (None: round 0)
+    train: tuple[str, ...]  # train job ids, one per epoch
+    evals: tuple[str, ...]  # evaluate job ids (every epoch when its PreMemAcc selects, else the final one)
+    final_eval: str  # the evaluation with test accuracy (the final epoch's)
+
+
+@dataclass
+class CurationPlan:
+    """The jobs of the curation section and where each strategy's points and collect jobs are."""
+
+    runs: list[CurationRun]
+    collects: dict[str, list[str]]  # strategy -> collect job id per round 1..n
+    scorer: str | None  # the IFD score job
+    jobs: list  # every job, in dependency order
+
+
+def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable, train_settings: Callable,
+                  content: Callable) -> CurationPlan:
+    """The curation section's jobs. `make_job(kind, label, settings, deps, run, epoch, resources)` builds a Job
+    with its content hash; `train_settings(model, dataset, training, lr, epochs, fraction, epoch)` is the grid's
+    train-job settings; `content(section)` a spec section as hashable data."""
+    c = spec.curation
+    model_name, ds_name = spec.curation_pair()
+    model, ds = spec.model(model_name), spec.dataset(ds_name)
+    res = spec.resources
+    base = base_of[model_name]
+    training = spec.training.for_run(model_name, ds_name).model_dump(mode="json", exclude={"fixed_step_epochs"})
+    if c.batch_size is not None:
+        training["batch_size"] = c.batch_size
+    evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
+    jobs: list = []
+
+    def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:
+        prev, out = base, []
+        for epoch in range(1, epochs + 1):
+            s = train_settings(model, ds, training, lr, epochs, 1.0, epoch)
+            deps = (prev,) if prev else ()
+            if collect is not None:  # the examples this round adds (a dependency, read from its artifact)
+                s["collected"] = collect
+                deps += (collect,)
+            if split is not None:  # the IFD scorer trains on another split: its size is part of its identity
+                s["train_split"] = split
+                s["dataset"] = content(ds)
+                fp = dataset_fingerprint(ds)
+                if fp:
+                    s["data_files"] = fp
+            j = make_job("train", f"train {run} epoch {epoch}", s, deps, run, epoch, res.train.model_dump())
+            out.append(j)
+            prev = j.id
+        return out
+
+    def evaluations(run: str, train: list, selects: bool) -> list:
+        """Every epoch with every original evaluated (PreMemAcc selects from it), test accuracy at the final
+        one; or only the final epoch's test accuracy."""
+        out = []
+        for epoch, tj in enumerate(train, start=1):
+            final = epoch == len(train)
+            if not selects and not final:
+                continue
+            ev = dict(evaluation, train_examples=None if selects else 0,
+                      test_examples=evaluation["test_examples"] if final else 0)
+            s = {"model": content(model), "dataset": content(ds), "evaluation": ev, "dataset_fraction": 1.0,
+                 "seed": spec.seed, "device": spec.device}
+            fp = dataset_fingerprint(ds)
+            if fp:
+                s["data_files"] = fp
+            out.append(make_job("evaluate", f"evaluate {run} epoch {epoch}", s, (tj.id,), run, epoch,
+                                res.evaluate.model_dump()))
+        return out
+
+    def add_run(name, strategies, round_, collect, selects) -> CurationRun:
+        tr = train_chain(name, collect, c.learning_rate, c.epochs)
+        ev = evaluations(name, tr, selects)
+        jobs.extend(tr + ev)
+        return CurationRun(name, tuple(strategies), round_, collect, tuple(j.id for j in tr),
+                           tuple(j.id for j in ev), ev[-1].id)
+
+    runs = [add_run(ROUND0, c.strategies, 0, None, "premem" in c.strategies)]
+    scorer = None
+    if "ifd" in c.strategies:
+        ifd = c.ifd
+        tr = train_chain("curation/ifd-scorer", None, ifd.learning_rate or c.learning_rate, ifd.epochs, ifd.split)
+        s = {"model": content(model), "dataset": content(ds), "seed": spec.seed, "device": spec.device}
+        fp = dataset_fingerprint(ds)
+        if fp:
+            s["data_files"] = fp
+        score = make_job("score", "score IFD of the originals", s, (tr[-1].id,), "curation/ifd-scorer",
+                         None, res.evaluate.model_dump())
+        jobs.extend(tr + [score])
+        scorer = score.id
+    source = _source_settings(spec, base_of, content)
+    train_data = {k: v for k, v in content(ds).items() if k != "test_size"}
+    collects: dict[str, list[str]] = {}
+    for strategy in c.strategies:
+        prev_collect, prev_run = None, runs[0]
+        collects[strategy] = []
+        for r, n_new in enumerate(c.per_round(), start=1):
+            s = {"strategy": strategy, "round": r, "new_examples": n_new, "dataset": train_data, "seed": spec.seed,
+                 "source": source["settings"]}
+            fp = dataset_fingerprint(ds, splits=("train",))
+            if fp:
+                s["data_files"] = fp
+            deps = tuple(d for d in (prev_collect,) if d) + source["deps"]
+            if strategy == "premem":
+                s |= {"threshold": c.threshold, "p": c.p if c.p is not None else spec.premem.p,
+                      "evaluations": list(prev_run.evals)}
+                deps += prev_run.evals
+            elif strategy == "ifd":
+                s |= {"percent": c.ifd.percent, "scores": scorer}
+                deps += (scorer,)
+            elif strategy == "heuristic":
+                s |= {"percent": c.heuristic.percent}
+            s["after"] = prev_collect  # which dependency is the previous round's collection (None in round 1)
+            collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new)", s, deps,
+                               f"curation/{strategy}/round{r}", None, res.evaluate.model_dump())
+            jobs.append(collect)
+            collects[strategy].append(collect.id)
+            selects = strategy == "premem" and r < c.rounds
+            prev_run = add_run(f"curation/{strategy}/round{r}", [strategy], r, collect.id, selects)
+            runs.append(prev_run)
+            prev_collect = collect.id
+    return CurationPlan(runs=runs, collects=collects, scorer=scorer, jobs=jobs)
+
+
+def _source_settings(spec: Spec, base_of: dict[str, str | None], content: Callable) -> dict:
+    """What identifies where new examples come from ({'settings', 'deps'}): a pool file's content, or the
+    generating model (its pretraining job a dependency when it is a built-in model)."""
+    c = spec.curation
+    if c.source == "variants":
+        return {"settings": {"kind": "variants"}, "deps": ()}
+    if c.source == "pool":
+        from premem.data.loaders import file_sha256
+
+        pool = c.pool.model_dump(mode="json")
+        return {"settings": {"kind": "pool", **pool, "sha256": file_sha256(c.pool.file)}, "deps": ()}
+    gen = c.generate
+    m = spec.model(gen.model)
+    s = {"kind": "generate", **gen.model_dump(mode="json"), "model_section": content(m)}
+    if m.hf is not None:
+        s.update(model_fingerprint(m.hf))
+    base = base_of[gen.model]
+    s["base"] = base  # the built-in generator's pretrained model (None: the hub model itself)
+    return {"settings": s, "deps": (base,) if base else ()}
