@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+#: pages written only when the summary has their section; a previous report's copy is removed otherwise
+OPTIONAL_PAGES = ("curation.html",)
 
 
 def _ticks(text: str) -> Markup:
@@ -82,7 +84,8 @@ def _remove_stale(folder: Path, suffix: str, keep: set[str]) -> None:
 
 def write_report(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None, out_dir: Path) -> Path:
     """Write the report's pages (``index.html``, ``dynamics.html``, ``measures.html``, ``robustness.html``,
-    ``runs/<run>.html``), ``summary.json`` and ``data/*.csv`` under ``out_dir``; return ``index.html``'s path.
+    ``curation.html`` when the summary has a curation section, ``runs/<run>.html``), ``summary.json`` and
+    ``data/*.csv`` under ``out_dir``; return ``index.html``'s path.
 
     Every file is written atomically (temp file in the same folder, then ``os.replace``); the data first and
     ``index.html`` last, so no page links to a file that is not there yet.  Pages and CSV files a previous
@@ -104,4 +107,7 @@ def write_report(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None,
     for path in sorted(pages, key=lambda p: (p == "index.html", p)):
         write_text(out_dir / path, pages[path])
     _remove_stale(out_dir / "runs", ".html", {Path(p).name for p in pages if p.startswith("runs/")})
+    for name in OPTIONAL_PAGES:
+        if name not in pages:
+            (out_dir / name).unlink(missing_ok=True)
     return out_dir / "index.html"

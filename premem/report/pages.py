@@ -10,10 +10,15 @@ CSV files); :mod:`premem.report.html` renders and writes it.  Pages:
   accuracy (the paper's Fig. 5), from ``summary["baselines"]``;
 * ``robustness.html`` -- per-example accuracy under perturbed prompts by PreMemAcc bin (the paper's
   Fig. 7), from ``summary["robustness"]``;
+* ``curation.html`` -- the data-curation study (the paper's Fig. 8): test accuracy against training-set size
+  per strategy, sample efficiency against iid and each round's selection, from ``summary["curation"]``
+  (:func:`premem.analysis_curation.curation_summary`); written, and in the navigation bar, only when the
+  summary has that section;
 * ``runs/<slug>.html`` -- one page per run: settings, loss curve, checkpoints, dynamics, sample outputs.
 
 Every section of the summary is optional: a page whose data is absent is still written (so no link ever
-breaks) and says what would compute it; its entry in the navigation bar is muted.
+breaks) and says what would compute it; its entry in the navigation bar is muted.  The curation page is the
+exception: a study without a curation section has no such page and no entry for it.
 """
 
 from __future__ import annotations
@@ -59,9 +64,15 @@ MEASURES_MISSING = ("Not computed for this study. `premem apply` computes the cl
                     "(gradient variance, distance from initialization, ATC) when the spec has a `metrics:` "
                     "section; add one and apply again. `premem analyze` (evaluations made elsewhere) does not "
                     "compute them.")
+NO_RUNS_MISSING = "This study has no grid runs, and {what} are measured on the grid runs' checkpoints."
 ROBUSTNESS_MISSING = ("Not computed for this study. `premem apply` evaluates perturbed prompts when the spec has a "
                       "`perturbations:` section; add one and apply again. `premem analyze` (evaluations made "
                       "elsewhere) does not compute them.")
+
+#: the curation strategies in the order the spec lists them by default; each keeps its colour across studies
+STRATEGY_ORDER = ("premem", "iid", "ifd", "heuristic")
+#: statuses of a curation model other than "done" (the chart leaves such points out)
+CURATION_STATUSES = ("done", "failed", "incomplete", "diverged")
 
 #: checkpoint columns of a run page: key, header, formatter
 CHECKPOINT_COLUMNS: tuple[tuple[str, str, Any], ...] = (
@@ -220,6 +231,8 @@ class _Study:
         self.dyn_slugs: dict[str, str] = {}
         self.has_measures = bool(as_dict(summary.get("baselines")))
         self.has_robustness = bool(as_dict(summary.get("robustness")))
+        self.curation = as_dict(summary.get("curation"))
+        self.has_curation = bool(self.curation)
 
     def find_run(self, key: Any) -> Run | None:
         k = str(key)
@@ -270,8 +283,10 @@ class _Study:
             ("dynamics", "dynamics.html", "Dynamics", True, ""),
             ("measures", "measures.html", "Measures", self.has_measures, "not computed for this study"),
             ("robustness", "robustness.html", "Robustness", self.has_robustness, "not computed for this study"),
-            ("runs", "index.html#runs", f"Runs ({len(self.runs)})", True, ""),
         ]
+        if self.has_curation:
+            items.append(("curation", "curation.html", "Curation", True, ""))
+        items.append(("runs", "index.html#runs", f"Runs ({len(self.runs)})", True, ""))
         return [{"key": k, "href": h, "label": lbl, "active": k == active, "available": ok, "title": t}
                 for k, h, lbl, ok, t in items]
 
@@ -371,7 +386,7 @@ def _index(st: _Study) -> Page:
             ("threshold_perplexity", "Memorization threshold exp(exp(p))",
              "below this an example counts as memorized"),
         ):
-            if key in gap:
+            if key in gap and (runs or num(gap.get(key)) is not None):  # no runs: only what was measured
                 gap_rows.append({"label": label, "value": format_num(gap.get(key), 4), "expl": expl})
         st.csvs["perplexity_gap.csv"] = csv_text(["quantity", "value"], [[k, num(v)] for k, v in gap.items()])
 
@@ -439,6 +454,8 @@ def _index(st: _Study) -> Page:
         "runs": table,
         "has_measures": st.has_measures,
         "has_robustness": st.has_robustness,
+        "no_runs": not runs,
+        "curation": _curation_index(st),
     }
     return Page("index.html", "index.html.j2", ctx)
 
@@ -463,6 +480,8 @@ def _dynamics_page(st: _Study) -> Page:
         "dyn_figs": figs,
         "dyn_legend": _dyn_legend(figs),
         "max_rows": MAX_DYNAMICS_ROWS,
+        "no_runs": not st.runs,
+        "has_curation": st.has_curation,
     }
     return Page("dynamics.html", "dynamics.html.j2", ctx)
 
@@ -562,7 +581,7 @@ def _measures_page(st: _Study) -> Page:
                    "threshold": format_sig(atc.get("threshold")), "score": str(atc.get("score") or DASH)}
     ctx = st.base_ctx("measures", "Generalization measures") | {
         "available": bool(entries),
-        "missing": MEASURES_MISSING,
+        "missing": MEASURES_MISSING if st.runs else NO_RUNS_MISSING.format(what="the classic generalization measures"),
         "rows": rows_out,
         "table": table,
         "legend_runs": _legend([r for r in runs if r.checkpoints]),
@@ -644,7 +663,7 @@ def _robustness_page(st: _Study) -> Page:
                             "epoch": format_general(c.get("epoch"))})
     ctx = st.base_ctx("robustness", "Robustness to perturbed prompts") | {
         "available": bool(prompts),
-        "missing": ROBUSTNESS_MISSING,
+        "missing": ROBUSTNESS_MISSING if st.runs else NO_RUNS_MISSING.format(what="accuracies under perturbed prompts"),
         "figure": figure,
         "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
                      "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)],
@@ -653,6 +672,255 @@ def _robustness_page(st: _Study) -> Page:
         "samples": format_general(meta.get("samples")) if meta.get("samples") is not None else None,
     }
     return Page("robustness.html", "robustness.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- curation
+
+
+def _strategies(cur: Mapping[str, Any]) -> list[str]:
+    """The curation's strategy names in the summary's order (no duplicates)."""
+    return list(dict.fromkeys(str(s) for s in as_list(cur.get("strategies")) if s is not None))
+
+
+def _strategy_color(name: str, k: int) -> str:
+    """A strategy's colour: fixed for the four known strategies, the palette after them for any other."""
+    return svg.color_for(STRATEGY_ORDER.index(name) if name in STRATEGY_ORDER else len(STRATEGY_ORDER) + k)
+
+
+def _strategy_desc(name: str, settings: Mapping[str, Any]) -> str:
+    """One line saying which originals a strategy draws its new examples from."""
+    ifd, heur = as_dict(settings.get("ifd")), as_dict(settings.get("heuristic"))
+    return {
+        "premem": f"variants of the originals whose PreMemAcc under the previous round's model is at most "
+                  f"t = {format_general(settings.get('threshold'))}",
+        "iid": "variants of originals drawn uniformly from all of them (the reference curve)",
+        "ifd": f"variants of the top {format_general(ifd.get('percent'))}% of originals by IFD score",
+        "heuristic": f"variants of the top {format_general(heur.get('percent'))}% of originals by the dataset's "
+                     f"difficulty",
+    }.get(name, "")
+
+
+def _count(v: Any) -> int | float | None:
+    """``v`` as a number, an int when whole (round numbers, sizes, counts: "230" in CSV, not "230.0"); else None."""
+    f = num(v)
+    return int(f) if f is not None and f == int(f) and abs(f) < 1e15 else f
+
+
+def _curve_points(entry: Mapping[str, Any]) -> list[dict]:
+    """A strategy's curve points, tidied: round and size (int, float or None), test_acc (float or None), run and
+    status (str)."""
+    out = []
+    for p in (as_dict(x) for x in as_list(entry.get("curve"))):
+        if not p:
+            continue
+        out.append({"round": _count(p.get("round")), "size": _count(p.get("size")), "test_acc": num(p.get("test_acc")),
+                    "run": DASH if p.get("run") is None else str(p.get("run")),
+                    "status": str(p.get("status") or "unknown")})
+    return sorted(out, key=lambda p: (p["round"] is None, p["round"] or 0.0))
+
+
+def _finished(p: Mapping[str, Any]) -> bool:
+    """Whether a curve point is drawn: its model is done and has a size and a test accuracy."""
+    return p["status"] == "done" and p["size"] is not None and p["test_acc"] is not None
+
+
+def _mean_ratio(entry: Mapping[str, Any]) -> tuple[float | None, int, int]:
+    """(the strategy's mean ratio iid size / strategy size, targets with a ratio, targets) from its efficiency
+    rows; the summary's ``mean_ratio`` wins over the mean computed here."""
+    eff = [as_dict(e) for e in as_list(entry.get("efficiency"))]
+    ratios = [r for r in (num(e.get("ratio")) for e in eff) if r is not None]
+    mean = num(entry.get("mean_ratio"))
+    if mean is None and ratios:
+        mean = sum(ratios) / len(ratios)
+    return mean, len(ratios), len(eff)
+
+
+def _efficiency_sentence(name: str, entry: Mapping[str, Any]) -> str:
+    """What a strategy's mean ratio says, in words, with the numbers it rests on."""
+    mean, k, n = _mean_ratio(entry)
+    note = entry.get("targets_note")
+    if mean is None:
+        if n:
+            return (f"{name}: no ratio: at none of the {n} target test accuracies do both the iid curve and "
+                    f"{name}'s reach the target.")
+        return f"{name}: no ratio" + (f": {note}." if note else ".")
+    over = f"{k} of {n} target test accuracies" if k < n else f"{n} target test accurac{'y' if n == 1 else 'ies'}"
+    if not n:  # a mean without its rows
+        over = "its target test accuracies"
+    m = format_num(mean, 2)
+    if m == "1.00":
+        return (f"{name} needs as many examples as iid to reach the same test accuracies (mean ratio {m} at "
+                f"{over}).")
+    if mean > 1:
+        return (f"{name} reaches iid's test accuracies with {m}× fewer examples (mean of iid's training-set size "
+                f"÷ {name}'s at {over}).")
+    return (f"{name} needs more examples than iid to reach the same test accuracies: mean ratio {m} (iid's "
+            f"training-set size ÷ {name}'s at {over}).")
+
+
+def _curation_index(st: _Study) -> dict | None:
+    """The front page's curation paragraph: one sentence per strategy compared with iid; None without curation."""
+    if not st.has_curation:
+        return None
+    cur = st.curation
+    strategies = _strategies(cur)
+    finished = any(_finished(p) for s in strategies for p in _curve_points(as_dict(cur.get(s))))
+    if not finished:
+        return {"lines": [], "pending": True, "note": None}
+    if "iid" not in strategies:
+        note = next((as_dict(cur.get(s)).get("targets_note") for s in strategies
+                     if as_dict(cur.get(s)).get("targets_note") is not None), None)
+        return {"lines": [], "pending": False,
+                "note": str(note) if note else "iid is not among the strategies: nothing to compare with"}
+    lines = [_efficiency_sentence(s, as_dict(cur.get(s))) for s in strategies if s != "iid"]
+    return {"lines": lines, "pending": False, "note": None}
+
+
+def _curation_settings(cur: Mapping[str, Any], strategies: Sequence[str]) -> list[dict]:
+    """The curation's settings as (key, value) pairs for the page's settings line."""
+    s = as_dict(cur.get("settings"))
+    new = [format_general(n) for n in as_list(s.get("new_examples"))]
+    new_text = DASH if not new else (f"{new[0]} each round" if len(set(new)) == 1 else ", ".join(new))
+    items = [("Model", format_general(s.get("model"))), ("Dataset", format_general(s.get("dataset"))),
+             ("Originals", format_general(cur.get("originals"))), ("Rounds", format_general(s.get("rounds"))),
+             ("Threshold t", format_general(s.get("threshold"))), ("p", format_p(s.get("p"))),
+             ("New examples per round", new_text), ("Learning rate", format_lr(s.get("learning_rate"))),
+             ("Epochs", format_general(s.get("epochs"))), ("Source of new examples", format_general(s.get("source")))]
+    if "ifd" in strategies:
+        ifd = as_dict(s.get("ifd"))
+        lr = (format_lr(ifd.get("learning_rate")) if num(ifd.get("learning_rate")) is not None
+              else f"{format_lr(s.get('learning_rate'))} (the rounds')")
+        items.append(("IFD scoring", f"trained on {format_general(ifd.get('split'))} · "
+                                     f"{format_general(ifd.get('epochs'))} epoch{'' if ifd.get('epochs') == 1 else 's'}"
+                                     f" · learning rate {lr} · top {format_general(ifd.get('percent'))}%"))
+    if "heuristic" in strategies:
+        items.append(("Heuristic", f"top {format_general(as_dict(s.get('heuristic')).get('percent'))}% by difficulty"))
+    return [{"key": k, "value": v} for k, v in items]
+
+
+def _curve_tip(name: str, p: Mapping[str, Any]) -> str:
+    """A curve marker's tooltip: strategy, round, training-set size, test accuracy and run name, one a line."""
+    rnd = format_general(p["round"])
+    return "\n".join([name, f"round {rnd}" + (" (the originals, shared by every strategy)" if p["round"] == 0 else ""),
+                      f"training-set size: {format_general(p['size'])} examples",
+                      f"test acc: {format_num(p['test_acc'])}", f"run: {p['run']}"])
+
+
+def _exhausted(ids: Sequence[Any], shown: int = 6) -> dict:
+    """The exhausted originals of a round: their count, every id (for a tooltip) and the first few as text."""
+    ids = [str(i) for i in ids]
+    more = len(ids) - shown
+    return {"n": len(ids), "title": ", ".join(ids),
+            "text": ", ".join(ids[:shown]) + (f" and {more} more" if more > 0 else "")}
+
+
+def _curation_page(st: _Study) -> Page:
+    """The curation page (``curation.html``): settings, test accuracy against training-set size per strategy
+    (finished models only), sample efficiency against iid and each round's selection; its CSV files
+    (``curation_curves.csv``, ``curation_efficiency.csv``, ``curation_rounds.csv``) go into ``st.csvs``."""
+    cur = st.curation
+    settings = as_dict(cur.get("settings"))
+    strategies = _strategies(cur)
+    originals = _count(cur.get("originals"))
+    entries = {s: as_dict(cur.get(s)) for s in strategies}
+    points = {s: _curve_points(entries[s]) for s in strategies}
+    colors = {s: _strategy_color(s, k) for k, s in enumerate(strategies)}
+
+    # the figure: finished models only
+    st.csvs["curation_curves.csv"] = csv_text(
+        ["strategy", "round", "size", "test_acc", "status", "run"],
+        [[s, p["round"], p["size"], p["test_acc"], p["status"], p["run"]] for s in strategies for p in points[s]])
+    finished = any(_finished(p) for s in strategies for p in points[s])
+    left_out = {p["run"]: p["status"] for s in strategies for p in points[s] if not _finished(p)}
+    figure = None
+    if finished:
+        series = []
+        for s in strategies:
+            shown = [p for p in points[s] if _finished(p)]
+            series.append(svg.Series(s, [(p["size"], p["test_acc"]) for p in shown],
+                                     tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid"))
+        chart = svg.line_chart(series, title="Test accuracy against training-set size",
+                               x_label="training-set size (examples)", y_label="test accuracy", width=760,
+                               height=420, marker_radius=4.2, x_integer=True)
+        statuses = {}
+        for status in left_out.values():
+            statuses[status] = statuses.get(status, 0) + 1
+        figure = {"svg": Markup(chart), "csv": "data/curation_curves.csv", "n_left_out": len(left_out),
+                  "left_out": ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))}
+
+    # sample efficiency against iid
+    efficiency, eff_rows = [], []
+    for s in strategies:
+        if s == "iid":
+            continue
+        e = entries[s]
+        rows = []
+        for x in (as_dict(v) for v in as_list(e.get("efficiency"))):
+            ratio = num(x.get("ratio"))
+            rows.append({"target": format_num(x.get("target")), "iid_size": format_general(num(x.get("iid_size"))),
+                         "size": format_general(num(x.get("size"))),
+                         "ratio": DASH if ratio is None else f"{format_num(ratio, 2)}×",
+                         "fewer": ratio is not None and ratio > 1})
+        mean, k, n = _mean_ratio(e)
+        note = None if e.get("targets_note") is None else str(e.get("targets_note"))
+        efficiency.append({"name": s, "color": colors[s], "rows": rows, "note": note,
+                           "mean": DASH if mean is None else f"{format_num(mean, 2)}×", "k": k, "n": n})
+        eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size")), num(x.get("ratio")),
+                      mean, note] for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
+        if not as_list(e.get("efficiency")):
+            eff_rows.append([s, None, None, None, None, mean, note])
+    if efficiency:
+        st.csvs["curation_efficiency.csv"] = csv_text(
+            ["strategy", "target_test_acc", "iid_size", "size", "ratio", "mean_ratio", "note"], eff_rows)
+
+    # each round's selection, beside the model trained on it
+    round_tables, round_rows = [], []
+    for s in strategies:
+        recs = {_count(r.get("round")): r for r in (as_dict(x) for x in as_list(entries[s].get("rounds"))) if r}
+        by_round = {p["round"]: p for p in points[s]}
+        rows = []
+        for rnd in sorted(set(recs) | set(by_round), key=lambda r: (r is None, r or 0.0)):
+            rec, p = recs.get(rnd), by_round.get(rnd)
+            status = p["status"] if p else None
+            row = {"round": format_general(rnd), "size": format_general(p["size"]) if p else DASH,
+                   "test_acc": format_num(p["test_acc"]) if p else DASH, "run": p["run"] if p else DASH,
+                   "status": status or DASH, "status_class": (status if status in CURATION_STATUSES else "other")
+                   if status else None, "collection": rec is not None, "round0": rnd == 0 and rec is None}
+            if rec is not None:
+                chosen = format_general(num(rec.get("chosen")))
+                row |= {"chosen": chosen if originals is None or chosen == DASH else
+                        f"{chosen} of {format_general(originals)}",
+                        "drawn_from": format_general(num(rec.get("drawn_from"))),
+                        "new": format_general(num(rec.get("new"))),
+                        "collected": format_general(num(rec.get("collected"))),
+                        "exhausted": _exhausted(as_list(rec.get("exhausted"))),
+                        "note": None if rec.get("note") is None else str(rec.get("note")),
+                        "premem_mean": format_num(rec.get("premem_mean"))}
+            rows.append(row)
+            round_rows.append([s, rnd, _count(rec.get("chosen")) if rec else None, originals,
+                               _count(rec.get("drawn_from")) if rec else None, _count(rec.get("new")) if rec else None,
+                               _count(rec.get("collected")) if rec else None,
+                               len(as_list(rec.get("exhausted"))) if rec else None,
+                               ";".join(str(i) for i in as_list(rec.get("exhausted"))) if rec else None,
+                               rec.get("note") if rec else None, num(rec.get("premem_mean")) if rec else None,
+                               p["size"] if p else None, p["test_acc"] if p else None, status,
+                               p["run"] if p else None])
+        round_tables.append({"name": s, "color": colors[s], "desc": _strategy_desc(s, settings), "rows": rows,
+                             "premem": s == "premem"})
+    st.csvs["curation_rounds.csv"] = csv_text(
+        ["strategy", "round", "chosen", "originals", "drawn_from", "new", "collected", "exhausted_count",
+         "exhausted_ids", "note", "premem_mean", "size", "test_acc", "status", "run"], round_rows)
+
+    ctx = st.base_ctx("curation", "Data curation") | {
+        "settings": _curation_settings(cur, strategies),
+        "strategies": [{"name": s, "color": colors[s], "desc": _strategy_desc(s, settings)} for s in strategies],
+        "figure": figure,
+        "pending": not finished,
+        "has_iid": "iid" in strategies,
+        "efficiency": efficiency,
+        "rounds": round_tables,
+    }
+    return Page("curation.html", "curation.html.j2", ctx)
 
 
 # --------------------------------------------------------------------------------------------- run pages
@@ -813,6 +1081,8 @@ def build_report(summary: Mapping[str, Any] | None, dynamics: Mapping[str, Any] 
     """Every page's context and every CSV file, from the analysis' ``summary`` and ``dynamics``."""
     st = _Study(as_dict(summary), as_dict(dynamics))
     pages = [_index(st), _dynamics_page(st), _measures_page(st), _robustness_page(st)]
+    if st.has_curation:
+        pages.append(_curation_page(st))
     pages += [_run_page(st, k) for k in range(len(st.runs))]
     csv_links = sorted(st.csvs)
     for page in pages:

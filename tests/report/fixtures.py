@@ -2,14 +2,17 @@
 
 Six runs of a learning-rate x epochs grid (one failed before its first checkpoint, one diverged), names with
 characters that need escaping and a slug, training-loss curves, sample outputs in the built-in task's
-``#### answer`` format, the four classic measures, and robustness under two preambles.  Deterministic (a
-seeded ``random.Random``), with a few missing values (None, NaN) where real studies have them.
+``#### answer`` format, the four classic measures, robustness under two preambles, and a data-curation study
+(:func:`curation_section`: four strategies, four rounds, one model unfinished).  Deterministic (a seeded
+``random.Random``), with a few missing values (None, NaN) where real studies have them.
 """
 
 from __future__ import annotations
 
 import math
 import random
+
+from premem.curate import default_targets, efficiency
 
 BINS = ["0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
 
@@ -153,7 +156,59 @@ def full_summary(seed: int = 0) -> dict:
                             "checkpoints": [{"run": r["name"], "epoch": len(r["checkpoints"])} for r in runs
                                             if r["status"] == "done"],
                             "samples": 10, "bins": BINS},
+        "curation": curation_section(),
     }
+
+
+#: test accuracy gained per 100 new examples, by strategy (premem learns fastest, as in the paper's Fig. 8)
+CURATION_SPEED = {"premem": 0.05, "iid": 0.025, "ifd": 0.035, "heuristic": 0.02}
+
+
+def curation_section(seed: int = 2, rounds: int = 4, originals: int = 200, new: int = 100) -> dict:
+    """summary["curation"] as premem.analysis_curation.curation_summary writes it: round 0 on `originals`
+    examples, then `rounds` rounds of `new` examples per strategy; heuristic's last model is still training
+    (status incomplete, no test accuracy); premem's third round fell back to the lowest PreMemAcc (a note) and
+    ifd's fourth ran out of variants of three originals. Sample efficiency from premem.curate's own functions."""
+    rng = random.Random(seed)
+    strategies = list(CURATION_SPEED)
+    base = 0.31
+    out: dict = {"settings": {"model": "tiny", "dataset": "arithmetic", "rounds": rounds, "threshold": 0.75,
+                              "p": -1.2, "new_examples": [new] * rounds, "learning_rate": 2e-5, "epochs": 3,
+                              "source": "variants",
+                              "ifd": {"split": "test", "epochs": 2, "learning_rate": None, "percent": 50.0},
+                              "heuristic": {"percent": 50.0}},
+                 "strategies": strategies, "originals": originals}
+    r0 = {"round": 0, "size": originals, "test_acc": base, "run": "curation/round0", "status": "done"}
+    for s in strategies:
+        curve, recs = [dict(r0)], []
+        for r in range(1, rounds + 1):
+            acc = round(_clip(base + CURATION_SPEED[s] * r * (1 - 0.08 * r) + rng.uniform(-0.004, 0.004)), 4)
+            point = {"round": r, "size": originals + new * r, "test_acc": acc, "run": f"curation/{s}/round{r}",
+                     "status": "done"}
+            if s == "heuristic" and r == rounds:
+                point |= {"test_acc": None, "status": "incomplete"}
+            curve.append(point)
+            chosen = {"premem": 120 - 25 * r, "iid": originals, "ifd": originals // 2, "heuristic": originals // 2}[s]
+            rec = {"round": r, "chosen": chosen, "drawn_from": min(chosen, new), "new": new, "collected": new * r,
+                   "exhausted": [], "note": None, "premem_mean": None}
+            if s == "premem":
+                rec["premem_mean"] = round(0.55 + 0.08 * r, 4)
+                if r == 3:
+                    rec["note"] = "no original has PreMemAcc <= 0.75: the 45 with the lowest instead"
+            if s == "ifd" and r == rounds:
+                rec["exhausted"] = ["train-00017", "train-00042", "train-00101"]
+            recs.append(rec)
+        out[s] = {"curve": curve, "rounds": recs}
+    iid = [(p["size"], p["test_acc"]) for p in out["iid"]["curve"] if p["test_acc"] is not None]
+    for s in strategies:
+        if s == "iid":
+            continue
+        other = [(p["size"], p["test_acc"]) for p in out[s]["curve"] if p["test_acc"] is not None]
+        eff = efficiency(iid, other, default_targets(base, iid, other))
+        ratios = [e["ratio"] for e in eff if e["ratio"] is not None]
+        out[s] |= {"efficiency": eff, "targets_note": None,
+                   "mean_ratio": sum(ratios) / len(ratios) if ratios else None}
+    return out
 
 
 def full_dynamics(summary: dict, seed: int = 1) -> dict:

@@ -1,11 +1,12 @@
 """The report in a real browser: headless Chromium (Debian's `chromium`) through Playwright's Python API.
 
-A full report (every section present, several runs, built from tests/report/fixtures.py) is opened page by page
-from disk (file://), offline. The test fails on any console error or warning, any uncaught exception, any failed
-request and any request that is not file:// or data: (the report must need no network). On every page each
-chart must be drawn (nonzero size, with its markers, lines, violins or cells). Hovering a marker must show its
-tooltip; clicking a marker or a run's legend entry must open that run's page. A full-page screenshot of each page
-is saved under $PREMEM_TEST_ARTIFACTS (default: the test's temporary folder).
+A full report (every section present, several runs and a data-curation study, built from
+tests/report/fixtures.py) is opened page by page from disk (file://), offline; so is a curation-only report (no
+grid runs). The test fails on any console error or warning, any uncaught exception, any failed request and any
+request that is not file:// or data: (the report must need no network). On every page each chart must be drawn
+(nonzero size, with its markers, lines, violins or cells). Hovering a marker must show its tooltip; clicking a
+marker or a run's legend entry must open that run's page. A full-page screenshot of each page is saved under
+$PREMEM_TEST_ARTIFACTS (default: the test's temporary folder).
 
 Without chromium or playwright the test is skipped, unless $CI is set: then it fails.
 """
@@ -21,7 +22,7 @@ import pytest
 
 from premem.report.html import write_report
 
-from .fixtures import full_dynamics, full_summary
+from .fixtures import curation_section, full_dynamics, full_summary
 
 try:
     from playwright.sync_api import sync_playwright
@@ -154,8 +155,9 @@ def assert_pages_render(browser, out: Path, pages: list[str], artifacts: Path, c
             if any(c["inFigure"] for c in charts):
                 assert pg.locator("svg.chart [data-tip]").count() > 0, rel
                 assert pg.locator("div.tip").count() == 1, rel
-            # the nav bar is there and the page fits the window (wide tables scroll inside their box)
-            assert pg.locator("nav.site a.item").count() == 5, rel
+            # the nav bar is there (Curation only in a report with a curation page) and the page fits the
+            # window (wide tables scroll inside their box)
+            assert pg.locator("nav.site a.item").count() == 5 + (out / "curation.html").is_file(), rel
             assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), rel
             pg.screenshot(path=str(artifacts / _shot_name(rel)), full_page=True)
         finally:
@@ -167,16 +169,33 @@ def assert_pages_render(browser, out: Path, pages: list[str], artifacts: Path, c
 
 
 def report_pages(out: Path) -> list[str]:
-    """The pages of the report in `out`: the four study pages, then one per run."""
+    """The pages of the report in `out`: the four study pages, the curation page if written, then one per run."""
     pages = ["index.html", "dynamics.html", "measures.html", "robustness.html"]
+    pages += ["curation.html"] if (out / "curation.html").is_file() else []
     return pages + sorted(p.relative_to(out).as_posix() for p in (out / "runs").glob("*.html"))
 
 
 def test_every_page_renders_offline_without_errors(report, artifacts, browser):
     out, summary, pages = report
-    assert len(pages) == 4 + len(summary["runs"])
+    assert "curation.html" in pages
+    assert len(pages) == 5 + len(summary["runs"])
     # only the failed run's page has no chart
     assert_pages_render(browser, out, pages, artifacts, chartless=lambda rel: rel.startswith("runs/lr3e-2"))
+
+
+def test_curation_only_report_renders(tmp_path, artifacts, browser):
+    """A study with no grid runs: every page still renders cleanly; only the curation page has a chart."""
+    summary = {"spec": {"name": "curation only", "text": "name: curation only\n"},
+               "generated_at": "2026-11-27T12:00:00",
+               "premem": {"p": -1.2, "r2": None, "r2_line": None, "calibration_runs": [], "calibration": []},
+               "train_acc": {"r2": None, "r2_line": None}, "runs": [], "notes": [],
+               "curation": curation_section()}
+    write_report(summary, {}, tmp_path)
+    pages = report_pages(tmp_path)
+    assert pages == ["index.html", "dynamics.html", "measures.html", "robustness.html", "curation.html"]
+    shots = artifacts / "curation-only"
+    shots.mkdir(exist_ok=True)
+    assert_pages_render(browser, tmp_path, pages, shots, chartless=lambda rel: rel != "curation.html")
 
 
 def _topmost(pg, selector: str) -> dict:
@@ -265,4 +284,31 @@ def test_dynamics_cell_tooltip_and_run_link(report, page):
     # the run page's own charts answer to the pointer too
     text, _ = _hover_shows_tip(pg, "svg.chart .pt")
     assert re.match(r"epoch \d+\n(train accuracy|test accuracy|PreMemAcc): ", text), text
+    assert not watch.problems, watch.problems
+
+
+def test_curation_marker_tooltip_and_nav(report, page):
+    out, summary, _ = report
+    cur = summary["curation"]
+    pg, watch = page
+    _open(pg, watch, out / "index.html")
+    # the front page's curation paragraph links to the page, as does the nav bar
+    assert pg.locator("#curation li").count() == len(cur["strategies"]) - 1
+    with pg.expect_navigation():
+        pg.locator("nav.site a.item", has_text="Curation").click()
+    assert pg.url.endswith("/curation.html")
+    assert pg.locator("nav.site a.item.active").inner_text().strip() == "Curation"
+    # one line per strategy, a marker per finished model
+    n_done = sum(1 for s in cur["strategies"] for p in cur[s]["curve"] if p["status"] == "done")
+    assert pg.locator("#curves svg.chart g.series path").count() == len(cur["strategies"])
+    assert pg.locator("#curves svg.chart .pt").count() == n_done
+    text, _ = _hover_shows_tip(pg, "#curves svg.chart .pt")
+    m = re.fullmatch(r"(\w+)\nround (\d+)( \(the originals, shared by every strategy\))?\n"
+                     r"training-set size: (\d+) examples\ntest acc: (\d\.\d{3})\nrun: (\S+)", text)
+    assert m, text
+    point = next(p for p in cur[m.group(1)]["curve"] if p["round"] == int(m.group(2)))
+    assert (point["size"], f"{point['test_acc']:.3f}", point["run"]) == (int(m.group(4)), m.group(5), m.group(6))
+    # the exhausted originals' ids are in the count's tooltip
+    cell = pg.locator("#rounds td[title*='train-00042']")
+    assert cell.count() == 1 and cell.inner_text().startswith("3")
     assert not watch.problems, watch.problems
