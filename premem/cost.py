@@ -36,8 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from premem.plan import Job, Plan
 
-KINDS = ("pretrain", "train", "evaluate", "measure", "perturb")
+KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
+CURATION_KINDS = ("collect", "score")  # curation's own jobs: they ask Ray for what evaluation jobs do
 
 # ----------------------------------------------------------------------------------------- CPU defaults
 # Measured on this project's development machine (2 vCPUs, Intel Xeon with AVX-512/AMX-BF16, torch 2.13.0+cpu),
@@ -372,6 +373,8 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
         if key not in st.pretrain_tokens:
             st.pretrain_tokens[key] = builtin_pretrain_tokens(ds, pre.examples, pre.difficulty_mix)
         return Work(trained=pre.examples * st.pretrain_tokens[key] * pre.epochs, pretrain=True)
+    if job.run not in plan.runs_by_name():
+        return _curation_work(job, plan, stats)
     run = plan.runs_by_name()[job.run]
     st = stats[run.dataset]
     n_run = run_size(st.train, run.dataset_fraction)
@@ -401,6 +404,36 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     return Work()
 
 
+def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
+    """The work of a curation job: a round's model trains on the originals plus every example collected by its
+    round; its evaluations sample every original (when PreMemAcc selects) and the test split (final epoch); the
+    IFD score job scores every original twice; a generating collect job samples `tries` per wanted example."""
+    c, s = plan.spec.curation, job.settings
+    st = stats[plan.spec.curation_pair()[1]]
+    example = st.prompt_tokens + st.target_tokens
+    completion = st.completion_tokens or min(st.target_tokens, plan.spec.evaluation.max_new_tokens)
+    if job.kind == "train":
+        if s.get("train_split") is not None:
+            n = st.test if s["train_split"] == "test" else st.train
+        else:
+            r = int(job.run.rsplit("round", 1)[1])
+            n = st.train + sum(c.per_round()[:r])
+        return Work(trained=n * example, loads=1, authors_loads=1)
+    if job.kind == "evaluate":
+        ev = s["evaluation"]
+        n_eval = st.train if ev["train_examples"] is None else ev["train_examples"]
+        n_test = st.test if ev["test_examples"] is None else min(st.test, ev["test_examples"])
+        return Work(scored=n_eval * st.target_tokens,
+                    sampled=(n_eval * ev["samples"] + n_test * (ev["test_samples"] or ev["samples"])) * completion,
+                    loads=1, authors_loads=2, evaluation=True)
+    if job.kind == "score":
+        return Work(scored=2 * st.train * st.target_tokens, loads=1, authors_loads=1)
+    if job.kind == "collect" and s["source"]["kind"] == "generate":
+        return Work(sampled=s["new_examples"] * s["source"]["tries"] * s["source"]["max_new_tokens"], loads=1,
+                    authors_loads=1)
+    return Work()
+
+
 # ------------------------------------------------------------------------------------------ throughputs
 @dataclass(frozen=True)
 class Rates:
@@ -419,8 +452,12 @@ class ModelRatesResolved:
 
 
 def _uses_gpu(spec, kind: str) -> bool:
-    res = spec.resources.evaluate if kind in EVAL_KINDS else getattr(spec.resources, kind)
-    return res.gpus > 0 or spec.device == "cuda"
+    return _resources(spec, kind).gpus > 0 or spec.device == "cuda"
+
+
+def _resources(spec, kind: str):
+    """What a job of `kind` asks Ray for (spec.JobResources)."""
+    return spec.resources.evaluate if kind in EVAL_KINDS + CURATION_KINDS else getattr(spec.resources, kind)
 
 
 def resolve_rates(spec, tp: ThroughputsFile, file: str | None) -> dict[str, ModelRatesResolved]:
@@ -500,7 +537,12 @@ def job_seconds(w: Work, r: Rates, authors: bool, premem_load: float | None = No
 # ------------------------------------------------------------------------------------------ wall clock
 def _model_of(job: Job, plan: Plan) -> str:
     # a model's name may itself contain "/" (hub-style names): read it from the run, not from the run's name
-    return plan.runs_by_name()[job.run].model if job.run else job.label.split(" ", 1)[1]
+    grid = plan.runs_by_name()
+    if job.run in grid:
+        return grid[job.run].model
+    if job.run is not None and job.run.startswith("curation/"):
+        return plan.spec.curation_pair()[0]
+    return job.label.split(" ", 1)[1]
 
 
 def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, serialize: bool) -> float:
@@ -519,7 +561,7 @@ def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, seri
         deps[j.id] = d & set(seconds)
     need = {}
     for j in jobs:
-        res = plan.spec.resources.evaluate if j.kind in EVAL_KINDS else getattr(plan.spec.resources, j.kind)
+        res = _resources(plan.spec, j.kind)
         need[j.id] = (min(res.gpus, gpus) if res.gpus else 0.0, min(res.cpus, cpus))
     done, running, t = set(), [], 0.0
     free_g, free_c = float(gpus), float(cpus)
@@ -582,7 +624,7 @@ class Estimate:
 
 
 def _unit_factor(spec, kind: str) -> tuple[str, float]:
-    res = spec.resources.evaluate if kind in EVAL_KINDS else getattr(spec.resources, kind)
+    res = _resources(spec, kind)
     return ("GPU-h", res.gpus) if res.gpus > 0 else ("CPU-h", res.cpus)
 
 

@@ -1,0 +1,103 @@
+"""Curation's `generate` source (premem.jobs_curation._generated) on a real built-in model whose sampler is
+replaced by a scripted writer: a model that writes good rephrasings (the authors used GPT-4) cannot run here,
+so the script stands at that boundary and decides what each completion says; everything else is premem's."""
+import pytest
+
+from premem.data.synthetic import ArithmeticTask
+from premem.data.tokenizer import WordTokenizer
+from premem.jobs import UserError
+from premem.jobs_curation import _generated, dataset_key
+from premem.models import build_tiny, save_model
+from premem.plan import Job
+from premem.sampling import TransformersSampler
+from premem.spec import TinyArchitecture
+from premem.store import Store
+
+SIZE = {"layers": 1, "hidden": 16, "heads": 2, "mlp": 32, "max_length": 192}
+
+
+@pytest.fixture()
+def setting(tmp_path):
+    store = Store(tmp_path / "store")
+    codec = WordTokenizer.for_arithmetic_task()
+    folder = store.artifact("base")
+    folder.mkdir(parents=True)
+    save_model(build_tiny(TinyArchitecture(**SIZE), codec.vocab_size, seed=0), codec, folder)
+    task = ArithmeticTask(seed=0, max_steps=2, max_value=40, max_operand=10)
+    originals = {ex.id: ex for ex in task.split("train", 4)}
+    model_section = {"builtin": "tiny", "size": SIZE,
+                     "pretrain": {"dataset": "arithmetic", "examples": 10}}
+    source = {"kind": "generate", "model": "tiny", "prompt": "{question}\nAnswer:", "output": "solution", "tries": 3,
+              "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 20, "model_section": model_section, "base": "base"}
+    job = Job("f" * 64, "collect", "collect", {"source": source, "new_examples": 6, "round": 1, "device": "cpu"})
+    return store, job, originals
+
+
+def script(monkeypatch, writer):
+    def sample(self, prompts, params, progress=None):
+        return [[writer(p, k) for k in range(params.n)] for p in prompts]
+    monkeypatch.setattr(TransformersSampler, "sample", sample)
+
+
+def test_generated_solutions_are_kept_only_when_their_answer_is_right(setting, monkeypatch):
+    store, job, originals = setting
+    by_prompt = {ex.question + "\nAnswer:": ex for ex in originals.values()}
+    calls = iter(range(10_000))
+
+    def writer(prompt, k):  # the first try is wrong, later ones right and new
+        ex = by_prompt[prompt]
+        if k == 0:
+            return f" wrong\n#### {int(ex.answer) + 1}\nDone."
+        return f" new trace {next(calls)}\n#### {ex.answer}\nDone."
+    script(monkeypatch, writer)
+    out, exhausted, counts = _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
+    assert len(out) == 6 and exhausted == [] and sum(counts.values()) == 6
+    for ex in out:
+        assert ex.question == originals[ex.original].question and ex.answer == originals[ex.original].answer
+        assert ex.solution.startswith("new trace")
+    assert sorted(counts.values()) == [1, 1, 2, 2]  # round-robin over the four originals
+    assert len({ex.id for ex in out}) == 6
+
+
+def test_a_repeated_completion_is_not_kept_twice(setting, monkeypatch):
+    store, job, originals = setting
+    by_prompt = {ex.question + "\nAnswer:": ex for ex in originals.values()}
+    # every try of an original's prompt gives the same right trace: each original can add one example only
+    script(monkeypatch, lambda prompt, k: f" the one trace\n#### {by_prompt[prompt].answer}\nDone.")
+    job.settings["new_examples"] = 4
+    out, _, counts = _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
+    assert counts == {oid: 1 for oid in originals}
+    job.settings["new_examples"] = 6
+    with pytest.raises(UserError, match="2 of 6 wanted examples got no usable completion"):
+        _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
+
+
+def test_an_original_that_gives_nothing_passes_its_share_on_and_is_named(setting, monkeypatch):
+    store, job, originals = setting
+    bad = sorted(originals)[0]
+    by_prompt = {ex.question + "\nAnswer:": ex for ex in originals.values()}
+
+    def writer(prompt, k):
+        ex = by_prompt[prompt]
+        if ex.id == bad:
+            return " no answer at all\nDone."
+        return f" trace {k} of {ex.id}\n#### {ex.answer}\nDone."
+    script(monkeypatch, writer)
+    out, exhausted, counts = _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
+    assert len(out) == 6 and bad not in counts and bad in exhausted
+
+
+def test_a_round_that_falls_short_is_a_clear_user_error(setting, monkeypatch):
+    store, job, originals = setting
+    script(monkeypatch, lambda prompt, k: " never an answer\nDone.")
+    with pytest.raises(UserError, match="6 of 6 wanted examples got no usable completion"):
+        _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
+
+
+def test_scores_are_keyed_to_their_dataset():
+    a = {"dataset": {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 4}}
+    b = {"dataset": {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 99}}
+    c = {"dataset": {"builtin": "arithmetic", "seed": 1, "train_size": 8, "test_size": 4}}
+    assert dataset_key(a) == dataset_key(b)  # the test split's size does not change the train examples
+    assert dataset_key(a) != dataset_key(c)
+    assert dataset_key(a | {"data_files": {"train_sha256": "x"}}) != dataset_key(a | {"data_files": {"train_sha256": "y"}})
