@@ -59,12 +59,22 @@ def _statuses(plan, store) -> dict[str, str]:
     return out
 
 
+def _runs_text(plan) -> str:
+    """"9 runs", or with a curation section "0 runs, 17 curation models" (each round's model of each strategy,
+    round 0 once, the IFD scorer)."""
+    text = f"{len(plan.runs)} runs"
+    if plan.curation is not None:
+        n = len(plan.curation.runs) + (plan.curation.scorer is not None)
+        text += f", {n} curation models"
+    return text
+
+
 def cmd_validate(args) -> int:
     spec = _load(args.spec)
     from premem.plan import build_plan
 
     plan = build_plan(spec)
-    print(f"{args.spec}: valid. {len(plan.runs)} runs, {len(plan.jobs)} jobs.")
+    print(f"{args.spec}: valid. {_runs_text(plan)}, {len(plan.jobs)} jobs.")
     return EXIT_OK
 
 
@@ -90,7 +100,7 @@ def cmd_plan(args) -> int:
     for j in plan.jobs:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
     n_run = sum(1 for s in status.values() if s not in ("done", "diverged", "skipped"))
-    print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({len(plan.runs)} runs)")
+    print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({_runs_text(plan)})")
     return EXIT_OK
 
 
@@ -223,7 +233,7 @@ def cmd_apply(args) -> int:
         if not todo:
             print(f"Nothing to do: all {len(plan.jobs) - 1} jobs are done. Rebuilding the report.")
         else:
-            print(f"Plan: {len(todo)} to run, {len(plan.jobs) - 1 - len(todo)} done. ({len(plan.runs)} runs)")
+            print(f"Plan: {len(todo)} to run, {len(plan.jobs) - 1 - len(todo)} done. ({_runs_text(plan)})")
         t0 = time.time()
         outcome = run_plan(plan, store, address=args.address, display=Display(len(todo)))
         path = _write_report(spec, plan, store, args.spec)
