@@ -228,7 +228,7 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
     missing = [r["name"] for r in entries if r["status"] != "done"]
     if missing:
         notes.append(f"{len(missing)} of {len(entries)} runs are not complete; figures use finished checkpoints only.")
-    if p is None:
+    if p is None and entries:  # a study without grid runs (curation only) has nothing to calibrate
         notes.append("p could not be calibrated: the calibration runs have no spread of test accuracy yet.")
     summary = {
         "spec": dict(study or {"name": "", "path": "", "text": ""}),

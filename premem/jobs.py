@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -136,12 +137,70 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
 
     The base model of epoch 1 is the pretraining job's artifact (a built-in model) or the `hf` model itself,
     loaded by hub id or folder exactly as a user would. With training.lora, epoch 1 puts fresh adapters on
-    it and every checkpoint holds the adapter only (premem.lora)."""
-    from premem.models import load_model, max_length_of
-    from premem.train import (Diverged, TooLong, encode_examples, load_optimizer_state, make_optimizer,
-                              save_checkpoint)
+    it and every checkpoint holds the adapter only (premem.lora). With training.shards > 1 the model is
+    sharded over that many processes (premem.sharded)."""
+    from premem.train import Diverged, load_optimizer_state, make_optimizer, save_checkpoint
 
+    s = job.settings
+    if s["training"].get("shards", 1) > 1:
+        from premem.sharded import train_sharded
+
+        return train_sharded(job, store, progress)
     _threads(job)
+    setup = prepare_training(job, store, job_device(job))
+    opt = make_optimizer(setup.loaded.model, setup.recipe)
+    if setup.resumes:
+        load_optimizer_state(opt, setup.source)
+    try:
+        out = _train(job, setup.loaded, opt, setup.seqs, setup.recipe, setup.start_step, progress)
+    except Diverged as e:
+        # an outcome of the run, not an error: recorded with its step, the run's later epochs and evaluations
+        # are skipped (there is no checkpoint to go on from), and the other runs go on
+        return diverged_result(s, e)
+    staging = store.staging(job.id)
+    save_checkpoint(setup.loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
+    if setup.lora_base is not None:
+        from premem.lora import write_base
+
+        write_base(staging, setup.lora_base)
+    store.publish(staging, job.id)
+    return train_result(s, out, len(setup.seqs))
+
+
+def diverged_result(s: dict, e) -> dict:
+    """A train job's result when its run diverged (train.Diverged `e`)."""
+    return {"diverged": {"epoch": s["epoch"], "step": e.step, "loss": str(e.loss)}}
+
+
+def train_result(s: dict, out: dict, n_examples: int) -> dict:
+    """A train job's result from train_epoch's output `out`."""
+    losses = out["losses"]
+    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
+            "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
+            "examples": n_examples}
+
+
+@dataclass
+class TrainingSetup:
+    """What one epoch's training starts from: the model (loaded, adapters added), the encoded examples, the
+    recipe and the step the epoch starts at; `source` is where the model came from, `resumes` whether an
+    optimizer state is to be read there, `lora_base` what a LoRA checkpoint records as its base."""
+
+    loaded: object
+    seqs: list
+    recipe: object
+    start_step: int
+    source: object
+    resumes: bool
+    lora_base: dict | None
+
+
+def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
+    """Load the model a train job starts from onto `device` and encode its examples (UserError when the spec or
+    the data is at fault)."""
+    from premem.models import load_model, max_length_of
+    from premem.train import TooLong, encode_examples
+
     model_spec, ds = _spec_sections(job)
     s = job.settings
     lora = s["training"].get("lora")
@@ -154,14 +213,14 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     else:
         raise UserError("a built-in model needs a `pretrain` section (nothing to finetune from)")
     try:
-        loaded = load_model(source, device=job_device(job), dtype=model_spec.dtype,
+        loaded = load_model(source, device=device, dtype=model_spec.dtype,
                             trust_remote_code=model_spec.trust_remote_code, revision=revision,
                             trainable_adapter=True)
     except (OSError, ValueError) as e:  # no such hub id or folder, gated repo, remote code refused: the spec's
         raise UserError(f"model {model_spec.hf or source}: {e}") from None
     base = None
     if lora is not None:
-        from premem.lora import BASE_FILE, add_adapters, is_adapter, write_base
+        from premem.lora import BASE_FILE, add_adapters, is_adapter
 
         if s["epoch"] == 1 or not is_adapter(source):
             loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
@@ -177,25 +236,8 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     except (TooLong, ValueError) as e:
         raise UserError(str(e)) from None
     recipe, per_epoch = _recipe(s, len(seqs))
-    opt = make_optimizer(loaded.model, recipe)
-    if model_deps and s["epoch"] > 1:
-        load_optimizer_state(opt, source)
-    start_step = per_epoch * (s["epoch"] - 1)
-    try:
-        out = _train(job, loaded, opt, seqs, recipe, start_step, progress)
-    except Diverged as e:
-        # an outcome of the run, not an error: recorded with its step, the run's later epochs and evaluations
-        # are skipped (there is no checkpoint to go on from), and the other runs go on
-        return {"diverged": {"epoch": s["epoch"], "step": e.step, "loss": str(e.loss)}}
-    staging = store.staging(job.id)
-    save_checkpoint(loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
-    if base is not None:
-        write_base(staging, base)
-    store.publish(staging, job.id)
-    losses = out["losses"]
-    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
-            "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
-            "examples": len(seqs)}
+    return TrainingSetup(loaded, seqs, recipe, per_epoch * (s["epoch"] - 1), source,
+                         bool(model_deps) and s["epoch"] > 1, base)
 
 
 def _training_examples(job: Job, ds, store: Store) -> list:

@@ -74,13 +74,14 @@ def build_tiny(size, vocab_size: int, seed: int) -> torch.nn.Module:
     return LlamaForCausalLM(config)
 
 
-def save_model(model: torch.nn.Module, codec: TextCodec, folder: Path) -> None:
+def save_model(model: torch.nn.Module, codec: TextCodec, folder: Path, state_dict: dict | None = None) -> None:
     """Write the model (safetensors; a LoRA model writes its adapter only) and its tokenizer into `folder`:
-    premem's word tokenizer as `premem_tokenizer.json`, a Hugging Face tokenizer with `save_pretrained`."""
+    premem's word tokenizer as `premem_tokenizer.json`, a Hugging Face tokenizer with `save_pretrained`.
+    `state_dict`: the weights to write instead of the model's own (a sharded model's, gathered in full)."""
     from premem.data.tokenizer import WordTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, state_dict=state_dict) if state_dict is not None else model.save_pretrained(folder)
     if isinstance(codec, WordTokenizer):
         codec.save(folder / TOKENIZER_FILE)
     elif hasattr(codec, "save_pretrained"):

@@ -406,6 +406,11 @@ class Training(Strict):
         None, ge=1, le=65536, description="Examples per forward/backward pass; a step accumulates the gradients "
         "of batch_size / micro_batch_size passes (the same update as one pass over the batch). null = the whole "
         "batch at once. 7-9B models on one GPU need a few examples per pass.")
+    shards: int = Field(
+        1, ge=1, le=64, description="Processes a training job shards the model over with FSDP (weights, gradients "
+        "and optimizer state split between them): one per GPU on cuda (ask resources.train.gpus for as many), one "
+        "per CPU core on cpu. 1 = no sharding. A 7-9B model's full finetuning needs it: AdamW keeps 12 bytes a "
+        "parameter beside the weights.")
     overrides: list[TrainingOverride] = Field(
         default_factory=list, description="Recipes of particular models and datasets (the paper trains Llama3 "
         "and Gemma2 differently): each names a `model` and/or `dataset` and the fields it changes; the last "
@@ -419,6 +424,8 @@ class Training(Strict):
         for k in ("lora", "micro_batch_size"):
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("shards") == 1:
+            d.pop("shards")
         if not d.get("overrides"):
             d.pop("overrides", None)
         return d
@@ -992,10 +999,20 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         if gpus > 1 and gpus != int(gpus):
             out.append((("resources", kind, "gpus"), f"{gpus:g} GPUs: more than one GPU per job must be a whole "
                         "number (the model is sharded over them)"))
-    if spec.resources.train.gpus > 1:
-        out.append((("resources", "train", "gpus"), "training on more than one GPU per run (sharding the model) is "
-                    "not implemented yet: a training job uses one GPU; give 1 (micro_batch_size keeps a 7-9B "
-                    "model's activations small)"))
+    shards, train_res = spec.training.shards, spec.resources.train
+    if train_res.gpus > 1 and shards != train_res.gpus:
+        out.append((("training", "shards"), f"resources.train.gpus is {train_res.gpus:g}: a training job uses more "
+                    f"than one GPU only by sharding the model over them: set training.shards: {int(train_res.gpus)}"))
+    elif shards > 1 and train_res.gpus > 0 and shards != train_res.gpus:
+        out.append((("training", "shards"), f"{shards} shards need {shards} GPUs: set resources.train.gpus: {shards}"))
+    elif shards > 1 and train_res.gpus == 0 and spec.device == "cuda":
+        out.append((("training", "shards"), f"device is cuda: ask resources.train.gpus for {shards} GPUs"))
+    elif shards > 1 and train_res.gpus == 0 and train_res.cpus < shards:
+        out.append((("training", "shards"), f"{shards} shards on the CPU run one process per core: ask "
+                    f"resources.train.cpus for at least {shards}"))
+    if shards > 1 and spec.training.lora is not None:
+        out.append((("training", "shards"), "LoRA trains a small adapter on one device; sharding is for full "
+                    "finetuning: drop one of them"))
     for i, o in enumerate(spec.training.overrides):
         if o.model is not None and o.model not in model_names:
             out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{did_you_mean(o.model, model_names)}"))

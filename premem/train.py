@@ -143,9 +143,13 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: list[tuple[list[int], int]],
                 recipe: Recipe, seed: int, epoch: int, start_step: int,
-                progress: Progress | None = None) -> dict:
+                progress: Progress | None = None, shard: tuple[int, int] | None = None) -> dict:
     """Train one epoch over `seqs`; return {'steps', 'end_step', 'losses' (mean target NLL per step, nats),
-    'tokens', 'seconds'}. Raises Diverged on a non-finite loss."""
+    'tokens', 'seconds'}. Raises Diverged on a non-finite loss.
+
+    `shard` = (rank, world): this process is one of `world` that hold a sharded model (premem.sharded); each
+    takes every world-th example of each batch, and losses and token counts are summed over the processes, so
+    every process sees the same figures (and diverges at the same step)."""
     model = loaded.model
     model.train()
     order = epoch_order(len(seqs), seed, epoch)
@@ -159,11 +163,15 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
         chunk = [seqs[i] for i in order[b * recipe.batch_size:(b + 1) * recipe.batch_size]]
         for g in optimizer.param_groups:
             g["lr"] = recipe.learning_rate * lr_factor(step, recipe)
-        value, n_tokens = _accumulate(model, chunk, loaded, recipe.micro_batch_size)
+        if shard is None:
+            value, n_tokens = _accumulate(model, chunk, loaded, recipe.micro_batch_size)
+        else:
+            value, n_tokens = _accumulate_shard(model, chunk, loaded, recipe.micro_batch_size, *shard)
         if not math.isfinite(value):
             raise Diverged(step, value)
         if recipe.max_grad_norm is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm))
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+            norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a sharded model's: a DTensor
             if not math.isfinite(norm):  # a finite loss with an infinite gradient: the step would write NaN weights
                 raise Diverged(step, norm, what="gradient norm")
         optimizer.step()
@@ -203,6 +211,41 @@ def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro:
         value += part
         tokens += int(mask.sum())
     return value, tokens
+
+
+def _loss_tokens(seq: tuple[list[int], int | list[bool]]) -> int:
+    """Tokens of one sequence that carry loss (those after its prompt, or its learn mask's, the first excepted)."""
+    ids, learn = seq
+    return len(ids) - max(learn, 1) if isinstance(learn, int) else sum(learn[1:])
+
+
+def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None, rank: int,
+                      world: int) -> tuple[float, int]:
+    """_accumulate for one of `world` processes holding a sharded model: this process's share of the batch
+    (every world-th example), weighted by its share of the whole batch's loss-carrying tokens and by `world`
+    (the sharded model averages gradients over the processes, so the sum is the batch's mean-loss gradient).
+    Every process makes the same number of passes (a zero-weight pass where its share is short), since each
+    pass is a collective; none stops early on a non-finite loss for the same reason. Returns the batch's mean
+    loss and tokens read, summed over the processes."""
+    import torch.distributed as dist
+
+    total = max(1, sum(_loss_tokens(q) for q in chunk))
+    mine = chunk[rank::world]
+    micro = micro or -(-len(chunk) // world)
+    n_passes = -(-(-(-len(chunk) // world)) // micro)
+    parts = [mine[i * micro:(i + 1) * micro] for i in range(n_passes)]
+    value, tokens = 0.0, 0
+    for part in parts:
+        weight = 1.0 if part else 0.0
+        ids, mask, labels = _batch(part or chunk[:1], loaded.codec.pad_id, loaded.device)
+        n = int((labels[:, 1:] != -100).sum())
+        loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (weight * n / total * world)
+        loss.backward()
+        value += float(loss.detach()) / world
+        tokens += int(mask.sum()) if part else 0
+    stats = torch.tensor([value, float(tokens)], dtype=torch.float64)
+    dist.all_reduce(stats)
+    return float(stats[0]), int(stats[1])
 
 
 def save_checkpoint(loaded: LoadedModel, optimizer: torch.optim.Optimizer, folder: Path, state: dict) -> None:

@@ -67,6 +67,24 @@ training:
     assert any("name a `model` and/or a `dataset`" in p for p in out), out
 
 
-def test_more_than_one_training_gpu_is_refused_until_sharding_exists():
+def test_several_training_gpus_need_as_many_shards():
     out = problems(spec("  - {name: a, hf: org/a}\n", "device: cuda\nresources: {train: {gpus: 4}, evaluate: {gpus: 1}}\n"))
-    assert any("resources.train.gpus: training on more than one GPU" in p for p in out), out
+    assert any("training.shards: resources.train.gpus is 4" in p and "shards: 4" in p for p in out), out
+    ok = "device: cuda\ntraining: {shards: 4}\nresources: {train: {gpus: 4}, evaluate: {gpus: 1}}\n"
+    assert parse_spec(spec("  - {name: a, hf: org/a}\n", ok), "s.yaml").training.shards == 4
+    out = problems(spec("  - {name: a, hf: org/a}\n", "device: cuda\ntraining: {shards: 2}\n"
+                        "resources: {train: {gpus: 1}, evaluate: {gpus: 1}}\n"))
+    assert any("2 shards need 2 GPUs" in p for p in out), out
+    out = problems(spec("  - {name: a, hf: org/a}\n", "device: cpu\ntraining: {shards: 2}\n"))
+    assert any("ask resources.train.cpus for at least 2" in p for p in out), out
+    out = problems(spec("  - {name: a, hf: org/a}\n", "device: cpu\ntraining: {shards: 2, lora: {r: 4}}\n"
+                        "resources: {train: {cpus: 2}}\n"))
+    assert any("LoRA" in p for p in out), out
+
+
+def test_one_shard_leaves_training_ids_as_they_were():
+    a = build_plan(parse_spec(spec("  - {name: a, hf: org/a}\n", ""), "s.yaml"))
+    b = build_plan(parse_spec(spec("  - {name: a, hf: org/a}\n", "training: {shards: 1}\n"), "s.yaml"))
+    c = build_plan(parse_spec(spec("  - {name: a, hf: org/a}\n", "training: {shards: 2}\nresources: {train: {cpus: 2}}\n"), "s.yaml"))
+    assert [j.id for j in a.jobs] == [j.id for j in b.jobs]
+    assert {j.id for j in a.jobs if j.kind == "train"}.isdisjoint(j.id for j in c.jobs if j.kind == "train")

@@ -64,3 +64,19 @@ def test_apply_a_local_hf_model_on_gsm8k_files(workdir):
     assert len(adapters) == 2 and all("premem_base.json" in f and "model.safetensors" not in f for f in adapters)
     summary = json.loads((workdir / "reports" / "summary.json").read_text())
     assert [cp["epoch"] for cp in summary["runs"][0]["checkpoints"]] == [1, 2]
+
+
+def test_apply_with_the_model_sharded_over_two_processes(workdir):
+    """training.shards: 2 on the CPU: each train job's Ray task runs two gloo processes holding half the model;
+    the gathered checkpoints evaluate like any other."""
+    write_spec(workdir, lora=", shards: 2")
+    text = (workdir / "spec.yaml").read_text() + "resources: {train: {cpus: 2}}\n"
+    (workdir / "spec.yaml").write_text(text)
+    out = premem("apply", "spec.yaml", cwd=workdir)
+    assert "Applied: 4 done, 0 failed" in out.stdout, out.stdout
+    summary = json.loads((workdir / "reports" / "summary.json").read_text())
+    (run,) = summary["runs"]
+    assert [cp["epoch"] for cp in run["checkpoints"]] == [1, 2]
+    assert all(0 <= cp["test_acc"] <= 1 and cp["train_nll"] > 0 for cp in run["checkpoints"])
+    for files in checkpoints(workdir):
+        assert "model.safetensors" in files and "optimizer_full.pt" in files and "optimizer.pt" not in files
