@@ -190,8 +190,9 @@ def parse_generated(text: str, output: str, original, answer_format: str) -> tup
     """(question, solution, answer) of a generated completion, or None when it is not usable.
 
     `output: solution`: the completion is a new solution of the original's question; usable when its final
-    answer equals the original's. `output: example`: the completion holds "Question: ...\\nAnswer: ..."; usable
-    when both parts are there and the solution has a final answer."""
+    answer equals the original's. `output: example`: the completion holds "Question: ...\\nAnswer: ..." (what
+    follows a next "Question:", or a `####` answer line, is cut); usable when both parts are there and the
+    solution has a final answer."""
     from premem.data.answers import answers_match, extract_answer
     from premem.data.format import STOP
 
@@ -207,7 +208,10 @@ def parse_generated(text: str, output: str, original, answer_format: str) -> tup
     question = head.strip()
     if question.startswith("Question:"):
         question = question[len("Question:"):].strip()
-    solution = solution.strip()
+    solution = solution.split("\nQuestion:")[0].strip()  # a model may go on to write another problem
+    if answer_format == "gsm8k" and "####" in solution:  # the solution ends with its answer line
+        head, _, tail = solution.partition("####")
+        solution = head + "####" + tail.split("\n")[0]
     if not sep or not question or not solution:
         return None
     answer = extract_answer(solution, answer_format)

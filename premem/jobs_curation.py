@@ -151,6 +151,7 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
     """New examples written by the generating model: each wanted one gets `tries` samples and takes the first
     usable one not seen before; an original whose wanted examples all fail counts as exhausted and its share
     goes to the others (up to three passes). Raises UserError when the round still falls short."""
+    from premem.data.format import STOP
     from premem.models import load_model
     from premem.sampling import SamplingParams, TransformersSampler
 
@@ -170,8 +171,10 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
         counts, _ = curate.draw_counts(pool, need, f"{seed}|gen{attempt}")
         slots = [oid for oid in sorted(counts) for _ in range(counts[oid])]
         prompts = [g["prompt"].format(question=originals[o].question, solution=originals[o].solution) for o in slots]
+        # a new solution ends as training targets do; a new example where the model starts a next problem
         params = SamplingParams(n=g["tries"], temperature=g["temperature"], top_p=g["top_p"],
-                                max_new_tokens=g["max_new_tokens"], seed=int(job.id[:8], 16) + attempt)
+                                max_new_tokens=g["max_new_tokens"], seed=int(job.id[:8], 16) + attempt,
+                                stop=STOP if g["output"] == "solution" else "\nQuestion:")
         done = sampler.sample(prompts, params, progress=lambda t: progress(f"generating: {t}"))
         failed: dict[str, int] = {}
         for oid, completions in zip(slots, done):

@@ -179,3 +179,10 @@ def test_default_targets_lie_between_round_zero_and_the_lower_peak():
     other = [(100, 0.2), (200, 0.4)]
     assert curate.default_targets(0.2, iid, other) == pytest.approx([0.25, 0.3, 0.35])
     assert curate.default_targets(0.2, [(100, 0.2), (200, 0.1)], other) == []
+
+
+def test_parse_generated_example_mode_cuts_what_follows_the_answer():
+    orig = TextExample("train-1", "How many?", "#### 5", "5", 1)
+    text = " Ann has 3 pens and gets 4 more. How many?\nAnswer: 3 + 4 = 7\n#### 7\nextra chat\n\nQuestion: next"
+    assert curate.parse_generated(text, "example", orig, "gsm8k") == \
+        ("Ann has 3 pens and gets 4 more. How many?", "3 + 4 = 7\n#### 7", "7")
