@@ -101,3 +101,47 @@ def test_scores_are_keyed_to_their_dataset():
     assert dataset_key(a) == dataset_key(b)  # the test split's size does not change the train examples
     assert dataset_key(a) != dataset_key(c)
     assert dataset_key(a | {"data_files": {"train_sha256": "x"}}) != dataset_key(a | {"data_files": {"train_sha256": "y"}})
+
+
+def test_ifd_scores_of_one_dataset_are_refused_for_another(tmp_path):
+    """The authors' MATH run read GSM8K's IFD file; premem keys scores to their dataset and checks."""
+    import json
+
+    from premem.jobs_curation import SCORES_FILE, _read_scores
+
+    store = Store(tmp_path / "store")
+    folder = store.artifact("scores")
+    folder.mkdir(parents=True)
+    gsm8k = {"dataset": {"gsm8k": {"hub": "openai/gsm8k"}}}
+    math = {"dataset": {"math": {"hub": "EleutherAI/hendrycks_math"}}}
+    (folder / SCORES_FILE).write_text(json.dumps({"dataset_key": dataset_key(gsm8k), "ids": ["train-00000"],
+                                                  "ifd": [0.5]}))
+    assert _read_scores(store, "scores", gsm8k) == {"train-00000": 0.5}
+    with pytest.raises(UserError, match="computed for another dataset"):
+        _read_scores(store, "scores", math)
+
+
+def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
+    """score_ifd on a real (tiny) model: each stored ratio is the model's mean NLL of the solution after the
+    question over its mean NLL after the answer cue alone, computed here directly."""
+    import json
+
+    from premem.data.format import ANSWER_CUE, prompt_of, target_of
+    from premem.jobs_curation import SCORES_FILE, score_ifd
+    from premem.models import load_model
+    from premem.sampling import target_nll
+
+    store, _, originals = setting
+    data = {"builtin": "arithmetic", "seed": 0, "train_size": 4, "test_size": 4, "max_steps": 2, "max_value": 40,
+            "max_operand": 10}
+    job = Job("e" * 64, "score", "score", {"model": {"builtin": "tiny", "size": SIZE, "pretrain": {
+        "dataset": "arithmetic", "examples": 10}}, "dataset": data, "seed": 0, "device": "cpu"}, ("base",))
+    score_ifd(job, store, lambda m: None)
+    saved = json.loads((store.artifact(job.id) / SCORES_FILE).read_text())
+    loaded = load_model(store.artifact("base"), device="cpu")
+    exs = list(originals.values())
+    cond = target_nll(loaded, [(prompt_of(e.question), target_of(e.solution)) for e in exs])
+    alone = target_nll(loaded, [(ANSWER_CUE, target_of(e.solution)) for e in exs])
+    assert saved["ids"] == [e.id for e in exs]
+    assert saved["ifd"] == pytest.approx([c[0] / a[0] for c, a in zip(cond, alone)], rel=1e-5)
+    assert saved["dataset_key"] == dataset_key(job.settings)
