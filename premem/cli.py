@@ -357,7 +357,7 @@ def cmd_analyze(args) -> int:
 
 def cmd_export(args) -> int:
     from premem.plan import build_plan
-    from premem.tables import export_extra_table, export_table, write_table
+    from premem.tables import export_curation_table, export_extra_table, export_table, write_table
 
     spec = _load(args.spec)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
@@ -366,10 +366,16 @@ def cmd_export(args) -> int:
         print(f"no results yet in {store.root}: run `premem apply {args.spec}` first", file=sys.stderr)
         return EXIT_FAILED
     plan = build_plan(spec)
-    table = export_table(plan, store) if args.table == "results" else export_extra_table(plan, store, args.table)
+    if args.table == "results":
+        table = export_table(plan, store)
+    elif args.table == "curation":
+        table = export_curation_table(plan, store)
+    else:
+        table = export_extra_table(plan, store, args.table)
     if table.num_rows == 0:
-        what = {"results": "finished checkpoints", "perturbations": "finished perturbed-prompt samples (the "
-                "spec's `perturbations:` section)", "atc": "finished ATC scores (the spec's `metrics.atc`)"}
+        what = {"results": "finished checkpoints of grid runs", "perturbations": "finished perturbed-prompt samples "
+                "(the spec's `perturbations:` section)", "atc": "finished ATC scores (the spec's `metrics.atc`)",
+                "curation": "collected examples (the spec's `curation:` section)"}
         print(f"no {what[args.table]} in {store.root} yet: nothing to export", file=sys.stderr)
         return EXIT_FAILED
     out = Path(args.out or f"{spec.name}-{args.table}.{fmt}")
@@ -421,10 +427,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("spec")
     p.add_argument("--format", choices=("parquet", "csv"), default=None,
                    help="default: parquet (csv if --out ends in .csv)")
-    p.add_argument("--table", choices=("results", "perturbations", "atc"), default="results",
+    p.add_argument("--table", choices=("results", "perturbations", "atc", "curation"), default="results",
                    help="results (default): every evaluated example at every checkpoint, the table `premem "
                         "analyze` reads; perturbations: accuracy per example under each perturbed prompt; atc: "
-                        "the greedy sample's log-probability per example and checkpoint")
+                        "the greedy sample's log-probability per example and checkpoint; curation: every example "
+                        "each curation strategy collected, with its round and original")
     p.add_argument("--out", default=None, help="the file to write (default: <spec name>-<table>.<format>)")
     return ap
 

@@ -582,6 +582,31 @@ def export_extra_table(plan, store, table: str) -> pa.Table:
     return pa.table({k: pa.array(v, type=types[k]) for k, v in cols.items()})
 
 
+def export_curation_table(plan, store) -> pa.Table:
+    """Every example the curation's strategies collected (table 'curation'): one row per strategy and collected
+    example, from each strategy's last finished collect job (its artifact holds every round's), with the round
+    that added it, the original it is a variant of, and its question, solution and answer."""
+    from premem.curate import read_collected
+
+    cols: dict[str, list] = {k: [] for k in ("run", "strategy", "round", "example_id", "original_id", "question",
+                                             "solution", "answer", "difficulty")}
+    cp = plan.curation
+    if cp is not None:
+        records = store.records([j for ids in cp.collects.values() for j in ids])
+        for strategy, ids in cp.collects.items():
+            done = [j for j in ids if records.get(j) is not None and records[j].status == "done"]
+            if not done:
+                continue
+            for ex in read_collected(store.artifact(done[-1])):
+                for k, v in (("run", f"curation/{strategy}/round{len(done)}"), ("strategy", strategy),
+                             ("round", ex.round), ("example_id", ex.id), ("original_id", ex.original),
+                             ("question", ex.question), ("solution", ex.solution), ("answer", ex.answer),
+                             ("difficulty", ex.difficulty)):
+                    cols[k].append(v)
+    types = {"round": pa.int64(), "difficulty": pa.int64()}
+    return pa.table({k: pa.array(v, type=types.get(k, pa.string())) for k, v in cols.items()})
+
+
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
     """Write `table` as parquet or csv to `path`, atomically (a temporary file renamed into place)."""
     if fmt not in ("parquet", "csv"):

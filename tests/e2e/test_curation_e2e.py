@@ -137,3 +137,15 @@ def test_a_pool_that_runs_dry_stops_with_a_clear_error(tmp_path):
     out = premem("apply", "pool.yaml", cwd=tmp_path, check=False)
     assert out.returncode != 0
     assert "have only 4 unused variants left; this round asks for 8" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_export_lists_every_collected_example(study, tmp_path):
+    out = premem("export", "cur.yaml", "--table", "curation", "--out", str(tmp_path / "c.csv"), cwd=study)
+    assert "Exported 64 rows (4 runs)" in out.stdout, out.stdout  # 4 strategies x 2 rounds x 8
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "c.csv")))
+    assert {r["strategy"] for r in rows} == {"premem", "iid", "ifd", "heuristic"}
+    assert all(r["example_id"].startswith(r["original_id"] + "-v") and r["answer"] for r in rows)
+    none = premem("export", "cur.yaml", cwd=study, check=False)  # no grid runs: nothing in the results table
+    assert none.returncode != 0 and "no finished checkpoints of grid runs" in none.stderr
