@@ -101,6 +101,9 @@ def cmd_plan(args) -> int:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
     n_run = sum(1 for s in status.values() if s not in ("done", "diverged", "skipped"))
     print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({_runs_text(plan)})")
+    from premem.cost import plan_footer
+
+    print("\n".join(plan_footer(plan, status, args.spec)))
     return EXIT_OK
 
 

@@ -703,6 +703,42 @@ def _ratio(p: float, a: float) -> str:
     return f"{p / a:.2f}" if a else "n/a"
 
 
+EXAMPLE_THROUGHPUTS = Path(__file__).resolve().parents[1] / "bench" / "throughputs-example.yaml"
+
+
+def plan_footer(plan: Plan, status: dict[str, str], spec_path: str) -> list[str]:
+    """The lines `premem plan` ends with: the study's work (runs, checkpoints, tokens to train and to sample) and
+    its device-hours under stated assumptions: this project's measured CPU throughputs for a built-in model, else
+    the example GPU figures of bench/throughputs-example.yaml (in a clone of the repository), else a pointer to
+    `--cost THROUGHPUTS.yaml`."""
+    lines, assumed = [], None
+    try:
+        est = estimate(plan, status)
+    except CostError:
+        if not EXAMPLE_THROUGHPUTS.is_file():
+            return [f"Cost: GPU throughputs needed: premem plan {spec_path} --cost THROUGHPUTS.yaml "
+                    "(the fields: bench/throughputs-example.yaml in premem's repository)"]
+        try:
+            est = estimate(plan, status, EXAMPLE_THROUGHPUTS)
+        except CostError as e:
+            return ["Cost: " + e.lines[0]]
+        assumed = "the example GPU throughputs of bench/throughputs-example.yaml, all assumptions"
+    work = sum((k.work for k in est.kinds.values()), Work())
+    ckpts = sum(1 for j in plan.jobs if j.kind == "evaluate")
+    lines.append(f"Work: {_count_text(len(plan.runs), 'grid run')}, {_count_text(ckpts, 'checkpoint evaluation')}; "
+                 f"{_n(work.trained)} tokens trained on, {_n(work.sampled)} tokens sampled, {_n(work.scored)} target "
+                 "tokens scored.")
+    whole = est.totals()
+    hours = "; ".join(f"{_h(p)} {unit} (the authors' way: {_h(a)})" for unit, (p, a) in whole.items())
+    src = assumed or (f"throughputs measured on this project's CPU" if est.file is None else est.file)
+    lines.append(f"Hours: {hours}, with {src}. Details and assumptions: premem plan {spec_path} --cost")
+    return lines
+
+
+def _count_text(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
 def format_estimate(est: Estimate, spec_path: str) -> str:
     out = []
     src = est.file or "no throughputs file (measured CPU defaults)"

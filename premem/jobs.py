@@ -307,7 +307,12 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp and r["n_samples"]])
            for sp in ("train", "test")}  # over the examples measured (skipped ones have no accuracy)
     nll = _mean([r["nll"] for r in rows if r["split"] == "train"])
+    from premem.vllm_sampler import auto_sampler
+
+    used = ev.get("sampler", "transformers")
+    used = auto_sampler(model_spec, job_device(job)) if used == "auto" else used
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
+            "sampler": used,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
 
 

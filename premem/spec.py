@@ -494,9 +494,11 @@ class Evaluation(Strict):
     train_examples: int | None = Field(None, ge=1, description="Train examples evaluated per checkpoint; null = all the run trained on.")
     test_examples: int | None = Field(None, ge=1, description="Test examples evaluated per checkpoint; null = all.")
     batch_size: int = Field(256, ge=1, le=1_000_000, description="Prompts per sampling batch (each with k samples).")
-    sampler: Literal["transformers", "vllm"] = Field(
+    sampler: Literal["transformers", "vllm", "auto"] = Field(
         "transformers", description="Sampling backend: `transformers` (premem's batched KV-cache sampler, CPU or "
-        "GPU) or `vllm` (a CUDA GPU and `pip install -e .[gpu]`; Hugging Face models only).")
+        "GPU), `vllm` (a CUDA GPU and `pip install -e .[gpu]`; Hugging Face models only) or `auto` (vLLM where "
+        "the job finds a GPU, vLLM installed and a Hugging Face model, else transformers; each evaluation "
+        "records which it used).")
     scoring: Literal["transformers", "vllm"] = Field(
         "transformers", description="How target perplexity is computed: batched transformers forward passes, or "
         "vLLM's prompt logprobs (a CUDA GPU and vLLM; Hugging Face models only).")

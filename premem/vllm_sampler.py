@@ -148,6 +148,20 @@ def _lora_rank_slot(rank: int) -> int:
     raise ValueError(f"LoRA rank {rank} is above what vLLM serves (512)")
 
 
+def auto_sampler(model_spec, device: str) -> str:
+    """What `sampler: auto` means where the job runs: "vllm" for a Hugging Face model on a CUDA GPU with vLLM
+    installed, else "transformers" (premem's own sampler; the built-in model's word tokenizer is its own)."""
+    import importlib.util
+
+    import torch
+
+    from premem.models import resolve_device
+
+    if model_spec.hf is None or resolve_device(device).type != "cuda" or not torch.cuda.is_available():
+        return "transformers"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+
+
 def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device: str, gpus: float, seed: int):
     """What evaluates a checkpoint under evaluation.sampler/scoring: (loaded, scorer, make_sampler) for
     `premem.evaluate.evaluate_checkpoint`. All-transformers: the loaded model and (None, None). With vLLM
@@ -156,6 +170,8 @@ def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device
     from premem.models import load_model
 
     sampler, scoring = evaluation.get("sampler", "transformers"), evaluation.get("scoring", "transformers")
+    if sampler == "auto":
+        sampler = auto_sampler(model_spec, device)
     if sampler != "vllm" and scoring != "vllm":
         return load_model(folder, device=device, dtype=model_spec.dtype,
                           trust_remote_code=model_spec.trust_remote_code), None, None

@@ -208,3 +208,15 @@ def test_cli_plan_cost_prints_the_table(tmp_path, monkeypatch, capsys):
     assert main(["plan", paper, "--cost", _write(tmp_path, "g.yaml", GPU_RATES)]) == 0
     out = capsys.readouterr().out
     assert "GPU-h" in out and "Wall clock on 8 GPUs" in out and "Reserving the 8 GPUs" in out
+
+
+def test_plain_plan_ends_with_the_work_and_hours_under_stated_assumptions(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plan", _write(tmp_path, "tiny.yaml", TINY)]) == 0
+    tail = capsys.readouterr().out.splitlines()[-2:]
+    assert tail[0].startswith("Work: ") and "checkpoint evaluations" in tail[0] and "tokens sampled" in tail[0]
+    assert tail[1].startswith("Hours: ") and "CPU-h" in tail[1] and "measured on this project's CPU" in tail[1]
+    # a GPU study with no throughputs file: the example figures of the repository, said to be assumptions
+    assert main(["plan", _write(tmp_path, "paper.yaml", PAPERLIKE)]) == 0
+    tail = capsys.readouterr().out.splitlines()[-1]
+    assert "GPU-h" in tail and "bench/throughputs-example.yaml, all assumptions" in tail

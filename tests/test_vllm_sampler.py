@@ -271,3 +271,24 @@ resources: {{train: {{gpus: {min(gpus, 1)}}}, evaluate: {{gpus: {gpus}}}}}
     assert parse_spec(spec("cuda", gpus=2)).resources.evaluate.gpus == 2
     out = problems(spec("cuda", gpus=1.5))
     assert any("must be a whole number" in p for p in out), out
+
+
+def test_auto_picks_vllm_only_for_a_hf_model_on_a_gpu_with_vllm_installed(tiny, fake_vllm, monkeypatch):
+    """`sampler: auto`: the CUDA check is the boundary (no GPU here), so torch.cuda.is_available is patched;
+    vLLM's presence is the fake module's (find_spec is answered from sys.modules)."""
+    import importlib.util
+
+    import torch
+
+    from premem.spec import ModelSpec
+    from premem.vllm_sampler import auto_sampler
+
+    hf, builtin = ModelSpec(name="m", hf=str(tiny)), ModelSpec.model_construct(name="b", hf=None)
+    assert auto_sampler(hf, "cpu") == "transformers"  # no GPU for this job
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real_find(name, *a))
+    assert auto_sampler(hf, "cuda") == "vllm"
+    assert auto_sampler(builtin, "cuda") == "transformers"  # its word tokenizer is premem's own
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real_find(name, *a))
+    assert auto_sampler(hf, "cuda") == "transformers"  # vLLM not installed
