@@ -730,7 +730,7 @@ def plan_footer(plan: Plan, status: dict[str, str], spec_path: str) -> list[str]
                  "tokens scored.")
     whole = est.totals()
     hours = "; ".join(f"{_h(p)} {unit} (the authors' way: {_h(a)})" for unit, (p, a) in whole.items())
-    src = assumed or (f"throughputs measured on this project's CPU" if est.file is None else est.file)
+    src = assumed or ("throughputs measured on this project's CPU" if est.file is None else est.file)
     lines.append(f"Hours: {hours}, with {src}. Details and assumptions: premem plan {spec_path} --cost")
     return lines
 
