@@ -11,6 +11,7 @@ optimizer state is written by parameter name (`optimizer_full.pt`), which the ne
 """
 from __future__ import annotations
 
+import datetime
 import os
 import queue as queue_mod
 import socket
@@ -46,19 +47,21 @@ def train_sharded(job: Job, store: Store, progress: Progress) -> dict:
     for p in procs:
         p.start()
     progress(f"training sharded over {world} processes")
-    result, error = None, None
+    result, error, give_up = None, None, None
     try:
         while True:
             try:
                 kind, payload = messages.get(timeout=1.0)
             except queue_mod.Empty:
-                if all(not p.is_alive() for p in procs):
+                alive = [p.is_alive() for p in procs]
+                if not any(alive):
                     break
-                if any(p.exitcode not in (None, 0) for p in procs) and error is None:
-                    # one process died (killed, out of memory): the others wait in a collective forever
-                    time.sleep(5)
-                    if any(p.is_alive() for p in procs):
-                        break
+                if give_up is None and not all(alive) and (error is not None or result is None):
+                    # a process stopped (an error, killed, out of memory) while others run: they may wait in a
+                    # collective forever, so they get a grace period to finish or fail on their own
+                    give_up = time.time() + 10
+                if give_up is not None and time.time() > give_up:
+                    break
                 continue
             if kind == "progress":
                 progress(payload)
@@ -107,7 +110,10 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
         else:
             torch.set_num_threads(max(1, int(job.resources.get("cpus", 1)) // world))
             device = "cpu"
-        dist.init_process_group("nccl" if kind == "cuda" else "gloo", rank=rank, world_size=world)
+        # rank 0 writes a 7-9B checkpoint with its optimizer state (about 100 GB) while the others wait at the
+        # barrier: a generous timeout, not NCCL's default
+        dist.init_process_group("nccl" if kind == "cuda" else "gloo", rank=rank, world_size=world,
+                                timeout=datetime.timedelta(hours=2))
         store = Store(store_root)
         s = job.settings
         setup = prepare_training(job, store, device)
