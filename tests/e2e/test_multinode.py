@@ -163,8 +163,16 @@ def test_smoke_spec_runs_across_two_nodes(cluster, tmp_path):
                 break
             seen += line
         assert "pretrain jobs ask for 1 gpus but the Ray cluster has 0 in all" in seen, seen
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=120)
+        # Ray drops a SIGINT that lands inside one of its deferred-signal sections when that section raises
+        # (ray._private.utils.DeferSigint), which happened once in CI: press Ctrl-C again, as a user would
+        rest = ""
+        for _ in range(6):
+            proc.send_signal(signal.SIGINT)
+            try:
+                rest, _ = proc.communicate(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
