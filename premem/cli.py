@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+import signal
 import sys
 import time
 from pathlib import Path
@@ -227,6 +228,7 @@ def cmd_apply(args) -> int:
     except StoreBusy as e:
         print(f"premem: {e}", file=sys.stderr)
         return EXIT_FAILED
+    watcher = _InterruptWatcher()
     try:
         store.check()
         store.clean_staging()
@@ -270,10 +272,54 @@ def cmd_apply(args) -> int:
               "kept; `premem apply` again continues once it can write.", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("\nInterrupted: finished jobs are kept; `premem apply` again continues.", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 130
     finally:
+        watcher.stop()
         store.release()
+
+
+INTERRUPTED = "\nInterrupted: finished jobs are kept; `premem apply` again continues."
+
+
+class _InterruptWatcher:
+    """Makes one Ctrl-C always stop `apply`. Ray can swallow a SIGINT (its DeferSigint drops one that arrives in
+    a section that then raises) and the main thread can sit in Ray's C++ code where no Python signal handler
+    runs. So SIGINT is blocked in every thread (Ray's threads, started later, inherit the mask) and a watcher
+    thread takes it with sigtimedwait: it raises KeyboardInterrupt in the main thread (the orderly stop: running
+    jobs cancelled, the lock released), and if the process is still there `GRACE` seconds later it exits with
+    130 itself. Nothing is lost either way: the store records each finished job in its own transaction."""
+
+    GRACE = 15.0
+
+    def __init__(self):
+        import threading
+
+        self._stop = threading.Event()
+        self._old = None
+        if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+            return  # in-process callers off the main thread (tests) keep the default behaviour
+        self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        threading.Thread(target=self._watch, name="premem-interrupt", daemon=True).start()
+
+    def _watch(self) -> None:
+        import _thread
+
+        while not self._stop.is_set():
+            if signal.sigtimedwait({signal.SIGINT}, 0.5) is None:
+                continue
+            _thread.interrupt_main()  # KeyboardInterrupt in the main thread at its next Python instruction
+            if self._stop.wait(self.GRACE):
+                return
+            print(INTERRUPTED + " (stopped without waiting for Ray)", file=sys.stderr, flush=True)
+            os._exit(130)
+
+    def stop(self) -> None:
+        """Stop watching and give SIGINT back to the main thread."""
+        self._stop.set()
+        if self._old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._old)
+            self._old = None
 
 
 def cmd_schema(args) -> int:

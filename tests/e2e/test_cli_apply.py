@@ -124,6 +124,29 @@ def test_kill9_then_apply_redoes_only_unfinished(workdir):
     assert not list((store / "artifacts").glob(".tmp-*"))  # no half-written checkpoint left behind
 
 
+def test_one_ctrl_c_stops_apply_and_the_next_apply_continues(workdir):
+    """A single SIGINT while jobs run: apply stops with exit 130 and says so, keeping what is recorded (Ray can
+    swallow a SIGINT on its own; premem's watcher thread makes one always enough)."""
+    store = workdir / ".premem"
+    proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and len(done_jobs(store)) < 2:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Interrupted: finished jobs are kept" in out, out
+    before = done_jobs(store)
+    out = premem("apply", "smoke.yaml", cwd=workdir)
+    assert f"Plan: {9 - len(before)} to run, {len(before)} done." in out.stdout, out.stdout
+
+
 def test_second_apply_on_same_store_refuses(workdir):
     from premem.store import Store, StoreBusy
 

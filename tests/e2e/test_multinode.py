@@ -163,16 +163,9 @@ def test_smoke_spec_runs_across_two_nodes(cluster, tmp_path):
                 break
             seen += line
         assert "pretrain jobs ask for 1 gpus but the Ray cluster has 0 in all" in seen, seen
-        # Ray drops a SIGINT that lands inside one of its deferred-signal sections when that section raises
-        # (ray._private.utils.DeferSigint), which happened once in CI: press Ctrl-C again, as a user would
-        rest = ""
-        for _ in range(6):
-            proc.send_signal(signal.SIGINT)
-            try:
-                rest, _ = proc.communicate(timeout=20)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        # one Ctrl-C: Ray alone could swallow it (twice in CI before premem's interrupt watcher, cli.py)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
