@@ -317,25 +317,31 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
 
 
 def _earlier_train_results(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, float | None]]]:
-    """Per earlier evaluate job (in the order given): train example id -> (n_correct, nll), read from the store
-    through a read-only connection (only the driver writes the store; these jobs are recorded done, since
-    they are this job's dependencies)."""
+    """Per earlier evaluate job (in the order given): train example id -> (n_correct, nll)."""
+    return [{ex: (correct, nll) for ex, (_, correct, nll) in rows.items()}
+            for rows in dependency_train_rows(store, job_ids)]
+
+
+def dependency_train_rows(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, int, float | None]]]:
+    """Per evaluate job of `job_ids` (in the order given): train example id -> (n_samples, n_correct, nll), read
+    through a read-only connection (only the driver writes the store; these jobs are recorded done, being the
+    reading job's dependencies). RuntimeError when one has no rows: the store is not what the plan expects."""
     import sqlite3
 
     if not job_ids:
         return []
-    out: dict[str, dict[str, tuple[int, float | None]]] = {j: {} for j in job_ids}
+    out: dict[str, dict[str, tuple[int, int, float | None]]] = {j: {} for j in job_ids}
     con = sqlite3.connect(f"{store.db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
-        q = (f"SELECT job_id, example_id, n_correct, nll FROM examples WHERE split = 'train' "
+        q = (f"SELECT job_id, example_id, n_samples, n_correct, nll FROM examples WHERE split = 'train' "
              f"AND job_id IN ({','.join('?' * len(job_ids))})")
-        for job_id, example_id, n_correct, nll in con.execute(q, job_ids):
-            out[job_id][example_id] = (n_correct, nll)
+        for job_id, example_id, n, correct, nll in con.execute(q, job_ids):
+            out[job_id][example_id] = (n, correct, nll)
     finally:
         con.close()
     missing = [j[:10] for j in job_ids if not out[j]]
-    if missing:  # a dependency recorded done always has its rows: the store is not what the plan expects
-        raise RuntimeError(f"no per-example results in the store for earlier evaluations {missing}")
+    if missing:
+        raise RuntimeError(f"no per-example results in the store for the evaluations {missing}")
     return [out[j] for j in job_ids]
 
 

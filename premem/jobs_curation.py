@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 
 import numpy as np
 
 from premem import curate
-from premem.jobs import Progress, UserError, _model_section, _splits, _threads, dataset_section, job_device
+from premem.jobs import (Progress, UserError, _model_section, _splits, _threads, dataset_section,
+                         dependency_train_rows, job_device)
 from premem.plan import Job
 from premem.store import Store
 
@@ -67,24 +67,15 @@ def _read_scores(store: Store, score_job: str, settings: dict) -> dict[str, floa
 
 
 def _final_premem(store: Store, eval_jobs: list[str], ids: list[str], p: float) -> np.ndarray:
-    """Per-original PreMemAcc at the last of `eval_jobs` (one per epoch, in order), read from the store through a
-    read-only connection (only the driver writes it; these jobs are recorded done, being dependencies)."""
+    """Per-original PreMemAcc at the last of `eval_jobs` (one per epoch, in order), from their stored rows."""
     col = {e: i for i, e in enumerate(ids)}
     acc = np.full((len(eval_jobs), len(ids)), np.nan)
     nll = np.full_like(acc, np.nan)
-    con = sqlite3.connect(f"{store.db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        q = (f"SELECT job_id, example_id, n_samples, n_correct, nll FROM examples WHERE split = 'train' "
-             f"AND job_id IN ({','.join('?' * len(eval_jobs))})")
-        row = {j: i for i, j in enumerate(eval_jobs)}
-        for job_id, example_id, n, correct, x in con.execute(q, eval_jobs):
+    for row, rows in enumerate(dependency_train_rows(store, eval_jobs)):
+        for example_id, (n, correct, x) in rows.items():
             if example_id in col:
-                acc[row[job_id], col[example_id]] = correct / n if n else np.nan
-                nll[row[job_id], col[example_id]] = x if x is not None else np.nan
-    finally:
-        con.close()
-    if np.isnan(nll).all(axis=1).any():
-        raise RuntimeError("an evaluation this selection depends on has no per-example results in the store")
+                acc[row, col[example_id]] = correct / n if n else np.nan
+                nll[row, col[example_id]] = x if x is not None else np.nan
     return curate.final_premem(acc, nll, p)
 
 
