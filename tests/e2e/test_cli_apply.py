@@ -124,13 +124,19 @@ def test_kill9_then_apply_redoes_only_unfinished(workdir):
     assert not list((store / "artifacts").glob(".tmp-*"))  # no half-written checkpoint left behind
 
 
+def default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A shell that starts this test suite in the
+    background (`cmd &`) makes it ignored, and ignored signals are inherited: a user's terminal never does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_one_ctrl_c_stops_apply_and_the_next_apply_continues(workdir):
     """A single SIGINT while jobs run: apply stops with exit 130 and says so, keeping what is recorded (Ray can
     swallow a SIGINT on its own; premem's watcher thread makes one always enough)."""
     store = workdir / ".premem"
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and len(done_jobs(store)) < 2:

@@ -21,6 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.e2e.test_cli_apply import default_sigint
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -154,7 +156,7 @@ def test_smoke_spec_runs_across_two_nodes(cluster, tmp_path):
         "name: smoke\n", "name: smoke\nstore: gpu-store\nresources:\n  pretrain: {gpus: 1}\n"))
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "gpu.yaml", "--address", address],
                             cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=default_sigint)
     try:
         seen, deadline = "", time.time() + 120
         while "submitting anyway" not in seen and time.time() < deadline:
@@ -163,7 +165,7 @@ def test_smoke_spec_runs_across_two_nodes(cluster, tmp_path):
                 break
             seen += line
         assert "pretrain jobs ask for 1 gpus but the Ray cluster has 0 in all" in seen, seen
-        # one Ctrl-C: Ray alone could swallow it (twice in CI before premem's interrupt watcher, cli.py)
+        # one Ctrl-C is enough (premem's interrupt watcher, cli.py)
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     finally:
