@@ -268,7 +268,14 @@ def cmd_apply(args) -> int:
         print(f"premem: {e}", file=sys.stderr)
         return EXIT_FAILED
     except sqlite3.OperationalError as e:  # e.g. the disk filled up under the store
-        print(f"premem: cannot write the results database {store.db_path}: {e}. Jobs recorded before this are "
+        why = str(e)
+        try:  # SQLite reports a write that hit a full disk as "disk I/O error" as often as "disk is full"
+            free = shutil.disk_usage(store.root).free
+            if free < 1 << 20:
+                why += f" (the file system under the store is full: {free:,} bytes free)"
+        except OSError:
+            pass
+        print(f"premem: cannot write the results database {store.db_path}: {why}. Jobs recorded before this are "
               "kept; `premem apply` again continues once it can write.", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
