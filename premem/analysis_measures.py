@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from premem.analysis import RunData, _finite
-from premem.metrics.baselines import atc_accuracy, atc_threshold, correlations
+from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan, atc_reference, match_runs
 from premem.store import Store
@@ -124,9 +124,10 @@ def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
             continue
         c["atc_acc"] = atc_accuracy(_atc_scores(by_job[j.id], score), threshold)
         c["atc_gap"] = c["train_acc"] - c["atc_acc"] if c.get("train_acc") is not None else None
-    # equal to test_acc up to 1/n, unless scores tie across the cut (e.g. several empty samples)
+    # equal to test_acc within the bound: half a prompt's share, more where scores tie across the cut
     return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"], "threshold": _finite(threshold),
-            "score": score, "reproduced_acc": atc_accuracy(ref_scores, threshold)}
+            "score": score, "reproduced_acc": atc_accuracy(ref_scores, threshold),
+            "reproduction_bound": atc_reproduction_bound(ref_scores, ref_cp["test_acc"])}
 
 
 def _stats(values: list[float]) -> dict:

@@ -228,7 +228,7 @@ def test_a_checkpoint_evaluated_through_vllm(tiny, fake_vllm, scoring):
             p = [codec.bos_id] + codec.encode(prompt)
             ids = p + codec.encode(target)
             want_nll.append(-sum(fake_logprob(j, ids[j]) for j in range(len(p), len(ids))) / (len(ids) - len(p)))
-    assert [by[("train", e.id)]["nll"] for e in train] == pytest.approx(want_nll)
+    assert [by[("train", e.id)]["nll"] for e in train] == pytest.approx(want_nll, rel=1e-5)  # batching may differ
     assert all(math.isfinite(by[("train", e.id)]["nll"]) for e in train)
 
 

@@ -4,9 +4,10 @@
   Each minibatch's gradient is accumulated over micro-batches and the variance is streamed (Welford), so memory
   holds two parameter-sized buffers besides the model, never M gradients.
 - `weight_distance`: sum over parameters of (theta - theta_base)^2, no square root.
-- `atc_threshold` / `atc_accuracy`: Average Thresholded Confidence. Scores are per train prompt (the
-  likelihood of one greedy sample); a threshold fitted on a reference checkpoint turns any checkpoint's scores
-  into a predicted accuracy.
+- `atc_threshold` / `atc_accuracy` / `atc_reproduction_bound`: Average Thresholded Confidence. Scores are per
+  train prompt (the likelihood of one greedy sample); a threshold fitted on a reference checkpoint turns any
+  checkpoint's scores into a predicted accuracy; on the reference itself it gives back the reference's accuracy
+  within the bound.
 - `correlations`: Pearson r and Kendall tau of a measure against a target (the generalization gap or test
   accuracy) over checkpoints.
 """
@@ -153,7 +154,30 @@ def atc_threshold(scores: Sequence[float], accuracy: float) -> float:
         return float(s[0])  # nothing strictly above the highest score
     if k == s.size:
         return float(s[-1] - 1.0)
-    return float((s[k - 1] + s[k]) / 2.0)
+    mid = (s[k - 1] + s[k]) / 2.0
+    # two neighbouring floats have no float between them: the midpoint rounds onto the upper one, which would
+    # then not count as above; the lower one keeps exactly k above (unless they tie)
+    return float(mid if mid < s[k - 1] else s[k])
+
+
+def atc_reproduction_bound(scores: Sequence[float], accuracy: float) -> float:
+    """How far, at most, `atc_accuracy(scores, atc_threshold(scores, accuracy))` can lie from `accuracy`
+    (a fraction in [0, 1]): the rounding of accuracy x n to a whole number of prompts, plus the share of prompts
+    whose scores tie with each other across the cut, which no threshold can split (empty samples, -inf, tie
+    with each other and lie above no threshold). 0.0 when accuracy x n is a whole number and no scores tie across the cut."""
+    s = np.sort(np.asarray(scores, dtype=float))[::-1]
+    if s.size == 0:
+        raise ValueError("ATC needs at least one score")
+    finite = s[np.isfinite(s)]
+    s = np.where(np.isfinite(s), s, (finite.min() - 1.0) if finite.size else 0.0)
+    k = int(round(accuracy * s.size))
+    bound = abs(k / s.size - accuracy)
+    if 0 < k < s.size and s[k - 1] == s[k]:
+        # the threshold then sits on the tied value: the tied prompts above the cut are not counted above it
+        bound += float(np.sum(s[:k] == s[k])) / s.size
+    elif k == s.size:
+        bound += float(s.size - finite.size) / s.size  # an empty sample is above no threshold
+    return bound
 
 
 def atc_accuracy(scores: Sequence[float], threshold: float) -> float:
