@@ -298,7 +298,9 @@ def run_plan(plan: Plan, store: Store, address: str | None = None, display: Disp
                     on_record(job)
             try:
                 lines, nodes = ray.get(board.read.remote(), timeout=10) if pending else ({}, {})
-            except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):  # progress is a nicety
+            except (ray.exceptions.RayError, OSError):
+                # progress is a nicety: a board that is slow, gone, or unreachable for a moment (Ray 2.40 raised
+                # OSError 'Broken pipe' here while a node was being lost) must never stop the work
                 lines, nodes = {}, {}
             fresh = {j: n for j, n in nodes.items() if nodes_seen.get(j) != n and j in
                      {pj.id for pj in pending.values()}}
