@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from premem import yamlfile
 from premem.plan import Job, Plan
+from premem.yamlfile import YamlFileError
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
@@ -163,49 +164,17 @@ class CostError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """YAML as plain data and {path: 1-based line}."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else file
-        raise CostError([f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}"]) from None
-    lines: dict[tuple, int] = {}
-    constructor = yaml.SafeLoader("")
-
-    def build(n, path):
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = constructor.construct_object(k, deep=True)
-                lines[path + (key,)] = k.start_mark.line + 1
-                if key in out:
-                    raise CostError([f"{file}:{k.start_mark.line + 1}: {'.'.join(map(str, path + (key,)))}: "
-                                     "duplicate key"])
-                out[key] = build(v, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
-        try:
-            return constructor.construct_object(n, deep=True)
-        except yaml.YAMLError as e:  # a Python tag or the like: refuse, with its line
-            raise CostError([f"{file}:{n.start_mark.line + 1}: {'.'.join(map(str, path))}: {e}"]) from None
-
-    return (build(node, ()) if node is not None else None), lines
-
-
 def load_throughputs(path: str | Path | None) -> tuple[ThroughputsFile, str | None]:
     """The validated throughputs file (an empty one when `path` is None or empty) and its path; CostError with
     FILE:LINE for every problem."""
     if not path:
         return ThroughputsFile(), None
-    p = Path(path)
-    if not p.is_file():
-        raise CostError([f"{path}: no such throughputs file"])
-    text = p.read_text(encoding="utf-8")
-    data, lines = _compose(text, str(path))
+    try:
+        data, lines = yamlfile.compose(yamlfile.read_text(path, "throughputs"))
+    except YamlFileError as e:
+        where = f"{path}:{e.line}" if e.line is not None else f"{path}"
+        field = f"{'.'.join(map(str, e.path))}: " if e.path else ""
+        raise CostError([f"{where}: {field}{e.message}"]) from None
     if data is None:
         return ThroughputsFile(), str(path)
     if not isinstance(data, dict):

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
                       model_validator)
 
+from premem import yamlfile
 from premem.registry import did_you_mean
+from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
 BUILTIN_DATASETS = ("arithmetic",)  # tasks premem can generate (data/)
@@ -844,44 +845,16 @@ class SpecError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null",
-                                                                   "timestamp", "merge")}
-
-
 def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML safely (no object construction) and return (data, {path: 1-based line})."""
+    """Parse YAML safely (plain data only, within premem.yamlfile's limits) and return (data, {path: 1-based
+    line})."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        msg = getattr(e, "problem", None) or str(e)
-        raise SpecError([Problem(file, line, "", f"YAML syntax error: {msg}")]) from None
-    if node is None:
+        data, lines = yamlfile.compose(text)
+    except YamlFileError as e:
+        raise SpecError([Problem(file, e.line, ".".join(map(str, e.path)), e.message)]) from None
+    if data is None:
         raise SpecError([Problem(file, 1, "", "the spec is empty")])
-    lines: dict[tuple, int] = {}
-    constructor = yaml.SafeLoader("")
-
-    def build(n, path):
-        lines.setdefault(path, n.start_mark.line + 1)  # a key's own line wins over its value's
-        if n.tag not in _PLAIN_TAGS:  # `!!python/object`, `!include`, ...: a spec is plain data, never objects
-            raise SpecError([Problem(file, n.start_mark.line + 1, ".".join(map(str, path)),
-                                     f"YAML tag {n.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed: a spec "
-                                     "is plain data (mappings, lists, strings, numbers, booleans, null)")])
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = constructor.construct_object(k, deep=True)
-                if key in out:
-                    raise SpecError([Problem(file, k.start_mark.line + 1, ".".join(map(str, path + (key,))), "duplicate key")])
-                lines[path + (key,)] = k.start_mark.line + 1
-                out[key] = build(v, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
-        return constructor.construct_object(n, deep=True)
-
-    return build(node, ()), lines
+    return data, lines
 
 
 def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
@@ -1176,15 +1149,10 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate the spec at `path`; raise SpecError (with file:line) on any problem."""
-    p = Path(path)
-    if not p.exists():
-        raise SpecError([Problem(str(path), None, "", "no such file")])
-    if p.is_dir():
-        raise SpecError([Problem(str(path), None, "", "is a folder, not a spec file")])
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError([Problem(str(path), None, "", f"cannot read: {e}")]) from None
+        text = yamlfile.read_text(path, "spec")
+    except YamlFileError as e:
+        raise SpecError([Problem(str(path), e.line, "", e.message)]) from None
     return parse_spec(text, str(path))
 
 

@@ -20,7 +20,7 @@ def premem(*args, cwd, timeout=120):
 
 
 def expected(path: Path) -> str:
-    m = HEADER.fullmatch(path.read_text().splitlines()[0])
+    m = HEADER.fullmatch(path.read_bytes().splitlines()[0].decode("ascii"))  # the rest may be any bytes
     assert m, f"{path.name}: line 1 must say `# FIELD: what is wrong` (FIELD `-` for a file-level problem)"
     return m["field"]
 
