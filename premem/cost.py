@@ -95,7 +95,9 @@ STATS_SAMPLE = 5000  # examples of a built-in split whose lengths are counted (t
 
 # --------------------------------------------------------------------------------------- the YAML file
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of the throughputs file's sections: unknown keys are errors; no number is NaN or infinite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Rate = float | None

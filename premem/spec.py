@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from premem import yamlfile
 from premem.registry import did_you_mean
+from premem.safetext import control_characters
 from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
@@ -24,9 +25,26 @@ BUILTIN_DATASETS = ("arithmetic",)  # tasks premem can generate (data/)
 
 
 class Strict(BaseModel):
-    """Base for every spec section: unknown keys are errors, not silently ignored."""
+    """Base for every spec section: unknown keys are errors, not silently ignored; no number is NaN or
+    infinite (every float field, however nested: a NaN passes every bound and crashes `report` later); no
+    string holds a control character (names, paths and ids are printed in messages and used in file names),
+    except tabs and newlines in the free-text fields a section lists in `text_fields`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    text_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, v: Any, info: ValidationInfo) -> Any:
+        text = info.field_name in cls.text_fields
+        for s in (v,) if isinstance(v, str) else v if isinstance(v, (list, tuple)) else ():
+            bad = control_characters(s, allowed="\t\n" if text else "") if isinstance(s, str) else []
+            if bad:
+                shown = ", ".join(repr(ch) for ch in bad)
+                raise ValueError(f"contains the control character{'s' if len(bad) > 1 else ''} {shown}; "
+                                 + ("only tabs and newlines may appear in this text" if text else
+                                    "names, paths and ids must be plain text"))
+        return v
 
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -485,6 +503,8 @@ class RunSpec(Strict):
 class Evaluation(Strict):
     """How every checkpoint is evaluated (the paper: k = 5 samples at temperature 0.8, top_p 0.95)."""
 
+    text_fields: ClassVar[frozenset[str]] = frozenset({"stop"})
+
     samples: int = Field(5, ge=1, le=1000, description="Samples per query (k).")
     test_samples: int | None = Field(None, ge=1, le=1000, description="Samples per test query; null = `samples`. "
                                      "Test accuracy is a mean over examples, so it needs fewer per example.")
@@ -620,6 +640,8 @@ class Perturbations(Strict):
     (`question + "\nAnswer:" + preamble`), sampled k times at the chosen checkpoints; only the continuation
     is graded. Accuracy per example is binned by the example's PreMemAcc there."""
 
+    text_fields: ClassVar[frozenset[str]] = frozenset({"preambles"})
+
     preambles: list[str] | None = Field(
         None, min_length=1, description="Preambles appended after \"Answer:\" (start them with a space); null = "
         f"defaults: the built-in task {list(BUILTIN_PREAMBLES)}, other datasets the paper's {list(PAPER_PREAMBLES)}.")
@@ -669,6 +691,8 @@ class GenerateSource(Strict):
     {question} and {solution}. `output: solution` keeps the original question and takes the completion as a new
     solution, accepted only when its final answer equals the original's; `output: example` reads a new
     "Question: ...\nAnswer: ..." pair from the completion, accepted when its solution has a final answer."""
+
+    text_fields: ClassVar[frozenset[str]] = frozenset({"prompt"})
 
     model: str = Field(..., description="A model of the spec that writes the new examples.")
     prompt: str = Field("{question}\nAnswer:", min_length=1, description="Template with {question} and/or "
@@ -857,6 +881,37 @@ def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
     return data, lines
 
 
+def _field_errors(e: ValidationError, data: Any) -> list[tuple[tuple, dict]]:
+    """(field path, error) of each of pydantic's errors, in the spec's own terms. A field that takes one of
+    several types (`all` or a list of selectors, a number or a list of numbers) gets an error from every type
+    it tried, each located under a tag naming the type (`metrics.runs.list[RunSelector].0`): the tags are left
+    out of the path, and only the errors of the types that matched the value's shape (those that got inside it)
+    are kept; `Input should be 'all'` about a list is noise."""
+    out = []
+    for err in e.errors():
+        loc, cur, union, inside = [], data, None, False
+        raw = tuple(err["loc"])
+        for i, part in enumerate(raw):
+            if isinstance(cur, dict) and part in cur or isinstance(cur, list) and isinstance(part, int) and \
+                    0 <= part < len(cur):
+                loc.append(part)
+                cur = cur[part]
+                inside = union is not None
+            elif isinstance(part, str) and (isinstance(cur, list) or not isinstance(cur, dict) and cur is not _GONE
+                                            or isinstance(cur, dict) and (i < len(raw) - 1 or "[" in part)):
+                union = union or tuple(loc)  # a union member's tag: not a place in the file
+            else:  # a missing field, or a place inside one
+                loc.append(part)
+                cur = _GONE
+                inside = union is not None
+        out.append((tuple(loc), err, union, inside))
+    deep = {u for _, _, u, inside in out if inside}
+    return [(loc, err) for loc, err, union, inside in out if inside or union not in deep]
+
+
+_GONE = object()  # where an error's location leaves the data
+
+
 def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
     """The line of the deepest existing prefix of `loc` (a missing field points at its parent)."""
     for i in range(len(loc), -1, -1):
@@ -903,6 +958,8 @@ def _message(err: dict, loc: tuple) -> str:
         model = _model_at(loc[:-1])
         hint = did_you_mean(str(loc[-1]), model.model_fields) if model else ""
         return f"unknown key{hint}"
+    if err["type"] == "finite_number":
+        return "must be a finite number (NaN and infinities are not allowed)"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -1137,8 +1194,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as e:
         problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
+        for loc, err in _field_errors(e, data):
             problems.append(Problem(file, _line_for(lines, loc), ".".join(map(str, loc)), _message(err, loc)))
         raise SpecError(problems) from None
     sem = _semantic_problems(spec)

@@ -1,0 +1,137 @@
+"""Values that validate but would break a later command are refused by the spec's (and the throughputs file's)
+base models, for every field, present and future: NaN and infinities in any float, however nested; control
+characters in any string (tabs and newlines only in the free-text fields that declare them)."""
+import math
+import typing
+from types import UnionType
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from premem.cost import ThroughputsFile
+from premem.spec import GenerateSource, Perturbations, Spec, parse_spec
+
+
+def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
+    """Every model class reachable from `root` through its fields' annotations."""
+    seen: list[type[BaseModel]] = []
+
+    def visit(tp):
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if tp not in seen:
+                seen.append(tp)
+                for f in tp.model_fields.values():
+                    visit(f.annotation)
+            return
+        for arg in typing.get_args(tp):
+            visit(arg)
+
+    visit(root)
+    return seen
+
+
+def _holding(tp, leaf: type, value):
+    """An input for annotation `tp` that puts `value` where a `leaf` (float or str) goes, or None if it has none."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is leaf:
+        return value
+    if origin is typing.Annotated:
+        return _holding(args[0], leaf, value)
+    if origin in (typing.Union, UnionType):
+        # a union tried in order: one whose other members cannot take the value (e.g. Literal["all"] | list[..])
+        for a in args:
+            v = _holding(a, leaf, value)
+            if v is not None:
+                return v
+        return None
+    if origin in (list, tuple, set, frozenset):
+        items = [a for a in args if a is not Ellipsis]
+        held = [_holding(a, leaf, value) for a in items]
+        if any(h is not None for h in held):
+            return [h if h is not None else value for h in held]
+    if origin is dict:
+        v = _holding(args[1], leaf, value)
+        return None if v is None else {"k": v}
+    return None
+
+
+def _fields(leaf: type) -> list[tuple[type[BaseModel], str, object]]:
+    out = []
+    for model in _models(Spec) + _models(ThroughputsFile):
+        for name, f in model.model_fields.items():
+            v = _holding(f.annotation, leaf, math.nan if leaf is float else "a\x00b")
+            if v is not None:
+                out.append((model, name, v))
+    return out
+
+
+FLOATS = _fields(float)
+STRINGS = [f for f in _fields(str) if f[0].__module__ == "premem.spec"]  # a throughputs note is only printed
+
+
+def test_the_walk_finds_the_fields_it_must():
+    names = {f"{m.__name__}.{n}" for m, n, _ in FLOATS}
+    assert {"PGrid.start", "PreMem.p", "JobResources.gpus", "Training.betas", "Grid.learning_rate",
+            "RunSelector.dataset_fraction", "ModelRates.train_tokens_per_s"} <= names
+    assert {"ModelSpec.name", "Gsm8kSource.train_file", "Spec.store", "Evaluation.stop"} <= \
+        {f"{m.__name__}.{n}" for m, n, _ in STRINGS}
+
+
+@pytest.mark.parametrize("model, field, value", FLOATS, ids=[f"{m.__name__}.{n}" for m, n, _ in FLOATS])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_no_float_field_takes_nan_or_infinity(model, field, value, bad):
+    value = _swap(value, bad)
+    with pytest.raises(ValidationError) as e:
+        model.model_validate({field: value})
+    assert any(err["type"] == "finite_number" and err["loc"][0] == field for err in e.value.errors()), e.value
+
+
+def _swap(value, bad):
+    if isinstance(value, float):
+        return bad
+    if isinstance(value, list):
+        return [_swap(v, bad) for v in value]
+    return {k: _swap(v, bad) for k, v in value.items()}
+
+
+@pytest.mark.parametrize("model, field, value", STRINGS, ids=[f"{m.__name__}.{n}" for m, n, _ in STRINGS])
+@pytest.mark.parametrize("ch", ["\x00", "\x1b", "\r", "\x9b", "\u202e", "\n"])
+def test_no_string_field_takes_a_control_character(model, field, value, ch):
+    if ch == "\n" and field in model.text_fields:
+        return  # a newline belongs in a prompt template, a stop string, a preamble
+    value = _swap_str(value, f"a{ch}b")
+    with pytest.raises(ValidationError) as e:
+        model.model_validate({field: value})
+    assert any(err["loc"][:1] == (field,) and "control character" in err["msg"] for err in e.value.errors()), \
+        e.value
+
+
+def _swap_str(value, bad):
+    if isinstance(value, str):
+        return bad
+    if isinstance(value, list):
+        return [_swap_str(v, bad) for v in value]
+    return {k: _swap_str(v, bad) for k, v in value.items()}
+
+
+BASE = """\
+name: t
+models:
+  - name: tiny
+    builtin: tiny
+    pretrain: {dataset: arith, examples: 10}
+datasets:
+  - name: arith
+    builtin: arithmetic
+    train_size: 8
+    test_size: 8
+grid:
+  learning_rate: [1.0e-3]
+  epochs: [1, 2]
+"""
+
+
+def test_free_text_keeps_its_newlines_and_tabs():
+    assert parse_spec(BASE + 'evaluation: {stop: "\\nDone."}\n').evaluation.stop == "\nDone."
+    assert Perturbations.model_validate({"preambles": [" First,\t\n"]}).preambles == [" First,\t\n"]
+    assert GenerateSource.model_validate({"model": "m", "prompt": "Q:\t{question}\nA:"}).prompt == "Q:\t{question}\nA:"
