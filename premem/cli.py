@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from premem.safetext import escape_controls
 from premem.spec import SpecError, load_spec
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
@@ -24,7 +25,7 @@ def _load(path: str):
         for p in e.problems:
             print(str(p), file=sys.stderr)
         n = len(e.problems)
-        print(f"{path}: {n} problem{'s' if n != 1 else ''}; nothing was run.", file=sys.stderr)
+        print(f"{escape_controls(path)}: {n} problem{'s' if n != 1 else ''}; nothing was run.", file=sys.stderr)
         raise SystemExit(EXIT_INVALID) from None
 
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from premem import yamlfile
 from premem.plan import Job, Plan
+from premem.safetext import escape_controls
 from premem.yamlfile import YamlFileError
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
@@ -162,7 +163,7 @@ class CostError(ValueError):
     `FILE:LINE: field: message` (or plain messages)."""
 
     def __init__(self, lines: list[str]):
-        self.lines = lines
+        self.lines = [escape_controls(line) for line in lines]  # they quote the file's keys and values
         super().__init__("\n".join(lines))
 
 

@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 
 from premem import yamlfile
 from premem.registry import did_you_mean
-from premem.safetext import control_characters
+from premem.safetext import control_characters, escape_controls
 from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
@@ -857,8 +857,10 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        """`FILE:LINE: field: message` as one printable line: a control character of a key, a value or the file
+        name quoted in it is shown escaped (`\\x1b`), never sent to the terminal raw."""
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return escape_controls(f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}")
 
 
 class SpecError(Exception):
