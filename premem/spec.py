@@ -1122,18 +1122,22 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
 def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
     """Checks of the metrics and perturbations sections: selectors that name known runs, an ATC reference that
     is exactly one run with that epoch, preambles the built-in tokenizer can read."""
-    from premem.plan import expand_runs, match_runs
+    from premem.plan import expand_runs, match_runs, unmatched_selectors
 
     out: list[tuple[tuple, str]] = []
     runs = expand_runs(spec)
-    sections = [("metrics", spec.metrics.runs)]
+    # each selector list, and whether an empty one matters (it would leave the section with no run to work on)
+    sections = [(("metrics", "runs"), spec.metrics.runs, bool(spec.metrics.enabled())),
+                (("premem", "calibrate_on"), spec.premem.calibrate_on, spec.premem.p is None)]
     if spec.perturbations is not None:
-        sections.append(("perturbations", spec.perturbations.runs))
-    for name, sel in sections:
-        if isinstance(sel, list):
-            for i, s in enumerate(sel):
-                if not match_runs(runs, [s]):
-                    out.append(((name, "runs", i), "selects no run of the study"))
+        sections.append((("perturbations", "runs"), spec.perturbations.runs, True))
+    for loc, sel, needed in sections:
+        if not isinstance(sel, list):
+            continue
+        if not sel and needed and runs:
+            out.append((loc, "an empty list selects no run: write `all`, or selectors such as [{epochs: 6}]"))
+        for i in unmatched_selectors(runs, sel):
+            out.append((loc + (i,), "selects no run of the study"))
     atc = spec.metrics.atc
     if atc is not None:
         ref = match_runs(runs, [atc.reference])

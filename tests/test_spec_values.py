@@ -1,6 +1,7 @@
 """Values that validate but would break a later command are refused by the spec's (and the throughputs file's)
 base models, for every field, present and future: NaN and infinities in any float, however nested; control
-characters in any string (tabs and newlines only in the free-text fields that declare them)."""
+characters in any string (tabs and newlines only in the free-text fields that declare them); run selectors
+that select no run (a calibration on nothing would be explained as if it were one)."""
 import math
 import typing
 from types import UnionType
@@ -9,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from premem.cost import ThroughputsFile
-from premem.spec import GenerateSource, Perturbations, Spec, parse_spec
+from premem.spec import GenerateSource, Perturbations, Spec, SpecError, parse_spec
 
 
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
@@ -135,3 +136,20 @@ def test_free_text_keeps_its_newlines_and_tabs():
     assert parse_spec(BASE + 'evaluation: {stop: "\\nDone."}\n').evaluation.stop == "\nDone."
     assert Perturbations.model_validate({"preambles": [" First,\t\n"]}).preambles == [" First,\t\n"]
     assert GenerateSource.model_validate({"model": "m", "prompt": "Q:\t{question}\nA:"}).prompt == "Q:\t{question}\nA:"
+
+
+@pytest.mark.parametrize("extra, where, what", [
+    ("premem: {calibrate_on: [{epochs: 3}]}\n", "premem.calibrate_on.0", "selects no run of the study"),
+    ("premem: {calibrate_on: [{epochs: 1}, {learning_rate: 2.0e-3}]}\n", "premem.calibrate_on.1", "selects no run"),
+    ("premem: {calibrate_on: []}\n", "premem.calibrate_on", "an empty list selects no run"),
+    ("metrics: {weight_distance: {}, runs: []}\n", "metrics.runs", "an empty list selects no run"),
+    ("perturbations: {runs: []}\n", "perturbations.runs", "an empty list selects no run"),
+])
+def test_selectors_that_select_no_run_are_refused(extra, where, what):
+    with pytest.raises(SpecError) as e:
+        parse_spec(BASE + extra, "s.yaml")
+    assert any(p.path == where and what in p.message for p in e.value.problems), e.value
+
+
+def test_an_empty_calibration_list_is_fine_with_a_fixed_p():
+    assert parse_spec(BASE + "premem: {calibrate_on: [], p: -1.0}\n").premem.calibrate_on == []
