@@ -106,34 +106,110 @@ class _TooDeep(Exception):
         self.mark = mark
 
 
+
+
+def _libyaml_parser():
+    """libyaml's parser (about 20 times faster than PyYAML's, so a file at the size cap parses in seconds), if
+    PyYAML has it in a version that stops nesting deeper than 1,000 levels (0.2.5, 2020): an older one scans
+    unclosed brackets in time quadratic in their number. None otherwise."""
+    try:
+        from yaml._yaml import get_version
+    except ImportError:
+        return None
+    return getattr(yaml, "CSafeLoader", None) if get_version() >= (0, 2, 5) else None
+
+
+# either way premem composes the parser's events itself (below), in a loop rather than PyYAML's recursion
+_PARSER = _libyaml_parser() or _Loader
+
+
 def compose(text: str) -> tuple[Any, dict[tuple, int]]:
     """YAML text as plain data (None for an empty document) and {field path: 1-based line} (a key's own line
     for a mapping's field), or YamlFileError."""
-    loader = None
     try:
-        loader = _Loader(text)  # its reader refuses raw control characters here
-        node = loader.get_single_node()
+        node = _compose_events(yaml.parse(text, Loader=_PARSER))
     except _TooDeep as e:
         raise YamlFileError(e.mark.line + 1, f"nested deeper than {MAX_DEPTH} levels") from None
     except yaml.reader.ReaderError as e:  # a raw control character or other unreadable character
-        line = text.count("\n", 0, e.position) + 1
+        # libyaml counts the position in UTF-8 bytes, PyYAML in characters
+        before = text.encode("utf-8")[:e.position].decode("utf-8", "replace") if _PARSER is not _Loader \
+            else text[:e.position]
         ch = chr(e.character) if isinstance(e.character, int) else str(e.character)
-        raise YamlFileError(line, f"the character {ch!r} (U+{ord(ch[:1] or ' '):04X}) may not appear raw in "
-                                  "YAML; write it as an escape inside double quotes") from None
+        raise YamlFileError(before.count("\n") + 1, f"the character {ch!r} (U+{ord(ch[:1] or ' '):04X}) may not "
+                            "appear raw in YAML; write it as an escape inside double quotes") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
         msg = (getattr(e, "problem", None) or str(e)).replace("\n", " ")
-        raise YamlFileError(mark.line + 1 if mark is not None else None, f"YAML syntax error: {msg}") from None
-    except RecursionError:  # cannot happen below MAX_DEPTH; never a traceback if it does
-        raise YamlFileError(None, "nested too deeply to read") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+        if "maximum nesting depth" in msg:  # libyaml's own limit (1,000 levels), met while scanning ahead
+            raise YamlFileError(line, f"nested deeper than {MAX_DEPTH} levels") from None
+        raise YamlFileError(line, f"YAML syntax error: {msg}") from None
     if node is None:
         return None, {}
     _measure(node)
     lines: dict[tuple, int] = {}
     return _Builder(lines).build(node, ()), lines
+
+
+def _compose_events(events) -> Any:
+    """The node graph of a single-document event stream (None when it has no document), as PyYAML's composer
+    makes it, but in a loop: a collection nested deeper than MAX_DEPTH is refused as its start arrives."""
+    resolver = yaml.SafeLoader("")  # resolves untagged values to their implicit tags (int, float, bool, ...)
+    anchors: dict[str, Any] = {}
+    open_: list[Any] = []  # the collections being filled, outermost first
+    keys: list[Any] = []  # per open mapping, its key waiting for a value (None when none)
+    root, documents = None, 0
+
+    def add(node):
+        nonlocal root
+        if not open_:
+            root = node
+        elif isinstance(open_[-1], yaml.SequenceNode):
+            open_[-1].value.append(node)
+        elif keys[-1] is None:
+            keys[-1] = node
+        else:
+            open_[-1].value.append((keys[-1], node))
+            keys[-1] = None
+
+    def anchor(event, node):
+        if event.anchor is not None:
+            anchors[event.anchor] = node  # a later definition of a name replaces the earlier one (YAML 1.2)
+
+    for event in events:
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise YamlFileError(event.start_mark.line + 1, "a second YAML document (after ---): a file holds "
+                                                               "one")
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in anchors:
+                raise YamlFileError(event.start_mark.line + 1, f"the alias *{event.anchor} names no anchor "
+                                                               f"(&{event.anchor}) defined before it")
+            add(anchors[event.anchor])
+        elif isinstance(event, yaml.ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            anchor(event, node)
+            add(node)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            if len(open_) >= MAX_DEPTH:
+                raise _TooDeep(event.start_mark)
+            kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = resolver.resolve(kind, None, event.implicit)
+            node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            anchor(event, node)
+            add(node)
+            open_.append(node)
+            keys.append(None)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            open_.pop().end_mark = event.end_mark
+            keys.pop()
+    return root
 
 
 def _children(node) -> list:
@@ -151,14 +227,16 @@ def _measure(root) -> None:
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     on_path: set[int] = set()
+    if isinstance(root, yaml.ScalarNode):
+        return
     stack: list[tuple[Any, bool]] = [(root, False)]
     while stack:
         node, finished = stack.pop()
         key = id(node)
         if finished:
             kids = _children(node)
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            size[key] = 1 + sum(size.get(id(k), 1) for k in kids)  # a scalar is not stored: it counts 1
+            depth[key] = 1 + max((depth.get(id(k), 1) for k in kids), default=0)
             on_path.discard(key)
             line = node.start_mark.line + 1
             if size[key] > MAX_NODES:
@@ -176,7 +254,7 @@ def _measure(root) -> None:
             if id(kid) in on_path:  # an alias to a node that contains it
                 raise YamlFileError(node.start_mark.line + 1, "an alias refers to a value that contains it "
                                                               "(a recursive alias): the value would be infinite")
-            if id(kid) not in size:
+            if id(kid) not in size and not isinstance(kid, yaml.ScalarNode):
                 stack.append((kid, False))
 
 

@@ -4,12 +4,22 @@ import os
 
 import pytest
 
-from premem import cost
+from premem import cost, yamlfile
 from premem.spec import SpecError, load_spec, parse_spec
 from premem.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, YamlFileError, compose, read_text
 
 BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}' if p else '1'] * 9)}]\n"
                for p, a in zip([None, *"abcdefgh"], "abcdefghi"))  # 9^9 = 387M values from 300 bytes
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pyyaml"])
+def parser(request, monkeypatch):
+    """Every test with each parser the reader may use: libyaml's where PyYAML has it, PyYAML's own elsewhere."""
+    if request.param == "pyyaml":
+        monkeypatch.setattr(yamlfile, "_PARSER", yamlfile._Loader)
+    elif yamlfile._libyaml_parser() is None:
+        pytest.skip("no libyaml (0.2.5 or later) in this PyYAML")
+    return request.param
 
 
 def refused(text: str) -> YamlFileError:
