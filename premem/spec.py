@@ -867,7 +867,7 @@ class SpecError(Exception):
     """A spec that cannot be used; `problems` lists everything found, in file order."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
+        self.problems = sorted(problems, key=lambda p: p.line or 0)  # stable: within a line, as found
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
