@@ -83,3 +83,27 @@ def test_jobs_of_gpu_less_auto_device_compute_on_cpu():
     assert train.settings["device"] == "auto" and job_device(train) == "cpu"
     gpu = build_plan(spec(BASE + "resources: {train: {gpus: 1}}\n"))
     assert job_device(next(j for j in gpu.jobs if j.kind == "train")) == "auto"
+
+
+def test_selectors_match_as_a_comparison_with_each_would():
+    """match_runs and unmatched_selectors look runs up by the fields a selector sets; they must agree with
+    comparing every run with every selector (a field left out matches anything; 1 == 1.0)."""
+    from itertools import product
+
+    from premem.plan import match_runs, unmatched_selectors
+    from premem.spec import RunSelector
+
+    runs = expand_runs(spec())
+    sels = [RunSelector(**dict(zip(("model", "learning_rate", "epochs", "dataset_fraction"), values)))
+            for values in product([None, "tiny", "other"], [None, 1e-3, 2e-3, 5e-3], [None, 3, 6, 7], [None, 1, 0.5])]
+    keys = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+
+    def matches(r, s):
+        return all(getattr(s, k) is None or getattr(s, k) == getattr(r, k) for k in keys)
+
+    assert match_runs(runs, sels) == [r for r in runs if any(matches(r, s) for s in sels)]
+    for s in sels[::7]:
+        assert match_runs(runs, [s]) == [r for r in runs if matches(r, s)]
+    assert unmatched_selectors(runs, sels) == [i for i, s in enumerate(sels) if not any(matches(r, s) for r in runs)]
+    assert unmatched_selectors(runs, sels) and len(unmatched_selectors(runs, sels)) < len(sels)
+    assert match_runs(runs, "all") == runs and match_runs(runs, []) == [] and unmatched_selectors(runs, []) == []
