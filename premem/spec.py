@@ -893,6 +893,10 @@ def _field_errors(e: ValidationError, data: Any) -> list[tuple[tuple, dict]]:
     for err in e.errors():
         loc, cur, union, inside = [], data, None, False
         raw = tuple(err["loc"])
+        if err["type"] == "invalid_key" and raw and isinstance(cur := _at(data, raw[:-1]), dict):
+            # pydantic names a key that is not text (1.5, null, a date) by its str(): find the key itself
+            raw = raw[:-1] + (next((k for k in cur if str(raw[-1]) in (str(k), repr(k))), raw[-1]),)
+            cur = data
         for i, part in enumerate(raw):
             if isinstance(cur, dict) and part in cur or isinstance(cur, list) and isinstance(part, int) and \
                     0 <= part < len(cur):
@@ -912,6 +916,17 @@ def _field_errors(e: ValidationError, data: Any) -> list[tuple[tuple, dict]]:
 
 
 _GONE = object()  # where an error's location leaves the data
+
+
+def _at(data: Any, loc: tuple) -> Any:
+    """The value at `loc` in the data (_GONE where there is none)."""
+    for part in loc:
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and \
+                0 <= part < len(data):
+            data = data[part]
+        else:
+            return _GONE
+    return data
 
 
 def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
@@ -960,6 +975,8 @@ def _message(err: dict, loc: tuple) -> str:
         model = _model_at(loc[:-1])
         hint = did_you_mean(str(loc[-1]), model.model_fields) if model else ""
         return f"unknown key{hint}"
+    if err["type"] == "invalid_key":
+        return "a key must be text (a name); a number, date, boolean or null is not one"
     if err["type"] == "finite_number":
         return "must be a finite number (NaN and infinities are not allowed)"
     msg = err["msg"]
