@@ -301,7 +301,7 @@ class _Pair:
     the data files' fingerprints and the pairs' own training recipe. Jobs of the pair share these dicts (a
     job's settings are read-only), so planning costs the same per job whatever the sections hold."""
 
-    def __init__(self, spec: Spec, model, ds):
+    def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
         self.model, self.dataset = model, ds
         self.model_content = _content(model)
         self.dataset_content = _content(ds)
@@ -309,7 +309,11 @@ class _Pair:
         self.train_data = {k: v for k, v in self.dataset_content.items() if k != "test_size"}
         self.files = dataset_fingerprint(ds)  # local files: their content, not just their path
         self.train_files = dataset_fingerprint(ds, splits=("train",))
-        recipe = spec.training.for_run(model.name, ds.name)  # training.overrides resolved
+        matching = None
+        if overrides is not None:  # Training.overrides_by_pair: the pair's overrides, in order
+            keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
+            matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
+        recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
         # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
         self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
         self.batch_size = recipe.batch_size
@@ -322,13 +326,14 @@ class _Pairs:
         self.spec = spec
         self.models = {m.name: m for m in reversed(spec.models)}  # the first of a name wins, as Spec.model
         self.datasets = {d.name: d for d in reversed(spec.datasets)}
+        self.overrides = spec.training.overrides_by_pair()
         self._pairs: dict[tuple[str, str], _Pair] = {}
 
     def of(self, run: Run) -> _Pair:
         """The pair `run` trains."""
         key = (run.model, run.dataset)
         if key not in self._pairs:
-            self._pairs[key] = _Pair(self.spec, self.models[run.model], self.datasets[run.dataset])
+            self._pairs[key] = _Pair(self.spec, self.models[run.model], self.datasets[run.dataset], self.overrides)
         return self._pairs[key]
 
 

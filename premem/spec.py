@@ -449,19 +449,29 @@ class Training(Strict):
             d.pop("overrides", None)
         return d
 
-    def for_run(self, model: str, dataset: str) -> "Training":
-        """The recipe of runs of `model` on `dataset`: this section with every matching override applied."""
-        fields: dict = {}
-        for o in self.overrides:
-            if o.model in (None, model) and o.dataset in (None, dataset):
-                fields.update({k: getattr(o, k) for k in o.model_fields_set if k not in ("model", "dataset")})
+    def for_run(self, model: str, dataset: str, matching: list[TrainingOverride] | None = None) -> "Training":
+        """The recipe of runs of `model` on `dataset`: this section with every matching override applied.
+        `matching`: those overrides, in order, when the caller has found them (see `overrides_by_pair`)."""
         if not self.overrides:
             return self
+        if matching is None:
+            matching = [o for o in self.overrides if o.model in (None, model) and o.dataset in (None, dataset)]
+        fields: dict = {}
+        for o in matching:
+            fields.update({k: getattr(o, k) for k in o.model_fields_set if k not in ("model", "dataset")})
         if "warmup_steps" in fields and "warmup_fraction" not in fields:
             fields["warmup_fraction"] = None  # an override's warmup replaces the other kind of warmup
         if "warmup_fraction" in fields and "warmup_steps" not in fields:
             fields["warmup_steps"] = None
         return self.model_copy(update={**fields, "overrides": []})
+
+    def overrides_by_pair(self) -> dict[tuple[str | None, str | None], list[int]]:
+        """{(model or None, dataset or None): indexes of the overrides naming exactly that}, so the overrides of
+        a (model, dataset) pair are four lookups rather than a scan of every override per pair."""
+        out: dict[tuple[str | None, str | None], list[int]] = {}
+        for i, o in enumerate(self.overrides):
+            out.setdefault((o.model, o.dataset), []).append(i)
+        return out
 
     @field_validator("betas")
     @classmethod
