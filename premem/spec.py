@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_serializer, model_validator)
 
 from premem import yamlfile
-from premem.registry import did_you_mean
+from premem.registry import Suggestions, did_you_mean
 from premem.safetext import control_characters, escape_controls
 from premem.yamlfile import YamlFileError
 
@@ -1030,6 +1030,9 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     model_names = [m.name for m in spec.models]
     data_names = [d.name for d in spec.datasets]
+    model_hint, data_hint = Suggestions(model_names), Suggestions(data_names)
+    model_set, data_set = set(model_names), set(data_names)  # membership per run must not scan every name
+    datasets = {d.name: d for d in reversed(spec.datasets)}  # the first of a name, as Spec.dataset
     for field, names in (("models", model_names), ("datasets", data_names)):
         seen = set()
         for i, n in enumerate(names):
@@ -1037,10 +1040,10 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                 out.append(((field, i, "name"), f"duplicate name {n!r}"))
             seen.add(n)
     for i, m in enumerate(spec.models):
-        if m.pretrain is not None and m.pretrain.dataset not in data_names:
+        if m.pretrain is not None and m.pretrain.dataset not in data_set:
             out.append((("models", i, "pretrain", "dataset"),
-                        f"unknown dataset {m.pretrain.dataset!r}{did_you_mean(m.pretrain.dataset, data_names)}"))
-        elif m.pretrain is not None and spec.dataset(m.pretrain.dataset).builtin is None:
+                        f"unknown dataset {m.pretrain.dataset!r}{data_hint(m.pretrain.dataset)}"))
+        elif m.pretrain is not None and datasets[m.pretrain.dataset].builtin is None:
             out.append((("models", i, "pretrain", "dataset"),
                         "pretraining needs a built-in dataset (its generator provides the corpus)"))
         if m.builtin is not None and m.pretrain is None:
@@ -1075,11 +1078,11 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         out.append((("training", "shards"), "LoRA trains a small adapter on one device; sharding is for full "
                     "finetuning: drop one of them"))
     for i, o in enumerate(spec.training.overrides):
-        if o.model is not None and o.model not in model_names:
-            out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{did_you_mean(o.model, model_names)}"))
-        if o.dataset is not None and o.dataset not in data_names:
+        if o.model is not None and o.model not in model_set:
+            out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{model_hint(o.model)}"))
+        if o.dataset is not None and o.dataset not in data_set:
             out.append((("training", "overrides", i, "dataset"),
-                        f"unknown dataset {o.dataset!r}{did_you_mean(o.dataset, data_names)}"))
+                        f"unknown dataset {o.dataset!r}{data_hint(o.dataset)}"))
     for field in ("sampler", "scoring"):  # vLLM: CUDA only, and it reads Hugging Face tokenizers only
         if getattr(spec.evaluation, field) != "vllm":
             continue
@@ -1097,10 +1100,10 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         out.append((("evaluation", "stop"), "training targets end with \"\\nDone.\" (the paper's format), so "
                     "sampling must stop there too; another stop string is not supported yet"))
     for i, r in enumerate(spec.runs):
-        if r.model is not None and r.model not in model_names:
-            out.append((("runs", i, "model"), f"unknown model {r.model!r}{did_you_mean(r.model, model_names)}"))
-        if r.dataset is not None and r.dataset not in data_names:
-            out.append((("runs", i, "dataset"), f"unknown dataset {r.dataset!r}{did_you_mean(r.dataset, data_names)}"))
+        if r.model is not None and r.model not in model_set:
+            out.append((("runs", i, "model"), f"unknown model {r.model!r}{model_hint(r.model)}"))
+        if r.dataset is not None and r.dataset not in data_set:
+            out.append((("runs", i, "dataset"), f"unknown dataset {r.dataset!r}{data_hint(r.dataset)}"))
         if r.epochs is None and (r.dataset_fraction >= 1 or spec.training.fixed_step_epochs is None):
             out.append((("runs", i, "epochs"), "give epochs (the fixed-step rule applies only to fractions below 1 "
                         "with training.fixed_step_epochs set)"))
@@ -1136,9 +1139,9 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                     "folders, neither inside the other"))
     if isinstance(spec.premem.calibrate_on, list):
         for i, sel in enumerate(spec.premem.calibrate_on):
-            if sel.model is not None and sel.model not in model_names:
+            if sel.model is not None and sel.model not in model_set:
                 out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
-            if sel.dataset is not None and sel.dataset not in data_names:
+            if sel.dataset is not None and sel.dataset not in data_set:
                 out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
     out += _curation_problems(spec, model_names, data_names)
     if not out:  # these expand the runs, which needs every check above to hold (e.g. each run has epochs)
