@@ -7,6 +7,7 @@ whose inputs it changed.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -179,16 +180,56 @@ def perturbed_epochs(spec: Spec, run: Run) -> list[int]:
     pert = spec.perturbations
     if pert is None or not match_runs([run], pert.runs):
         return []
-    return _perturbed_of(pert, run)
+    return _perturbed_of(pert, run, _listed_epochs(pert))
 
 
-def _perturbed_of(pert, run: Run) -> list[int]:
-    """The epochs of a perturbed `run` that `pert.epochs` names."""
+def _listed_epochs(pert) -> list[int] | None:
+    """The distinct epochs a list `perturbations.epochs` names, sorted (None for `final` and `all`); made once per
+    plan, as the list may repeat an epoch any number of times."""
+    return sorted(set(pert.epochs)) if isinstance(pert.epochs, list) else None
+
+
+def _perturbed_of(pert, run: Run, listed: list[int] | None) -> list[int]:
+    """The epochs of a perturbed `run` that `pert.epochs` names (`listed`: _listed_epochs(pert))."""
     if pert.epochs == "final":
         return [run.epochs]
     if pert.epochs == "all":
         return list(range(1, run.epochs + 1))
-    return sorted(e for e in set(pert.epochs) if e <= run.epochs)
+    return listed[:bisect.bisect_right(listed, run.epochs)]
+
+
+def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
+    """How many jobs of each kind build_plan(spec) makes (`runs`: expand_runs(spec)), counted without making
+    them, in time linear in runs: validation refuses a study past spec.MAX_JOBS before anything is built.
+    The spec must be otherwise valid (an ATC reference that selects exactly one run)."""
+    runs = expand_runs(spec) if runs is None else runs
+    counts = dict.fromkeys(CODE_VERSIONS, 0)
+    counts["analysis"] = 1
+    counts["pretrain"] = sum(m.pretrain is not None for m in spec.models)
+    counts["train"] = counts["evaluate"] = sum(r.epochs for r in runs)
+    measured = set(measured_runs(spec, runs))
+    counts["measure"] = sum(r.epochs for r in measured) * len(spec.metrics.enabled())
+    ref = atc_reference(spec, runs)
+    if ref is not None and ref[0] not in measured:
+        counts["measure"] += 1  # the ATC reference checkpoint alone
+    pert = spec.perturbations
+    if pert is not None:
+        listed = _listed_epochs(pert)
+        prompts = {b: 1 + len(pert.for_dataset(b)) for b in (True, False)}  # the original and each preamble
+        builtin = {d.name: d.builtin is not None for d in spec.datasets}
+        counts["perturb"] = sum(len(_perturbed_of(pert, r, listed)) * prompts[builtin[r.dataset]]
+                                for r in match_runs(runs, pert.runs))
+    c = spec.curation
+    if c is not None:  # as plan_curation.curation_jobs: round 0, the IFD scorer, each strategy's rounds
+        counts["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
+        counts["evaluate"] += c.epochs if "premem" in c.strategies else 1
+        for strategy in c.strategies:
+            counts["collect"] += c.rounds
+            counts["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
+        if "ifd" in c.strategies:
+            counts["train"] += c.ifd.epochs
+            counts["score"] += 1
+    return counts
 
 
 def settle_threshold(spec: Spec) -> float:
@@ -230,13 +271,14 @@ def build_plan(spec: Spec) -> Plan:
     extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
     measured = set(measured_runs(spec, runs))  # a set: membership per run must not scan every run
     perturbed = set(match_runs(runs, spec.perturbations.runs)) if spec.perturbations is not None else set()
+    listed = _listed_epochs(spec.perturbations) if spec.perturbations is not None else None
     ref = atc_reference(spec, runs)
     for run in runs:
         pair = pairs.of(run)
         model, ds = pair.model, pair.dataset
         prev = base_of[run.model]
         run_evals: list[str] = []
-        pert_epochs = _perturbed_of(spec.perturbations, run) if run in perturbed else []
+        pert_epochs = set(_perturbed_of(spec.perturbations, run, listed)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
             settings = _train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
                                        run.dataset_fraction, epoch, pair)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import typing
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -667,7 +668,7 @@ class Perturbations(Strict):
             if any(not p.strip() for p in v):
                 raise ValueError("a preamble must contain some text")
             stripped = [p.strip() for p in v]
-            dup = sorted({p for p in stripped if stripped.count(p) > 1})
+            dup = sorted(p for p, n in Counter(stripped).items() if n > 1)  # not list.count per item: quadratic
             if dup:  # the report labels a prompt by its text without surrounding spaces
                 raise ValueError(f"duplicate preambles (spaces aside): {dup}")
             if "original" in stripped:
@@ -1192,7 +1193,28 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             if codec.unk_id in codec.encode(p):
                 out.append((("perturbations", "preambles", i), f"{p!r} has words the built-in model's tokenizer does "
                             "not know (they would read as <unk>); use the task's words, e.g. \" First,\""))
+    if not out:
+        out += _size_problems(spec, runs)
     return out
+
+
+def _size_problems(spec: Spec, runs) -> list[tuple[tuple, str]]:
+    """The whole study's jobs past MAX_JOBS (measures, perturbed prompts and curation included, which the grid's
+    estimate in _semantic_problems leaves out), named at the section that adds the most."""
+    from premem.plan import job_counts
+
+    counts = job_counts(spec, runs)
+    total = sum(counts.values())
+    if total <= MAX_JOBS:
+        return []
+    grid = 2 * sum(r.epochs for r in runs)
+    parts = {"grid": grid, "metrics": counts["measure"], "perturbations": counts["perturb"],
+             "curation": counts["train"] + counts["evaluate"] + counts["collect"] + counts["score"] - grid}
+    words = {"grid": "training and evaluation", "metrics": "measure", "perturbations": "perturbed-prompt",
+             "curation": "curation"}
+    what = ", ".join(f"{n:,} {words[k]}" for k, n in parts.items() if n)
+    return [((max(parts, key=parts.get),), f"the study has {total:,} jobs ({what}), more than the {MAX_JOBS:,} "
+             "premem plans at once: split it into several specs")]
 
 
 def _curation_problems(spec: Spec, model_names: list[str], data_names: list[str]) -> list[tuple[tuple, str]]:

@@ -1,4 +1,6 @@
 """Runs and job ids: the grid, the fixed-step rule, and hashes that change only with what they depend on."""
+import pytest
+
 from premem.plan import build_plan, expand_runs, selected_runs
 from premem.spec import parse_spec
 
@@ -107,3 +109,41 @@ def test_selectors_match_as_a_comparison_with_each_would():
     assert unmatched_selectors(runs, sels) == [i for i, s in enumerate(sels) if not any(matches(r, s) for r in runs)]
     assert unmatched_selectors(runs, sels) and len(unmatched_selectors(runs, sels)) < len(sels)
     assert match_runs(runs, "all") == runs and match_runs(runs, []) == [] and unmatched_selectors(runs, []) == []
+
+
+EXTRA = """\
+metrics:
+  gradient_variance: {}
+  atc: {reference: {learning_rate: 2.0e-3}}
+  runs: [{epochs: 1}]
+perturbations: {epochs: [2, 2, 1, 6, 6, 6], runs: [{dataset_fraction: 0.5}, {epochs: 3}], preambles: [" First,"]}
+"""
+CURATION = """\
+curation: {new_examples: 4, learning_rate: 1.0e-3, epochs: 3, rounds: 4, ifd: {epochs: 2}}
+"""
+
+
+@pytest.mark.parametrize("text", [BASE, BASE + EXTRA, BASE.replace("premem:\n  calibrate_on: [{epochs: 3}]\n", "")
+                                  + "premem: {p: -1.0}\n" + CURATION,
+                                  BASE + EXTRA.replace("epochs: [2, 2, 1, 6, 6, 6]", "epochs: all")],
+                         ids=["grid", "measures", "curation", "all-epochs"])
+def test_job_counts_are_what_the_plan_makes(text):
+    from collections import Counter
+
+    from premem.plan import job_counts
+
+    plan = build_plan(spec(text))
+    assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs))
+
+
+def test_job_counts_of_every_shipped_spec():
+    from collections import Counter
+    from pathlib import Path
+
+    from premem.plan import job_counts
+    from premem.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
+        plan = build_plan(load_spec(path))
+        assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs)), path
