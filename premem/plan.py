@@ -90,6 +90,20 @@ def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> str:
+    """content_hash(kind, settings, (first, *ids)) for job ids (hex digests) given as `listed`, the tail of
+    their JSON list (`,"id1","id2"`). With evaluation.skip_settled a checkpoint's evaluation depends on every
+    earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
+    JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
+    same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
+    h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
+    h.update(listed)
+    h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"
+              + json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+              + ",\"v\":" + json.dumps(CODE_VERSIONS[kind]) + "}").encode())
+    return h.hexdigest()
+
+
 def _content(section) -> dict:
     """A spec section as plain data, without its label (`name`), for hashing and for the job."""
     d = section.model_dump(mode="json")
@@ -278,6 +292,7 @@ def build_plan(spec: Spec) -> Plan:
         model, ds = pair.model, pair.dataset
         prev = base_of[run.model]
         run_evals: list[str] = []
+        listed_evals = bytearray()  # ',"id1","id2"...': run_evals as the tail of a JSON list (skip_settled)
         pert_epochs = set(_perturbed_of(spec.perturbations, run, listed)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
             settings = _train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
@@ -297,12 +312,16 @@ def build_plan(spec: Spec) -> Plan:
                 ev_settings["sampling_seed"] = int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16)
                 ev_settings["skip_settled_below"] = settle_below
                 ev_deps = (train.id, *run_evals)
-            ev = Job(content_hash("evaluate", ev_settings, ev_deps), "evaluate",
-                     f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name, epoch=epoch,
-                     resources=eval_res)
+                ev_id = _hash_listed("evaluate", ev_settings, train.id, listed_evals)
+            else:
+                ev_id = content_hash("evaluate", ev_settings, ev_deps)
+            ev = Job(ev_id, "evaluate", f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name,
+                     epoch=epoch, resources=eval_res)
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
+            if settle_below is not None:
+                listed_evals += f',"{ev.id}"'.encode()
             base = base_of[run.model]
             names = spec.metrics.enabled() if run in measured else \
                 (["atc"] if ref is not None and ref == (run, epoch) else [])  # the ATC reference alone

@@ -147,3 +147,15 @@ def test_job_counts_of_every_shipped_spec():
     for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
         plan = build_plan(load_spec(path))
         assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs)), path
+
+
+def test_every_job_id_is_the_content_hash_of_what_it_lists():
+    """Planning hashes skip_settled's long dependency lists incrementally (plan._hash_listed); each id must still
+    be content_hash of the job's own kind, settings and dependencies."""
+    from premem.plan import content_hash
+
+    plan = build_plan(spec(BASE + EXTRA + "evaluation: {skip_settled: true}\n"))
+    evals = [j for j in plan.jobs if j.kind == "evaluate"]
+    assert max(len(j.deps) for j in evals) == 12  # a quarter-data run's 12th checkpoint: its train job, 11 evaluations
+    for job in plan.jobs:
+        assert job.id == content_hash(job.kind, job.settings, job.deps), job.label
