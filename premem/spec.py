@@ -1204,7 +1204,9 @@ def _size_problems(spec: Spec, runs) -> list[tuple[tuple, str]]:
     from premem.plan import job_counts
 
     counts = job_counts(spec, runs)
-    total = sum(counts.values())
+    # the limit is on the jobs per checkpoint and per round, as the grid's estimate counts them: a pretraining
+    # job per model and the one analysis job are not counted (50,000 one-epoch runs stay just within it)
+    total = sum(n for kind, n in counts.items() if kind not in ("pretrain", "analysis"))
     if total <= MAX_JOBS:
         return []
     grid = 2 * sum(r.epochs for r in runs)

@@ -159,3 +159,15 @@ def test_every_job_id_is_the_content_hash_of_what_it_lists():
     assert max(len(j.deps) for j in evals) == 12  # a quarter-data run's 12th checkpoint: its train job, 11 evaluations
     for job in plan.jobs:
         assert job.id == content_hash(job.kind, job.settings, job.deps), job.label
+
+
+def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
+    from premem.spec import MAX_JOBS, SpecError
+
+    lrs = ", ".join(f"{i}.0e-4" for i in range(1, 51))
+    text = BASE.split("training:")[0] + f"grid: {{learning_rate: [{lrs}], epochs: [1000]}}\n"
+    assert MAX_JOBS == 100_000 and len(expand_runs(spec(text))) == 50  # 50 x 1,000 epochs x 2 jobs: at the limit
+    with pytest.raises(SpecError) as e:
+        spec(text + "metrics: {weight_distance: {}, runs: [{learning_rate: 1.0e-4}]}\n")
+    assert [(p.path, p.message.split(" (")[0]) for p in e.value.problems] == [
+        ("grid", "the study has 101,000 jobs")]
