@@ -5,10 +5,13 @@ It owns what any such file can do wrong before its content is judged, and refuse
   MAX_BYTES (refused from its size, before a byte is parsed; at most MAX_BYTES + 1 bytes are ever read), not
   UTF-8;
 - the YAML: syntax errors and raw control characters, tags other than YAML's plain ones (no Python objects, no
-  `!include`), nesting deeper than MAX_DEPTH (refused while scanning, before PyYAML's recursion or its
-  quadratic cost in depth), aliases that refer to themselves, aliases and merges that expand past MAX_NODES
-  (measured on the composed graph, each shared node counted as often as it is reached, before anything is
-  expanded), keys that are lists or mappings, the same key twice in one mapping, values a tag cannot read.
+  `!include`), nesting deeper than MAX_DEPTH (refused as the parser's events arrive, which premem composes in
+  a loop rather than PyYAML's recursion), aliases that refer to themselves, aliases and merges that expand past
+  MAX_NODES (measured on the composed graph, each shared node counted as often as it is reached, before
+  anything is expanded), keys that are lists or mappings, the same key twice in one mapping, values a tag
+  cannot read, a second document.
+
+Parsing uses libyaml where PyYAML has it (a file at the size cap in seconds), else PyYAML's own parser.
 
 Merge keys (`<<: *base`, `<<: [*a, *b]`) work as YAML 1.1 defines them: the mapping's own keys win, then the
 merged mappings in order; a merged field's line is where it is written.
