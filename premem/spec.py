@@ -809,9 +809,19 @@ class Curation(Strict):
         return list(n) if isinstance(n, list) else [n] * self.rounds
 
 
+RAY_UNIT = 0.0001  # Ray counts resources in units of 0.0001 and refuses a request for less than one, at submission
+
+
 class JobResources(Strict):
-    cpus: PositiveFloat = Field(1, description="CPU cores a job asks Ray for (also its torch threads).")
+    cpus: float = Field(1, ge=RAY_UNIT, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
+
+    @field_validator("gpus")
+    @classmethod
+    def _ray_unit(cls, v):
+        if 0 < v < RAY_UNIT:
+            raise ValueError(f"Ray counts GPUs in units of {RAY_UNIT}: ask for 0 or at least {RAY_UNIT}")
+        return v
 
 
 class Resources(Strict):
