@@ -239,22 +239,52 @@ def builtin_pretrain_tokens(ds, examples: int, mix) -> float:
 
 
 def _words(path: str, column: str) -> tuple[int, float]:
-    """Rows and mean whitespace-separated words of `column` in a local JSONL/JSON/Parquet file."""
-    if path.endswith((".parquet", ".arrow")):
-        import pyarrow.parquet as pq
-
-        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
-    else:
-        import gzip
-
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
-        rows = json.loads(text) if path.endswith((".json", ".json.gz")) and text.lstrip().startswith("[") else \
-            [json.loads(line) for line in text.splitlines() if line.strip()]
-        values = [r.get(column) for r in rows]
+    """Rows and mean whitespace-separated words of `column` in a local JSONL/JSON/Parquet file; a CostError naming
+    the file (and the line of a JSONL file) when it cannot be read as one."""
+    try:
+        values = _column(path, column)
+    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:  # pyarrow's errors are ValueErrors
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CostError([f"{path}: cannot count the words of its {column!r} column: {why}"]) from None
     values = [str(v) for v in values if v is not None]
     return len(values), (statistics.fmean(len(v.split()) for v in values) if values else 0.0)
+
+
+def _column(path: str, column: str) -> list:
+    """The values of `column` in a local data file (None where a row lacks it)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=[column]).column(column).to_pylist()
+    if path.endswith(".arrow"):  # Arrow IPC, as `datasets` writes it: the stream format, or the file format
+        import pyarrow as pa
+
+        try:
+            table = pa.ipc.open_stream(path).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(path).read_all()
+        return table.column(column).to_pylist()
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith((".json", ".json.gz")) and text.lstrip().startswith("["):
+        rows = json.loads(text)
+        where = [f"item {i} of its list" for i in range(1, len(rows) + 1)] if isinstance(rows, list) else []
+    else:
+        rows, where = [], []
+        for i, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as e:
+                    raise ValueError(f"line {i} is not JSON ({getattr(e, 'msg', e)})") from None
+                where.append(f"line {i}")
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise ValueError(f"{where[bad]} is not a JSON object (a row of named columns)")
+    return [r.get(column) for r in rows]
 
 
 def dataset_stats(ds, override: DatasetSizes | None, tokens_per_word: float) -> DataStats:
