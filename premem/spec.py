@@ -204,6 +204,10 @@ def _data_file(v: str | None) -> str | None:
         raise ValueError(f"no such file: {v}{where}")
     if not full.is_file():
         raise ValueError(f"{v} is not a file")
+    try:  # planning hashes its content: a file that cannot be read must be refused here, not as a traceback there
+        os.close(os.open(full, os.O_RDONLY))
+    except OSError as e:
+        raise ValueError(f"cannot read {v}: {e.strerror or e}") from None
     return str(full)
 
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from premem.cost import ThroughputsFile
-from premem.spec import GenerateSource, Perturbations, Spec, SpecError, parse_spec
+from premem.spec import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
 
 
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
@@ -153,3 +153,22 @@ def test_selectors_that_select_no_run_are_refused(extra, where, what):
 
 def test_an_empty_calibration_list_is_fine_with_a_fixed_p():
     assert parse_spec(BASE + "premem: {calibrate_on: [], p: -1.0}\n").premem.calibrate_on == []
+
+
+def test_a_data_file_that_cannot_be_read_is_refused(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"question": "q", "answer": "#### 1"}\n')
+    real = os.open
+
+    def refuse(path, *a, **k):  # as a file of another user would be (the tests may run as root, who reads all)
+        if str(path) == str(data):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(ValidationError) as e:
+        JsonlSource.model_validate({"train_file": str(data), "test_file": str(data)})
+    assert f"cannot read {data}: Permission denied" in str(e.value)
