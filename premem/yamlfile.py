@@ -18,6 +18,7 @@ merged mappings in order; a merged field's line is where it is written.
 """
 from __future__ import annotations
 
+import gc
 import os
 import stat
 from pathlib import Path
@@ -129,6 +130,18 @@ _PARSER = _libyaml_parser() or _Loader
 def compose(text: str) -> tuple[Any, dict[tuple, int]]:
     """YAML text as plain data (None for an empty document) and {field path: 1-based line} (a key's own line
     for a mapping's field), or YamlFileError."""
+    # composing allocates a few objects per value, all kept to the end (nodes, marks, data): the cycle collector
+    # would scan them again and again as they are made, which doubled the time of a large file
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _compose(text)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _compose(text: str) -> tuple[Any, dict[tuple, int]]:
     try:
         node = _compose_events(yaml.parse(text, Loader=_PARSER))
     except _TooDeep as e:
