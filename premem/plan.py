@@ -48,7 +48,8 @@ class Job:
     """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
     classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
     curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
-    or the curation model (`curation/...`) a job belongs to."""
+    or the curation model (`curation/...`) a job belongs to.
+    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections."""
 
     id: str
     kind: str
@@ -359,7 +360,7 @@ def build_plan(spec: Spec) -> Plan:
 
 class _Pair:
     """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
-    the data files' fingerprints and the pairs' own training recipe. Jobs of the pair share these dicts (a
+    the data files' fingerprints and the pair's own training recipe. Jobs of the pair share these dicts (a
     job's settings are read-only), so planning costs the same per job whatever the sections hold."""
 
     def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):

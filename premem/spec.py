@@ -916,12 +916,12 @@ def _field_errors(e: ValidationError, data: Any) -> list[tuple[tuple, dict]]:
     are kept; `Input should be 'all'` about a list is noise."""
     out = []
     for err in e.errors():
-        loc, cur, union, inside = [], data, None, False
         raw = tuple(err["loc"])
-        if err["type"] == "invalid_key" and raw and isinstance(cur := _at(data, raw[:-1]), dict):
-            # pydantic names a key that is not text (1.5, null, a date) by its str(): find the key itself
-            raw = raw[:-1] + (next((k for k in cur if str(raw[-1]) in (str(k), repr(k))), raw[-1]),)
-            cur = data
+        parent = _at(data, raw[:-1]) if err["type"] == "invalid_key" and raw else None
+        if isinstance(parent, dict):
+            # pydantic names a key that is not text (1.5, null, a date) by its str() or repr(): find the key itself
+            raw = raw[:-1] + (next((k for k in parent if str(raw[-1]) in (str(k), repr(k))), raw[-1]),)
+        loc, cur, union, inside = [], data, None, False
         for i, part in enumerate(raw):
             if isinstance(cur, dict) and part in cur or isinstance(cur, list) and isinstance(part, int) and \
                     0 <= part < len(cur):
