@@ -11,20 +11,26 @@ import sys
 import time
 from pathlib import Path
 
+from premem.safetext import escape_controls
 from premem.spec import SpecError, load_spec
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
 
 
+SHOWN_PROBLEMS = 200  # a generated or hostile spec can have a million; the first ones show what is wrong
+
+
 def _load(path: str):
-    """The spec, or exit 1 after printing every problem with file:line."""
+    """The spec, or exit 1 after printing its problems with file:line (the first SHOWN_PROBLEMS of them)."""
     try:
         return load_spec(path)
     except SpecError as e:
-        for p in e.problems:
+        for p in e.problems[:SHOWN_PROBLEMS]:
             print(str(p), file=sys.stderr)
         n = len(e.problems)
-        print(f"{path}: {n} problem{'s' if n != 1 else ''}; nothing was run.", file=sys.stderr)
+        more = f" ({n - SHOWN_PROBLEMS:,} not shown)" if n > SHOWN_PROBLEMS else ""
+        print(f"{escape_controls(path)}: {n:,} problem{'s' if n != 1 else ''}{more}; nothing was run.",
+              file=sys.stderr)
         raise SystemExit(EXIT_INVALID) from None
 
 

@@ -31,10 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from premem import yamlfile
 from premem.plan import Job, Plan
+from premem.safetext import escape_controls
+from premem.yamlfile import YamlFileError
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
@@ -94,7 +96,9 @@ STATS_SAMPLE = 5000  # examples of a built-in split whose lengths are counted (t
 
 # --------------------------------------------------------------------------------------- the YAML file
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of the throughputs file's sections: unknown keys are errors; no number is NaN or infinite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Rate = float | None
@@ -159,41 +163,8 @@ class CostError(ValueError):
     `FILE:LINE: field: message` (or plain messages)."""
 
     def __init__(self, lines: list[str]):
-        self.lines = lines
+        self.lines = [escape_controls(line) for line in lines]  # they quote the file's keys and values
         super().__init__("\n".join(lines))
-
-
-def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """YAML as plain data and {path: 1-based line}."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{file}:{mark.line + 1}" if mark is not None else file
-        raise CostError([f"{where}: YAML syntax error: {getattr(e, 'problem', None) or e}"]) from None
-    lines: dict[tuple, int] = {}
-    constructor = yaml.SafeLoader("")
-
-    def build(n, path):
-        lines.setdefault(path, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = constructor.construct_object(k, deep=True)
-                lines[path + (key,)] = k.start_mark.line + 1
-                if key in out:
-                    raise CostError([f"{file}:{k.start_mark.line + 1}: {'.'.join(map(str, path + (key,)))}: "
-                                     "duplicate key"])
-                out[key] = build(v, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
-        try:
-            return constructor.construct_object(n, deep=True)
-        except yaml.YAMLError as e:  # a Python tag or the like: refuse, with its line
-            raise CostError([f"{file}:{n.start_mark.line + 1}: {'.'.join(map(str, path))}: {e}"]) from None
-
-    return (build(node, ()) if node is not None else None), lines
 
 
 def load_throughputs(path: str | Path | None) -> tuple[ThroughputsFile, str | None]:
@@ -201,11 +172,12 @@ def load_throughputs(path: str | Path | None) -> tuple[ThroughputsFile, str | No
     FILE:LINE for every problem."""
     if not path:
         return ThroughputsFile(), None
-    p = Path(path)
-    if not p.is_file():
-        raise CostError([f"{path}: no such throughputs file"])
-    text = p.read_text(encoding="utf-8")
-    data, lines = _compose(text, str(path))
+    try:
+        data, lines = yamlfile.compose(yamlfile.read_text(path, "throughputs"))
+    except YamlFileError as e:
+        where = f"{path}:{e.line}" if e.line is not None else f"{path}"
+        field = f"{'.'.join(map(str, e.path))}: " if e.path else ""
+        raise CostError([f"{where}: {field}{e.message}"]) from None
     if data is None:
         return ThroughputsFile(), str(path)
     if not isinstance(data, dict):
@@ -267,22 +239,52 @@ def builtin_pretrain_tokens(ds, examples: int, mix) -> float:
 
 
 def _words(path: str, column: str) -> tuple[int, float]:
-    """Rows and mean whitespace-separated words of `column` in a local JSONL/JSON/Parquet file."""
-    if path.endswith((".parquet", ".arrow")):
-        import pyarrow.parquet as pq
-
-        values = pq.read_table(path, columns=[column]).column(column).to_pylist()
-    else:
-        import gzip
-
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            text = f.read()
-        rows = json.loads(text) if path.endswith((".json", ".json.gz")) and text.lstrip().startswith("[") else \
-            [json.loads(line) for line in text.splitlines() if line.strip()]
-        values = [r.get(column) for r in rows]
+    """Rows and mean whitespace-separated words of `column` in a local JSONL/JSON/Parquet file; a CostError naming
+    the file (and the line of a JSONL file) when it cannot be read as one."""
+    try:
+        values = _column(path, column)
+    except (OSError, EOFError, ValueError, TypeError, KeyError) as e:  # pyarrow's errors are ValueErrors
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CostError([f"{path}: cannot count the words of its {column!r} column: {why}"]) from None
     values = [str(v) for v in values if v is not None]
     return len(values), (statistics.fmean(len(v.split()) for v in values) if values else 0.0)
+
+
+def _column(path: str, column: str) -> list:
+    """The values of `column` in a local data file (None where a row lacks it)."""
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path, columns=[column]).column(column).to_pylist()
+    if path.endswith(".arrow"):  # Arrow IPC, as `datasets` writes it: the stream format, or the file format
+        import pyarrow as pa
+
+        try:
+            table = pa.ipc.open_stream(path).read_all()
+        except pa.ArrowInvalid:
+            table = pa.ipc.open_file(path).read_all()
+        return table.column(column).to_pylist()
+    import gzip
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith((".json", ".json.gz")) and text.lstrip().startswith("["):
+        rows = json.loads(text)
+        where = [f"item {i} of its list" for i in range(1, len(rows) + 1)] if isinstance(rows, list) else []
+    else:
+        rows, where = [], []
+        for i, line in enumerate(text.split("\n"), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as e:
+                    raise ValueError(f"line {i} is not JSON ({getattr(e, 'msg', e)})") from None
+                where.append(f"line {i}")
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise ValueError(f"{where[bad]} is not a JSON object (a row of named columns)")
+    return [r.get(column) for r in rows]
 
 
 def dataset_stats(ds, override: DatasetSizes | None, tokens_per_word: float) -> DataStats:
@@ -547,40 +549,58 @@ def _model_of(job: Job, plan: Plan) -> str:
 
 def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, serialize: bool) -> float:
     """Hours until every job is done on a cluster of `gpus` GPUs and `cpus` CPUs: greedy list scheduling in plan
-    order of the dependency graph (`serialize`: a checkpoint's jobs also wait for the run's last epoch)."""
+    order of the dependency graph (`serialize`: a checkpoint's jobs also wait for the run's last epoch).
+
+    Each time a job ends, the jobs whose inputs are all done start in plan order, each that fits in what is
+    free. Free resources only shrink while jobs start, so that is the same as repeatedly starting the
+    earliest-planned ready job that fits; ready jobs are kept in one heap per resource request (a job kind's),
+    so the replay costs O(jobs log jobs) however many jobs wait, not a scan of every waiting job per event."""
     jobs = [j for j in plan.jobs if j.kind != "analysis"]
     last_train: dict[str, str] = {}
     for j in jobs:
         if j.kind == "train":
             last_train[j.run] = j.id
-    deps = {}
+    order = {j.id: i for i, j in enumerate(jobs)}
+    waiting_on: dict[str, int] = {}  # job -> how many of its inputs are not done yet
+    dependents: dict[str, list[str]] = {}
     for j in jobs:
         d = set(j.deps)
         if serialize and j.kind in EVAL_KINDS:
             d.add(last_train[j.run])
-        deps[j.id] = d & set(seconds)
-    need = {}
+        d = {x for x in d if x in seconds}
+        waiting_on[j.id] = len(d)
+        for x in d:
+            dependents.setdefault(x, []).append(j.id)
+    need_of_kind = {}
+    for kind in {j.kind for j in jobs}:
+        res = _resources(plan.spec, kind)
+        need_of_kind[kind] = (min(res.gpus, gpus) if res.gpus else 0.0, min(res.cpus, cpus))
+    need = {j.id: need_of_kind[j.kind] for j in jobs}
+    ready: dict[tuple[float, float], list[int]] = {n: [] for n in need_of_kind.values()}  # plan indexes
     for j in jobs:
-        res = _resources(plan.spec, j.kind)
-        need[j.id] = (min(res.gpus, gpus) if res.gpus else 0.0, min(res.cpus, cpus))
-    done, running, t = set(), [], 0.0
-    free_g, free_c = float(gpus), float(cpus)
-    pending = [j.id for j in jobs]
-    while pending or running:
-        waiting = []
-        for jid in pending:  # start, in plan order, every job whose inputs are done and that fits
-            g, c = need[jid]
-            if deps[jid] <= done and g <= free_g + 1e-9 and c <= free_c + 1e-9:
-                free_g, free_c = free_g - g, free_c - c
-                heapq.heappush(running, (t + seconds[jid], jid))
-            else:
-                waiting.append(jid)
-        pending = waiting
+        if not waiting_on[j.id]:
+            heapq.heappush(ready[need[j.id]], order[j.id])
+    running: list[tuple[float, str]] = []
+    t, free_g, free_c = 0.0, float(gpus), float(cpus)
+    left = len(jobs)
+    while left:
+        while True:  # start the earliest-planned ready job that fits, as long as one does
+            fits = [(q[0], n) for n, q in ready.items() if q and n[0] <= free_g + 1e-9 and n[1] <= free_c + 1e-9]
+            if not fits:
+                break
+            _, n = min(fits)
+            jid = jobs[heapq.heappop(ready[n])].id
+            free_g, free_c = free_g - n[0], free_c - n[1]
+            heapq.heappush(running, (t + seconds[jid], jid))
         if not running:
             break  # nothing can start (cannot happen with valid resources)
         t, jid = heapq.heappop(running)
-        done.add(jid)
+        left -= 1
         free_g, free_c = free_g + need[jid][0], free_c + need[jid][1]
+        for x in dependents.get(jid, ()):
+            waiting_on[x] -= 1
+            if not waiting_on[x]:
+                heapq.heappush(ready[need[x]], order[x])
     return t / 3600
 
 

@@ -7,9 +7,11 @@ whose inputs it changed.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from premem.data.loaders import dataset_fingerprint
@@ -32,7 +34,7 @@ class Run:
     epochs: int
     dataset_fraction: float
 
-    @property
+    @cached_property  # formatted once: a plan names each run in several labels per epoch
     def name(self) -> str:
         return f"{self.model}/{self.dataset}/lr{self.learning_rate:g}-ep{self.epochs}-frac{self.dataset_fraction:g}"
 
@@ -46,7 +48,8 @@ class Job:
     """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
     classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
     curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
-    or the curation model (`curation/...`) a job belongs to."""
+    or the curation model (`curation/...`) a job belongs to.
+    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections."""
 
     id: str
     kind: str
@@ -74,9 +77,11 @@ class Plan:
 
     def __post_init__(self):
         self._by_id = {j.id: j for j in self.jobs}
+        self._runs_by_name = {r.name: r for r in self.runs}
 
     def runs_by_name(self) -> dict[str, Run]:
-        return {r.name: r for r in self.runs}
+        """The grid's runs by name (one dict, made once: callers look runs up per job; do not change it)."""
+        return self._runs_by_name
 
 
 def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
@@ -84,6 +89,20 @@ def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
     blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
                       sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> str:
+    """content_hash(kind, settings, (first, *ids)) for job ids (hex digests) given as `listed`, the tail of
+    their JSON list (`,"id1","id2"`). With evaluation.skip_settled a checkpoint's evaluation depends on every
+    earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
+    JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
+    same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
+    h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
+    h.update(listed)
+    h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"
+              + json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+              + ",\"v\":" + json.dumps(CODE_VERSIONS[kind]) + "}").encode())
+    return h.hexdigest()
 
 
 def _content(section) -> dict:
@@ -119,14 +138,36 @@ def expand_runs(spec: Spec) -> list[Run]:
     return out
 
 
+SELECTOR_KEYS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+
+
+def _selector_masks(selectors) -> dict[tuple[str, ...], dict[tuple, list[int]]]:
+    """Selectors grouped by the fields they set: {fields set: {their values: indexes of the selectors}}. A run
+    matches a selector when its values of those fields equal the selector's, so one dict lookup per group
+    (at most 2^5 groups) replaces a comparison with every selector: matching stays linear in runs + selectors."""
+    groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
+    for i, s in enumerate(selectors):
+        keys = tuple(k for k in SELECTOR_KEYS if getattr(s, k) is not None)
+        groups.setdefault(keys, {}).setdefault(tuple(getattr(s, k) for k in keys), []).append(i)
+    return groups
+
+
 def match_runs(runs: list[Run], selectors) -> list[Run]:
     """The runs (in order) that match `selectors`: "all", or a list of spec.RunSelector (a field left out
     matches anything; a run matching any selector is kept)."""
     if selectors == "all":
         return list(runs)
-    keys = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
-    return [r for r in runs
-            if any(all(getattr(s, k) is None or getattr(s, k) == getattr(r, k) for k in keys) for s in selectors)]
+    groups = _selector_masks(selectors)
+    return [r for r in runs if any(tuple(getattr(r, k) for k in keys) in values for keys, values in groups.items())]
+
+
+def unmatched_selectors(runs: list[Run], selectors) -> list[int]:
+    """Indexes of the selectors (a list of spec.RunSelector) that match none of `runs`, in order."""
+    matched: set[int] = set()
+    for keys, values in _selector_masks(selectors).items():
+        for r in runs:
+            matched.update(values.get(tuple(getattr(r, k) for k in keys), ()))
+    return [i for i in range(len(selectors)) if i not in matched]
 
 
 def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
@@ -152,13 +193,58 @@ def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
 def perturbed_epochs(spec: Spec, run: Run) -> list[int]:
     """The epochs of `run` whose checkpoints are sampled under perturbed prompts (none when off or unselected)."""
     pert = spec.perturbations
-    if pert is None or run not in match_runs([run], pert.runs):
+    if pert is None or not match_runs([run], pert.runs):
         return []
+    return _perturbed_of(pert, run, _listed_epochs(pert))
+
+
+def _listed_epochs(pert) -> list[int] | None:
+    """The distinct epochs a list `perturbations.epochs` names, sorted (None for `final` and `all`); made once per
+    plan, as the list may repeat an epoch any number of times."""
+    return sorted(set(pert.epochs)) if isinstance(pert.epochs, list) else None
+
+
+def _perturbed_of(pert, run: Run, listed: list[int] | None) -> list[int]:
+    """The epochs of a perturbed `run` that `pert.epochs` names (`listed`: _listed_epochs(pert))."""
     if pert.epochs == "final":
         return [run.epochs]
     if pert.epochs == "all":
         return list(range(1, run.epochs + 1))
-    return sorted(e for e in set(pert.epochs) if e <= run.epochs)
+    return listed[:bisect.bisect_right(listed, run.epochs)]
+
+
+def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
+    """How many jobs of each kind build_plan(spec) makes (`runs`: expand_runs(spec)), counted without making
+    them, in time linear in runs: validation refuses a study past spec.MAX_JOBS before anything is built.
+    The spec must be otherwise valid (an ATC reference that selects exactly one run)."""
+    runs = expand_runs(spec) if runs is None else runs
+    counts = dict.fromkeys(CODE_VERSIONS, 0)
+    counts["analysis"] = 1
+    counts["pretrain"] = sum(m.pretrain is not None for m in spec.models)
+    counts["train"] = counts["evaluate"] = sum(r.epochs for r in runs)
+    measured = set(measured_runs(spec, runs))
+    counts["measure"] = sum(r.epochs for r in measured) * len(spec.metrics.enabled())
+    ref = atc_reference(spec, runs)
+    if ref is not None and ref[0] not in measured:
+        counts["measure"] += 1  # the ATC reference checkpoint alone
+    pert = spec.perturbations
+    if pert is not None:
+        listed = _listed_epochs(pert)
+        prompts = {b: 1 + len(pert.for_dataset(b)) for b in (True, False)}  # the original and each preamble
+        builtin = {d.name: d.builtin is not None for d in spec.datasets}
+        counts["perturb"] = sum(len(_perturbed_of(pert, r, listed)) * prompts[builtin[r.dataset]]
+                                for r in match_runs(runs, pert.runs))
+    c = spec.curation
+    if c is not None:  # as plan_curation.curation_jobs: round 0, the IFD scorer, each strategy's rounds
+        counts["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
+        counts["evaluate"] += c.epochs if "premem" in c.strategies else 1
+        for strategy in c.strategies:
+            counts["collect"] += c.rounds
+            counts["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
+        if "ifd" in c.strategies:
+            counts["train"] += c.ifd.epochs
+            counts["score"] += 1
+    return counts
 
 
 def settle_threshold(spec: Spec) -> float:
@@ -191,31 +277,34 @@ def build_plan(spec: Spec) -> Plan:
 
     runs = expand_runs(spec)
     eval_ids = []
-    # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
-    def training(run: Run) -> dict:  # the run's own recipe (training.overrides resolved)
-        return spec.training.for_run(run.model, run.dataset).model_dump(mode="json", exclude={"fixed_step_epochs"})
+    pairs = _Pairs(spec)
+    train_res, eval_res = res.train.model_dump(), res.evaluate.model_dump()  # shared, read-only
 
     # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
     evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
     settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
     extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
-    measured = measured_runs(spec, runs)
+    measured = set(measured_runs(spec, runs))  # a set: membership per run must not scan every run
+    perturbed = set(match_runs(runs, spec.perturbations.runs)) if spec.perturbations is not None else set()
+    listed = _listed_epochs(spec.perturbations) if spec.perturbations is not None else None
     ref = atc_reference(spec, runs)
     for run in runs:
-        model, ds = spec.model(run.model), spec.dataset(run.dataset)
+        pair = pairs.of(run)
+        model, ds = pair.model, pair.dataset
         prev = base_of[run.model]
         run_evals: list[str] = []
+        listed_evals = bytearray()  # ',"id1","id2"...': run_evals as the tail of a JSON list (skip_settled)
+        pert_epochs = set(_perturbed_of(spec.perturbations, run, listed)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
-            settings = _train_settings(spec, model, ds, training(run), run.learning_rate, run.epochs,
-                                       run.dataset_fraction, epoch)
+            settings = _train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
+                                       run.dataset_fraction, epoch, pair)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
-                        settings, deps, run=run.name, epoch=epoch, resources=res.train.model_dump())
-            ev_settings = {"model": _content(model), "dataset": _content(ds), "evaluation": evaluation,
+                        settings, deps, run=run.name, epoch=epoch, resources=train_res)
+            ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content, "evaluation": evaluation,
                            "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
-            fp = dataset_fingerprint(ds)
-            if fp:
-                ev_settings["data_files"] = fp
+            if pair.files:
+                ev_settings["data_files"] = pair.files
             ev_deps: tuple[str, ...] = (train.id,)
             if settle_below is not None:
                 # skipping reads the run's earlier checkpoints' per-example results (its extra dependencies);
@@ -224,16 +313,22 @@ def build_plan(spec: Spec) -> Plan:
                 ev_settings["sampling_seed"] = int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16)
                 ev_settings["skip_settled_below"] = settle_below
                 ev_deps = (train.id, *run_evals)
-            ev = Job(content_hash("evaluate", ev_settings, ev_deps), "evaluate",
-                     f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name, epoch=epoch,
-                     resources=res.evaluate.model_dump())
+                ev_id = _hash_listed("evaluate", ev_settings, train.id, listed_evals)
+            else:
+                ev_id = content_hash("evaluate", ev_settings, ev_deps)
+            ev = Job(ev_id, "evaluate", f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name,
+                     epoch=epoch, resources=eval_res)
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
+            if settle_below is not None:
+                listed_evals += f',"{ev.id}"'.encode()
             base = base_of[run.model]
             names = spec.metrics.enabled() if run in measured else \
                 (["atc"] if ref is not None and ref == (run, epoch) else [])  # the ATC reference alone
-            extra = _measure_jobs(spec, run, epoch, train, base, names) + _perturb_jobs(spec, run, epoch, train)
+            extra = _measure_jobs(spec, pair, run, epoch, train, base, names)
+            if epoch in pert_epochs:
+                extra += _perturb_jobs(spec, pair, run, epoch, train)
             jobs.extend(extra)
             extra_ids.extend(j.id for j in extra)
             prev = train.id
@@ -263,33 +358,70 @@ def build_plan(spec: Spec) -> Plan:
     return Plan(spec=spec, runs=runs, jobs=jobs, curation=curation)
 
 
+class _Pair:
+    """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
+    the data files' fingerprints and the pair's own training recipe. Jobs of the pair share these dicts (a
+    job's settings are read-only), so planning costs the same per job whatever the sections hold."""
+
+    def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
+        self.model, self.dataset = model, ds
+        self.model_content = _content(model)
+        self.dataset_content = _content(ds)
+        # training never sees the test split, so its size is not part of a training job's identity
+        self.train_data = {k: v for k, v in self.dataset_content.items() if k != "test_size"}
+        self.files = dataset_fingerprint(ds)  # local files: their content, not just their path
+        self.train_files = dataset_fingerprint(ds, splits=("train",))
+        matching = None
+        if overrides is not None:  # Training.overrides_by_pair: the pair's overrides, in order
+            keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
+            matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
+        recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
+        # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
+        self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+        self.batch_size = recipe.batch_size
+
+
+class _Pairs:
+    """The _Pair of each (model, dataset) of a spec, made on first use."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.models = {m.name: m for m in reversed(spec.models)}  # the first of a name wins, as Spec.model
+        self.datasets = {d.name: d for d in reversed(spec.datasets)}
+        self.overrides = spec.training.overrides_by_pair()
+        self._pairs: dict[tuple[str, str], _Pair] = {}
+
+    def of(self, run: Run) -> _Pair:
+        """The pair `run` trains."""
+        key = (run.model, run.dataset)
+        if key not in self._pairs:
+            self._pairs[key] = _Pair(self.spec, self.models[run.model], self.datasets[run.dataset], self.overrides)
+        return self._pairs[key]
+
+
 def _train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
-                    epoch: int) -> dict:
-    """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies)."""
-    # training never sees the test split, so its size is not part of a training job's identity
-    train_data = {k: v for k, v in _content(ds).items() if k != "test_size"}
-    settings = {"model": _content(model), "dataset": train_data, "training": training,
+                    epoch: int, pair: _Pair | None = None) -> dict:
+    """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies); `pair`
+    holds what they share with the pair's other jobs (made here when not given)."""
+    pair = pair or _Pair(spec, model, ds)
+    settings = {"model": pair.model_content, "dataset": pair.train_data, "training": training,
                 "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
                 "seed": spec.seed, "device": spec.device}
-    fp = dataset_fingerprint(ds, splits=("train",))  # local files: their content, not just their path
-    if fp:
-        settings["data_files"] = fp
+    if pair.train_files:
+        settings["data_files"] = pair.train_files
     if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
         settings.update(model_fingerprint(model.hf))
     return settings
 
 
-def _checkpoint_settings(spec: Spec, run: Run, with_data: bool = True) -> dict:
+def _checkpoint_settings(spec: Spec, pair: _Pair, run: Run, with_data: bool = True) -> dict:
     """What identifies a checkpoint's inputs beyond its train job: the model, the run's training examples
     (the test split's size left out: these jobs read train examples only), the seed and the device."""
-    model, ds = spec.model(run.model), spec.dataset(run.dataset)
-    out: dict[str, Any] = {"model": _content(model), "seed": spec.seed, "device": spec.device}
+    out: dict[str, Any] = {"model": pair.model_content, "seed": spec.seed, "device": spec.device}
     if with_data:
-        out.update(dataset={k: v for k, v in _content(ds).items() if k != "test_size"},
-                   dataset_fraction=run.dataset_fraction)
-        fp = dataset_fingerprint(ds, splits=("train",))
-        if fp:
-            out["data_files"] = fp
+        out.update(dataset=pair.train_data, dataset_fraction=run.dataset_fraction)
+        if pair.train_files:
+            out["data_files"] = pair.train_files
     return out
 
 
@@ -301,7 +433,8 @@ def _sampling_settings(spec: Spec) -> dict:
             "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples}
 
 
-def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None, names: list[str]) -> list[Job]:
+def _measure_jobs(spec: Spec, pair: _Pair, run: Run, epoch: int, train: Job, base: str | None,
+                  names: list[str]) -> list[Job]:
     """One job per classic measure in `names`, for the checkpoint `train` writes."""
     m = spec.metrics
     out = []
@@ -311,15 +444,16 @@ def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None
         deps: tuple[str, ...] = (train.id,)
         if name == "gradient_variance":
             # default: the batch size the run trains with (training.overrides included)
-            conf["batch_size"] = conf["batch_size"] or spec.training.for_run(run.model, run.dataset).batch_size
-            settings = _checkpoint_settings(spec, run)
+            conf["batch_size"] = conf["batch_size"] or pair.batch_size
+            settings = _checkpoint_settings(spec, pair, run)
         elif name == "weight_distance":
             # the distance to the run's base: a pretrain job's model, or the hub model named in `model`
-            settings = _checkpoint_settings(spec, run, with_data=False)
+            settings = _checkpoint_settings(spec, pair, run, with_data=False)
             deps = (train.id, base) if base else deps
         else:  # atc: one greedy sample per train prompt; the reference and the score form are the analysis's
             conf = {}
-            settings = _checkpoint_settings(spec, run) | {"sampling": _sampling_settings(spec) | {"temperature": 0.0}}
+            settings = _checkpoint_settings(spec, pair, run) | {"sampling": _sampling_settings(spec) |
+                                                                {"temperature": 0.0}}
         settings |= {"measure": name, "config": conf}
         out.append(Job(content_hash("measure", settings, deps), "measure",
                        f"measure {name} {run.name} epoch {epoch}", settings, deps, run=run.name, epoch=epoch,
@@ -327,17 +461,15 @@ def _measure_jobs(spec: Spec, run: Run, epoch: int, train: Job, base: str | None
     return out
 
 
-def _perturb_jobs(spec: Spec, run: Run, epoch: int, train: Job) -> list[Job]:
+def _perturb_jobs(spec: Spec, pair: _Pair, run: Run, epoch: int, train: Job) -> list[Job]:
     """For a perturbed checkpoint: one job for the original prompt and one per preamble, each sampling every
     evaluated train prompt `perturbations.samples` times."""
-    if epoch not in perturbed_epochs(spec, run):
-        return []
     pert = spec.perturbations
-    preambles = pert.for_dataset(spec.dataset(run.dataset).builtin is not None)
+    preambles = pert.for_dataset(pair.dataset.builtin is not None)
     out = []
     for preamble in ["", *preambles]:
-        settings = _checkpoint_settings(spec, run) | {"preamble": preamble, "samples": pert.samples,
-                                                      "sampling": _sampling_settings(spec)}
+        settings = _checkpoint_settings(spec, pair, run) | {"preamble": preamble, "samples": pert.samples,
+                                                            "sampling": _sampling_settings(spec)}
         what = "original prompt" if not preamble else f"preamble {preamble.strip()!r}"
         out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
                        f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,

@@ -17,6 +17,35 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
+class Suggestions:
+    """did_you_mean for many lookups in one list of names (a spec's models, say), with bounded work however
+    long the list and however many lookups: difflib compares a name with every known one, so a spec of
+    thousands of names, each misspelt, would take hours. Lists longer than FUZZY_UP_TO get only a match that
+    differs in case; after `limit` distinct names, no more suggestions (nobody reads that many)."""
+
+    FUZZY_UP_TO = 1000
+
+    def __init__(self, known: Iterable[str], limit: int = 100):
+        self.known = list(known)
+        self.limit = limit
+        self._fuzzy = len(self.known) <= self.FUZZY_UP_TO
+        self._by_lower = {} if self._fuzzy else {str(k).lower(): k for k in reversed(self.known)}
+        self._asked: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        """The ' (did you mean "x"?)' suffix for `name`, or ''."""
+        name = str(name)
+        if name not in self._asked:
+            if len(self._asked) >= self.limit:
+                return ""
+            if self._fuzzy:
+                self._asked[name] = did_you_mean(name, self.known)
+            else:
+                close = self._by_lower.get(name.lower())
+                self._asked[name] = f' (did you mean "{close}"?)' if close is not None else ""
+        return self._asked[name]
+
+
 class UnknownName(KeyError):
     """A registry lookup of a name that is not registered; str() is the full user-facing message."""
 

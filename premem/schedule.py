@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from premem.plan import Job, Plan
+from premem.safetext import escape_controls
 from premem.store import Store
 
 HEAD_RESOURCE = "node:__internal_head__"  # a resource Ray gives the head node only
@@ -35,8 +36,11 @@ class Outcome:
 
 
 def last_line(text: str) -> str:
-    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else str(text)
+    """The last non-blank line of a job's error, as printable text: an error quoting a data file's content
+    shows its control characters escaped (`\\x1b`), never raw on the terminal."""
+    # lines of a traceback end in \n; splitlines() would also cut at a \r or \u2028 inside a quoted value
+    lines = [ln for ln in str(text).strip().split("\n") if ln.strip()]
+    return escape_controls(lines[-1].strip() if lines else str(text))
 
 
 class Unplaceable(RuntimeError):

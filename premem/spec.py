@@ -8,24 +8,44 @@ from __future__ import annotations
 import math
 import os
 import typing
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
-from premem.registry import did_you_mean
+from premem import yamlfile
+from premem.registry import Suggestions, did_you_mean
+from premem.safetext import control_characters, escape_controls
+from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
 BUILTIN_DATASETS = ("arithmetic",)  # tasks premem can generate (data/)
 
 
 class Strict(BaseModel):
-    """Base for every spec section: unknown keys are errors, not silently ignored."""
+    """Base for every spec section: unknown keys are errors, not silently ignored; no number is NaN or
+    infinite (every float field, however nested: a NaN passes every bound and crashes `report` later); no
+    string holds a control character (names, paths and ids are printed in messages and used in file names),
+    except tabs and newlines in the free-text fields a section lists in `text_fields`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    text_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, v: Any, info: ValidationInfo) -> Any:
+        text = info.field_name in cls.text_fields
+        for s in (v,) if isinstance(v, str) else v if isinstance(v, (list, tuple)) else ():
+            bad = control_characters(s, allowed="\t\n" if text else "") if isinstance(s, str) else []
+            if bad:
+                shown = ", ".join(repr(ch) for ch in bad)
+                raise ValueError(f"contains the control character{'s' if len(bad) > 1 else ''} {shown}; "
+                                 + ("only tabs and newlines may appear in this text" if text else
+                                    "names, paths and ids must be plain text"))
+        return v
 
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -184,6 +204,10 @@ def _data_file(v: str | None) -> str | None:
         raise ValueError(f"no such file: {v}{where}")
     if not full.is_file():
         raise ValueError(f"{v} is not a file")
+    try:  # planning hashes its content: a file that cannot be read must be refused here, not as a traceback there
+        os.close(os.open(full, os.O_RDONLY))
+    except OSError as e:
+        raise ValueError(f"cannot read {v}: {e.strerror or e}") from None
     return str(full)
 
 
@@ -430,19 +454,29 @@ class Training(Strict):
             d.pop("overrides", None)
         return d
 
-    def for_run(self, model: str, dataset: str) -> "Training":
-        """The recipe of runs of `model` on `dataset`: this section with every matching override applied."""
-        fields: dict = {}
-        for o in self.overrides:
-            if o.model in (None, model) and o.dataset in (None, dataset):
-                fields.update({k: getattr(o, k) for k in o.model_fields_set if k not in ("model", "dataset")})
+    def for_run(self, model: str, dataset: str, matching: list[TrainingOverride] | None = None) -> "Training":
+        """The recipe of runs of `model` on `dataset`: this section with every matching override applied.
+        `matching`: those overrides, in order, when the caller has found them (see `overrides_by_pair`)."""
         if not self.overrides:
             return self
+        if matching is None:
+            matching = [o for o in self.overrides if o.model in (None, model) and o.dataset in (None, dataset)]
+        fields: dict = {}
+        for o in matching:
+            fields.update({k: getattr(o, k) for k in o.model_fields_set if k not in ("model", "dataset")})
         if "warmup_steps" in fields and "warmup_fraction" not in fields:
             fields["warmup_fraction"] = None  # an override's warmup replaces the other kind of warmup
         if "warmup_fraction" in fields and "warmup_steps" not in fields:
             fields["warmup_steps"] = None
         return self.model_copy(update={**fields, "overrides": []})
+
+    def overrides_by_pair(self) -> dict[tuple[str | None, str | None], list[int]]:
+        """{(model or None, dataset or None): indexes of the overrides naming exactly that}, so the overrides of
+        a (model, dataset) pair are four lookups rather than a scan of every override per pair."""
+        out: dict[tuple[str | None, str | None], list[int]] = {}
+        for i, o in enumerate(self.overrides):
+            out.setdefault((o.model, o.dataset), []).append(i)
+        return out
 
     @field_validator("betas")
     @classmethod
@@ -483,6 +517,8 @@ class RunSpec(Strict):
 # ----------------------------------------------------------------------------------------- evaluation
 class Evaluation(Strict):
     """How every checkpoint is evaluated (the paper: k = 5 samples at temperature 0.8, top_p 0.95)."""
+
+    text_fields: ClassVar[frozenset[str]] = frozenset({"stop"})
 
     samples: int = Field(5, ge=1, le=1000, description="Samples per query (k).")
     test_samples: int | None = Field(None, ge=1, le=1000, description="Samples per test query; null = `samples`. "
@@ -619,6 +655,8 @@ class Perturbations(Strict):
     (`question + "\nAnswer:" + preamble`), sampled k times at the chosen checkpoints; only the continuation
     is graded. Accuracy per example is binned by the example's PreMemAcc there."""
 
+    text_fields: ClassVar[frozenset[str]] = frozenset({"preambles"})
+
     preambles: list[str] | None = Field(
         None, min_length=1, description="Preambles appended after \"Answer:\" (start them with a space); null = "
         f"defaults: the built-in task {list(BUILTIN_PREAMBLES)}, other datasets the paper's {list(PAPER_PREAMBLES)}.")
@@ -634,7 +672,7 @@ class Perturbations(Strict):
             if any(not p.strip() for p in v):
                 raise ValueError("a preamble must contain some text")
             stripped = [p.strip() for p in v]
-            dup = sorted({p for p in stripped if stripped.count(p) > 1})
+            dup = sorted(p for p, n in Counter(stripped).items() if n > 1)  # not list.count per item: quadratic
             if dup:  # the report labels a prompt by its text without surrounding spaces
                 raise ValueError(f"duplicate preambles (spaces aside): {dup}")
             if "original" in stripped:
@@ -668,6 +706,8 @@ class GenerateSource(Strict):
     {question} and {solution}. `output: solution` keeps the original question and takes the completion as a new
     solution, accepted only when its final answer equals the original's; `output: example` reads a new
     "Question: ...\nAnswer: ..." pair from the completion, accepted when its solution has a final answer."""
+
+    text_fields: ClassVar[frozenset[str]] = frozenset({"prompt"})
 
     model: str = Field(..., description="A model of the spec that writes the new examples.")
     prompt: str = Field("{question}\nAnswer:", min_length=1, description="Template with {question} and/or "
@@ -773,9 +813,19 @@ class Curation(Strict):
         return list(n) if isinstance(n, list) else [n] * self.rounds
 
 
+RAY_UNIT = 0.0001  # Ray counts resources in units of 0.0001 and refuses a request for less than one, at submission
+
+
 class JobResources(Strict):
-    cpus: PositiveFloat = Field(1, description="CPU cores a job asks Ray for (also its torch threads).")
+    cpus: float = Field(1, ge=RAY_UNIT, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
+
+    @field_validator("gpus")
+    @classmethod
+    def _ray_unit(cls, v):
+        if 0 < v < RAY_UNIT:
+            raise ValueError(f"Ray counts GPUs in units of {RAY_UNIT}: ask for 0 or at least {RAY_UNIT}")
+        return v
 
 
 class Resources(Strict):
@@ -832,56 +882,76 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        """`FILE:LINE: field: message` as one printable line: a control character of a key, a value or the file
+        name quoted in it is shown escaped (`\\x1b`), never sent to the terminal raw."""
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return escape_controls(f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}")
 
 
 class SpecError(Exception):
     """A spec that cannot be used; `problems` lists everything found, in file order."""
 
     def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.path))
+        self.problems = sorted(problems, key=lambda p: p.line or 0)  # stable: within a line, as found
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null",
-                                                                   "timestamp", "merge")}
-
-
 def _compose(text: str, file: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML safely (no object construction) and return (data, {path: 1-based line})."""
+    """Parse YAML safely (plain data only, within premem.yamlfile's limits) and return (data, {path: 1-based
+    line})."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        msg = getattr(e, "problem", None) or str(e)
-        raise SpecError([Problem(file, line, "", f"YAML syntax error: {msg}")]) from None
-    if node is None:
+        data, lines = yamlfile.compose(text)
+    except YamlFileError as e:
+        raise SpecError([Problem(file, e.line, ".".join(map(str, e.path)), e.message)]) from None
+    if data is None:
         raise SpecError([Problem(file, 1, "", "the spec is empty")])
-    lines: dict[tuple, int] = {}
-    constructor = yaml.SafeLoader("")
+    return data, lines
 
-    def build(n, path):
-        lines.setdefault(path, n.start_mark.line + 1)  # a key's own line wins over its value's
-        if n.tag not in _PLAIN_TAGS:  # `!!python/object`, `!include`, ...: a spec is plain data, never objects
-            raise SpecError([Problem(file, n.start_mark.line + 1, ".".join(map(str, path)),
-                                     f"YAML tag {n.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed: a spec "
-                                     "is plain data (mappings, lists, strings, numbers, booleans, null)")])
-        if isinstance(n, yaml.MappingNode):
-            out = {}
-            for k, v in n.value:
-                key = constructor.construct_object(k, deep=True)
-                if key in out:
-                    raise SpecError([Problem(file, k.start_mark.line + 1, ".".join(map(str, path + (key,))), "duplicate key")])
-                lines[path + (key,)] = k.start_mark.line + 1
-                out[key] = build(v, path + (key,))
-            return out
-        if isinstance(n, yaml.SequenceNode):
-            return [build(v, path + (i,)) for i, v in enumerate(n.value)]
-        return constructor.construct_object(n, deep=True)
 
-    return build(node, ()), lines
+def _field_errors(e: ValidationError, data: Any) -> list[tuple[tuple, dict]]:
+    """(field path, error) of each of pydantic's errors, in the spec's own terms. A field that takes one of
+    several types (`all` or a list of selectors, a number or a list of numbers) gets an error from every type
+    it tried, each located under a tag naming the type (`metrics.runs.list[RunSelector].0`): the tags are left
+    out of the path, and only the errors of the types that matched the value's shape (those that got inside it)
+    are kept; `Input should be 'all'` about a list is noise."""
+    out = []
+    for err in e.errors():
+        raw = tuple(err["loc"])
+        parent = _at(data, raw[:-1]) if err["type"] == "invalid_key" and raw else None
+        if isinstance(parent, dict):
+            # pydantic names a key that is not text (1.5, null, a date) by its str() or repr(): find the key itself
+            raw = raw[:-1] + (next((k for k in parent if str(raw[-1]) in (str(k), repr(k))), raw[-1]),)
+        loc, cur, union, inside = [], data, None, False
+        for i, part in enumerate(raw):
+            if isinstance(cur, dict) and part in cur or isinstance(cur, list) and isinstance(part, int) and \
+                    0 <= part < len(cur):
+                loc.append(part)
+                cur = cur[part]
+                inside = union is not None
+            elif isinstance(part, str) and (isinstance(cur, list) or not isinstance(cur, dict) and cur is not _GONE
+                                            or isinstance(cur, dict) and (i < len(raw) - 1 or "[" in part)):
+                union = union or tuple(loc)  # a union member's tag: not a place in the file
+            else:  # a missing field, or a place inside one
+                loc.append(part)
+                cur = _GONE
+                inside = union is not None
+        out.append((tuple(loc), err, union, inside))
+    deep = {u for _, _, u, inside in out if inside}
+    return [(loc, err) for loc, err, union, inside in out if inside or union not in deep]
+
+
+_GONE = object()  # where an error's location leaves the data
+
+
+def _at(data: Any, loc: tuple) -> Any:
+    """The value at `loc` in the data (_GONE where there is none)."""
+    for part in loc:
+        if isinstance(data, dict) and part in data or isinstance(data, list) and isinstance(part, int) and \
+                0 <= part < len(data):
+            data = data[part]
+        else:
+            return _GONE
+    return data
 
 
 def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
@@ -930,6 +1000,10 @@ def _message(err: dict, loc: tuple) -> str:
         model = _model_at(loc[:-1])
         hint = did_you_mean(str(loc[-1]), model.model_fields) if model else ""
         return f"unknown key{hint}"
+    if err["type"] == "invalid_key":
+        return "a key must be text (a name); a number, date, boolean or null is not one"
+    if err["type"] == "finite_number":
+        return "must be a finite number (NaN and infinities are not allowed)"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -971,6 +1045,9 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
     out: list[tuple[tuple, str]] = []
     model_names = [m.name for m in spec.models]
     data_names = [d.name for d in spec.datasets]
+    model_hint, data_hint = Suggestions(model_names), Suggestions(data_names)
+    model_set, data_set = set(model_names), set(data_names)  # membership per run must not scan every name
+    datasets = {d.name: d for d in reversed(spec.datasets)}  # the first of a name, as Spec.dataset
     for field, names in (("models", model_names), ("datasets", data_names)):
         seen = set()
         for i, n in enumerate(names):
@@ -978,10 +1055,10 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                 out.append(((field, i, "name"), f"duplicate name {n!r}"))
             seen.add(n)
     for i, m in enumerate(spec.models):
-        if m.pretrain is not None and m.pretrain.dataset not in data_names:
+        if m.pretrain is not None and m.pretrain.dataset not in data_set:
             out.append((("models", i, "pretrain", "dataset"),
-                        f"unknown dataset {m.pretrain.dataset!r}{did_you_mean(m.pretrain.dataset, data_names)}"))
-        elif m.pretrain is not None and spec.dataset(m.pretrain.dataset).builtin is None:
+                        f"unknown dataset {m.pretrain.dataset!r}{data_hint(m.pretrain.dataset)}"))
+        elif m.pretrain is not None and datasets[m.pretrain.dataset].builtin is None:
             out.append((("models", i, "pretrain", "dataset"),
                         "pretraining needs a built-in dataset (its generator provides the corpus)"))
         if m.builtin is not None and m.pretrain is None:
@@ -1016,11 +1093,11 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         out.append((("training", "shards"), "LoRA trains a small adapter on one device; sharding is for full "
                     "finetuning: drop one of them"))
     for i, o in enumerate(spec.training.overrides):
-        if o.model is not None and o.model not in model_names:
-            out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{did_you_mean(o.model, model_names)}"))
-        if o.dataset is not None and o.dataset not in data_names:
+        if o.model is not None and o.model not in model_set:
+            out.append((("training", "overrides", i, "model"), f"unknown model {o.model!r}{model_hint(o.model)}"))
+        if o.dataset is not None and o.dataset not in data_set:
             out.append((("training", "overrides", i, "dataset"),
-                        f"unknown dataset {o.dataset!r}{did_you_mean(o.dataset, data_names)}"))
+                        f"unknown dataset {o.dataset!r}{data_hint(o.dataset)}"))
     for field in ("sampler", "scoring"):  # vLLM: CUDA only, and it reads Hugging Face tokenizers only
         if getattr(spec.evaluation, field) != "vllm":
             continue
@@ -1038,10 +1115,10 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         out.append((("evaluation", "stop"), "training targets end with \"\\nDone.\" (the paper's format), so "
                     "sampling must stop there too; another stop string is not supported yet"))
     for i, r in enumerate(spec.runs):
-        if r.model is not None and r.model not in model_names:
-            out.append((("runs", i, "model"), f"unknown model {r.model!r}{did_you_mean(r.model, model_names)}"))
-        if r.dataset is not None and r.dataset not in data_names:
-            out.append((("runs", i, "dataset"), f"unknown dataset {r.dataset!r}{did_you_mean(r.dataset, data_names)}"))
+        if r.model is not None and r.model not in model_set:
+            out.append((("runs", i, "model"), f"unknown model {r.model!r}{model_hint(r.model)}"))
+        if r.dataset is not None and r.dataset not in data_set:
+            out.append((("runs", i, "dataset"), f"unknown dataset {r.dataset!r}{data_hint(r.dataset)}"))
         if r.epochs is None and (r.dataset_fraction >= 1 or spec.training.fixed_step_epochs is None):
             out.append((("runs", i, "epochs"), "give epochs (the fixed-step rule applies only to fractions below 1 "
                         "with training.fixed_step_epochs set)"))
@@ -1077,9 +1154,9 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
                     "folders, neither inside the other"))
     if isinstance(spec.premem.calibrate_on, list):
         for i, sel in enumerate(spec.premem.calibrate_on):
-            if sel.model is not None and sel.model not in model_names:
+            if sel.model is not None and sel.model not in model_set:
                 out.append((("premem", "calibrate_on", i, "model"), f"unknown model {sel.model!r}"))
-            if sel.dataset is not None and sel.dataset not in data_names:
+            if sel.dataset is not None and sel.dataset not in data_set:
                 out.append((("premem", "calibrate_on", i, "dataset"), f"unknown dataset {sel.dataset!r}"))
     out += _curation_problems(spec, model_names, data_names)
     if not out:  # these expand the runs, which needs every check above to hold (e.g. each run has epochs)
@@ -1090,18 +1167,22 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
 def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
     """Checks of the metrics and perturbations sections: selectors that name known runs, an ATC reference that
     is exactly one run with that epoch, preambles the built-in tokenizer can read."""
-    from premem.plan import expand_runs, match_runs
+    from premem.plan import expand_runs, match_runs, unmatched_selectors
 
     out: list[tuple[tuple, str]] = []
     runs = expand_runs(spec)
-    sections = [("metrics", spec.metrics.runs)]
+    # each selector list, and whether an empty one matters (it would leave the section with no run to work on)
+    sections = [(("metrics", "runs"), spec.metrics.runs, bool(spec.metrics.enabled())),
+                (("premem", "calibrate_on"), spec.premem.calibrate_on, spec.premem.p is None)]
     if spec.perturbations is not None:
-        sections.append(("perturbations", spec.perturbations.runs))
-    for name, sel in sections:
-        if isinstance(sel, list):
-            for i, s in enumerate(sel):
-                if not match_runs(runs, [s]):
-                    out.append(((name, "runs", i), "selects no run of the study"))
+        sections.append((("perturbations", "runs"), spec.perturbations.runs, True))
+    for loc, sel, needed in sections:
+        if not isinstance(sel, list):
+            continue
+        if not sel and needed and runs:
+            out.append((loc, "an empty list selects no run: write `all`, or selectors such as [{epochs: 6}]"))
+        for i in unmatched_selectors(runs, sel):
+            out.append((loc + (i,), "selects no run of the study"))
     atc = spec.metrics.atc
     if atc is not None:
         ref = match_runs(runs, [atc.reference])
@@ -1126,7 +1207,30 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             if codec.unk_id in codec.encode(p):
                 out.append((("perturbations", "preambles", i), f"{p!r} has words the built-in model's tokenizer does "
                             "not know (they would read as <unk>); use the task's words, e.g. \" First,\""))
+    if not out:
+        out += _size_problems(spec, runs)
     return out
+
+
+def _size_problems(spec: Spec, runs) -> list[tuple[tuple, str]]:
+    """The whole study's jobs past MAX_JOBS (measures, perturbed prompts and curation included, which the grid's
+    estimate in _semantic_problems leaves out), named at the section that adds the most."""
+    from premem.plan import job_counts
+
+    counts = job_counts(spec, runs)
+    # the limit is on the jobs per checkpoint and per round, as the grid's estimate counts them: a pretraining
+    # job per model and the one analysis job are not counted (50,000 one-epoch runs stay just within it)
+    total = sum(n for kind, n in counts.items() if kind not in ("pretrain", "analysis"))
+    if total <= MAX_JOBS:
+        return []
+    grid = 2 * sum(r.epochs for r in runs)
+    parts = {"grid": grid, "metrics": counts["measure"], "perturbations": counts["perturb"],
+             "curation": counts["train"] + counts["evaluate"] + counts["collect"] + counts["score"] - grid}
+    words = {"grid": "training and evaluation", "metrics": "measure", "perturbations": "perturbed-prompt",
+             "curation": "curation"}
+    what = ", ".join(f"{n:,} {words[k]}" for k, n in parts.items() if n)
+    return [((max(parts, key=parts.get),), f"the study has {total:,} jobs ({what}), more than the {MAX_JOBS:,} "
+             "premem plans at once: split it into several specs")]
 
 
 def _curation_problems(spec: Spec, model_names: list[str], data_names: list[str]) -> list[tuple[tuple, str]]:
@@ -1164,8 +1268,7 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
         spec = Spec.model_validate(data)
     except ValidationError as e:
         problems = []
-        for err in e.errors():
-            loc = tuple(err["loc"])
+        for loc, err in _field_errors(e, data):
             problems.append(Problem(file, _line_for(lines, loc), ".".join(map(str, loc)), _message(err, loc)))
         raise SpecError(problems) from None
     sem = _semantic_problems(spec)
@@ -1176,15 +1279,10 @@ def parse_spec(text: str, file: str = "<spec>") -> Spec:
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate the spec at `path`; raise SpecError (with file:line) on any problem."""
-    p = Path(path)
-    if not p.exists():
-        raise SpecError([Problem(str(path), None, "", "no such file")])
-    if p.is_dir():
-        raise SpecError([Problem(str(path), None, "", "is a folder, not a spec file")])
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError([Problem(str(path), None, "", f"cannot read: {e}")]) from None
+        text = yamlfile.read_text(path, "spec")
+    except YamlFileError as e:
+        raise SpecError([Problem(str(path), e.line, "", e.message)]) from None
     return parse_spec(text, str(path))
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from premem.atomic import replacing
 from premem.analysis import RunData
+from premem.safetext import escape_controls
 
 KEYS = ("run", "checkpoint", "split", "example_id")
 SETTINGS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
@@ -44,7 +45,7 @@ class TableError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}: {p}" for p in self.problems]
+        out = [escape_controls(f"{self.path}: {p}") for p in self.problems]  # they quote the table's values
         if self.total > len(self.problems):
             out.append(f"{self.path}: ... and {self.total - len(self.problems)} more problems")
         return out

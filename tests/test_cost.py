@@ -220,3 +220,37 @@ def test_plain_plan_ends_with_the_work_and_hours_under_stated_assumptions(tmp_pa
     assert main(["plan", _write(tmp_path, "paper.yaml", PAPERLIKE)]) == 0
     tail = capsys.readouterr().out.splitlines()[-1]
     assert "GPU-h" in tail and "bench/throughputs-example.yaml, all assumptions" in tail
+
+
+@pytest.mark.parametrize("name, content, what", [
+    ("bad.jsonl", b'{"question": "a b", "answer": "#### 1"}\nnot json\n', "line 2 is not JSON"),
+    ("list.jsonl", b'{"question": "a", "answer": "#### 1"}\n[1, 2]\n', "line 2 is not a JSON object"),
+    ("latin1.jsonl", b'{"question": "caf\xe9", "answer": "#### 1"}\n', "can't decode byte 0xe9"),
+    ("broken.parquet", b"PAR1 not really", "Parquet"),
+    ("broken.jsonl.gz", b"not gzip", "Not a gzipped file"),
+])
+def test_a_local_data_file_that_cannot_be_read_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, name,
+                                                                              content, what):
+    data = tmp_path / name
+    data.write_bytes(content)
+    spec = PAPERLIKE.replace("{name: gsm8k, gsm8k: {}}", f"{{name: gsm8k, gsm8k: {{train_file: {data}, "
+                                                          f"test_file: {data}}}}}")
+    monkeypatch.chdir(tmp_path)
+    path = _write(tmp_path, "s.yaml", spec)
+    assert main(["plan", path, "--cost", _write(tmp_path, "g.yaml", GPU_RATES)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{data}: cannot count the words of its 'question' column: ") and \
+        what in err[0], err
+    assert main(["plan", path]) == 0  # the footer says what it cannot count instead of failing the plan
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith(f"Cost: {data}: cannot count the words") and what in out[-1], out[-1]
+
+
+def test_words_are_counted_in_arrow_files_of_either_format(tmp_path):
+    import pyarrow as pa
+
+    table = pa.table({"question": ["a b c", "d", None]})
+    for name, writer in (("stream.arrow", pa.ipc.new_stream), ("file.arrow", pa.ipc.new_file)):
+        with writer(str(tmp_path / name), table.schema) as w:
+            w.write_table(table)
+        assert cost._words(str(tmp_path / name), "question") == (2, 2.0)

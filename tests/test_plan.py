@@ -1,4 +1,6 @@
 """Runs and job ids: the grid, the fixed-step rule, and hashes that change only with what they depend on."""
+import pytest
+
 from premem.plan import build_plan, expand_runs, selected_runs
 from premem.spec import parse_spec
 
@@ -83,3 +85,89 @@ def test_jobs_of_gpu_less_auto_device_compute_on_cpu():
     assert train.settings["device"] == "auto" and job_device(train) == "cpu"
     gpu = build_plan(spec(BASE + "resources: {train: {gpus: 1}}\n"))
     assert job_device(next(j for j in gpu.jobs if j.kind == "train")) == "auto"
+
+
+def test_selectors_match_as_a_comparison_with_each_would():
+    """match_runs and unmatched_selectors look runs up by the fields a selector sets; they must agree with
+    comparing every run with every selector (a field left out matches anything; 1 == 1.0)."""
+    from itertools import product
+
+    from premem.plan import match_runs, unmatched_selectors
+    from premem.spec import RunSelector
+
+    runs = expand_runs(spec())
+    sels = [RunSelector(**dict(zip(("model", "learning_rate", "epochs", "dataset_fraction"), values)))
+            for values in product([None, "tiny", "other"], [None, 1e-3, 2e-3, 5e-3], [None, 3, 6, 7], [None, 1, 0.5])]
+    keys = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+
+    def matches(r, s):
+        return all(getattr(s, k) is None or getattr(s, k) == getattr(r, k) for k in keys)
+
+    assert match_runs(runs, sels) == [r for r in runs if any(matches(r, s) for s in sels)]
+    for s in sels[::7]:
+        assert match_runs(runs, [s]) == [r for r in runs if matches(r, s)]
+    assert unmatched_selectors(runs, sels) == [i for i, s in enumerate(sels) if not any(matches(r, s) for r in runs)]
+    assert unmatched_selectors(runs, sels) and len(unmatched_selectors(runs, sels)) < len(sels)
+    assert match_runs(runs, "all") == runs and match_runs(runs, []) == [] and unmatched_selectors(runs, []) == []
+
+
+EXTRA = """\
+metrics:
+  gradient_variance: {}
+  atc: {reference: {learning_rate: 2.0e-3}}
+  runs: [{epochs: 1}]
+perturbations: {epochs: [2, 2, 1, 6, 6, 6], runs: [{dataset_fraction: 0.5}, {epochs: 3}], preambles: [" First,"]}
+"""
+CURATION = """\
+curation: {new_examples: 4, learning_rate: 1.0e-3, epochs: 3, rounds: 4, ifd: {epochs: 2}}
+"""
+
+
+@pytest.mark.parametrize("text", [BASE, BASE + EXTRA, BASE.replace("premem:\n  calibrate_on: [{epochs: 3}]\n", "")
+                                  + "premem: {p: -1.0}\n" + CURATION,
+                                  BASE + EXTRA.replace("epochs: [2, 2, 1, 6, 6, 6]", "epochs: all")],
+                         ids=["grid", "measures", "curation", "all-epochs"])
+def test_job_counts_are_what_the_plan_makes(text):
+    from collections import Counter
+
+    from premem.plan import job_counts
+
+    plan = build_plan(spec(text))
+    assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs))
+
+
+def test_job_counts_of_every_shipped_spec():
+    from collections import Counter
+    from pathlib import Path
+
+    from premem.plan import job_counts
+    from premem.spec import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
+        plan = build_plan(load_spec(path))
+        assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs)), path
+
+
+def test_every_job_id_is_the_content_hash_of_what_it_lists():
+    """Planning hashes skip_settled's long dependency lists incrementally (plan._hash_listed); each id must still
+    be content_hash of the job's own kind, settings and dependencies."""
+    from premem.plan import content_hash
+
+    plan = build_plan(spec(BASE + EXTRA + "evaluation: {skip_settled: true}\n"))
+    evals = [j for j in plan.jobs if j.kind == "evaluate"]
+    assert max(len(j.deps) for j in evals) == 12  # a quarter-data run's 12th checkpoint: its train job, 11 evaluations
+    for job in plan.jobs:
+        assert job.id == content_hash(job.kind, job.settings, job.deps), job.label
+
+
+def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
+    from premem.spec import MAX_JOBS, SpecError
+
+    lrs = ", ".join(f"{i}.0e-4" for i in range(1, 51))
+    text = BASE.split("training:")[0] + f"grid: {{learning_rate: [{lrs}], epochs: [1000]}}\n"
+    assert MAX_JOBS == 100_000 and len(expand_runs(spec(text))) == 50  # 50 x 1,000 epochs x 2 jobs: at the limit
+    with pytest.raises(SpecError) as e:
+        spec(text + "metrics: {weight_distance: {}, runs: [{learning_rate: 1.0e-4}]}\n")
+    assert [(p.path, p.message.split(" (")[0]) for p in e.value.problems] == [
+        ("grid", "the study has 101,000 jobs")]

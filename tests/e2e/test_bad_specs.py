@@ -1,5 +1,6 @@
 """A corpus of malformed specs (tests/specs_bad/, what is wrong on each file's first line): `premem validate`
-exits 1 naming FILE:LINE and the field, and `premem apply` starts nothing (no store folder, no Ray)."""
+exits 1 naming FILE:LINE and the field, without a traceback or a raw control character, and `premem apply`
+starts nothing (no store folder, no Ray)."""
 import os
 import re
 import subprocess
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from premem.safetext import control_characters
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = sorted((ROOT / "tests" / "specs_bad").glob("*.yaml"))
@@ -20,7 +23,7 @@ def premem(*args, cwd, timeout=120):
 
 
 def expected(path: Path) -> str:
-    m = HEADER.fullmatch(path.read_text().splitlines()[0])
+    m = HEADER.fullmatch(path.read_bytes().splitlines()[0].decode("ascii"))  # the rest may be any bytes
     assert m, f"{path.name}: line 1 must say `# FIELD: what is wrong` (FIELD `-` for a file-level problem)"
     return m["field"]
 
@@ -37,7 +40,8 @@ def test_validate_names_file_line_and_field(path, tmp_path):
     out = premem("validate", str(path), cwd=tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" not in out.stderr, out.stderr
-    lines = [ln for ln in out.stderr.splitlines() if ln.startswith(f"{path}:")]
+    assert not control_characters(out.stderr, allowed="\n"), out.stderr  # a spec's escapes never reach the terminal
+    lines = [ln for ln in out.stderr.split("\n") if ln.startswith(f"{path}:")]
     assert lines[-1].endswith("nothing was run."), out.stderr
     problems = lines[:-1]
     if field == "-":  # a problem of the whole file: FILE:LINE: message
