@@ -282,6 +282,33 @@ def test_bad_keys(tmp_path):
     assert problems_of(tmp_path, recs, "csv") == ["row 1, column n_samples: 'four' is not a number"]
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_huge_checkpoints_stay_distinct(tmp_path, ext):
+    """Checkpoints above 2**53 (a step counter, a timestamp in ns) are read as integers, never through float64,
+    which would make 2**53 and 2**53 + 1 one checkpoint and report every row as a duplicate."""
+    big = {100: 2**53, 200: 2**53 + 1, 300: 2**63 - 1}
+    recs = [dict(r, checkpoint=big.get(r["checkpoint"], r["checkpoint"])) for r in rows()]
+    res = read_results(write(tmp_path / f"r.{ext}", recs))
+    assert res.runs[0].epochs == [2**53, 2**53 + 1, 2**63 - 1]
+    summary, _ = summarize(res)
+    assert [c["epoch"] for c in summary["runs"][0]["checkpoints"]] == [2**53, 2**53 + 1, 2**63 - 1]
+
+
+def test_checkpoints_beyond_64_bits_or_inexact_are_refused(tmp_path):
+    recs = rows()
+    recs[0]["checkpoint"] = 777
+    path = write(tmp_path / "big.csv", recs)
+    text = open(path).read()
+    with open(path, "w") as fh:  # a CSV column with 2**64 + 1 is read as float64: no value in it is exact
+        fh.write(text.replace(",777,", f",{2**64 + 1},", 1))
+    with pytest.raises(TableError) as e:
+        read_results(path)
+    assert e.value.problems[0].startswith("row 1, column checkpoint: 1.8446744073709552e+19 is too large to be "
+                                          "read exactly"), e.value.problems
+    recs[0]["checkpoint"] = 1e20
+    assert "too large to be read exactly" in problems_of(tmp_path, recs, "parquet")[0]
+
+
 def test_problems_are_capped(tmp_path):
     recs = rows(accuracy_column=True)
     for r in recs:
