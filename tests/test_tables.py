@@ -375,14 +375,14 @@ premem:
 """
 
 
-def synthetic_store(tmp_path):
+def synthetic_store(tmp_path, text=SPEC):
     """A store with made-up evaluations of every checkpoint (no training): accuracy grows with epochs,
     examples get memorized (low perplexity) once learned."""
     from premem.plan import build_plan
     from premem.spec import parse_spec
     from premem.store import Store
 
-    spec = parse_spec(SPEC.format(store=tmp_path / ".premem"))
+    spec = parse_spec(text.format(store=tmp_path / ".premem"))
     plan = build_plan(spec)
     store = Store(spec.store)
     rng = np.random.default_rng(0)
