@@ -398,7 +398,8 @@ def _p_grid(text: str | None) -> tuple[list[float], str]:
             if not all(math.isfinite(x) for x in (start, stop, step)):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--p-grid: expected START:STOP:STEP, three finite numbers (e.g. -3:-0.5:0.05), got {text!r}") from None
+            raise ValueError(f"--p-grid: expected START:STOP:STEP, three finite numbers (e.g. -3:-0.5:0.05), "
+                             f"got {text!r}") from None
         try:
             grid = PGrid(start=start, stop=stop, step=step)
         except ValidationError as e:
@@ -477,7 +478,8 @@ def _export_problem(out: str, spec, spec_path: str) -> str | None:
         return problem
     full = resolved(out)
     if inside(full, resolved(spec.store)):
-        return f"{out!r} is inside the store ({spec.store}): premem never writes over its own results; choose another file"
+        return (f"{out!r} is inside the store ({spec.store}): premem never writes over its own results; choose "
+                "another file")
     if full == resolved(spec_path):
         return f"{out!r} is the spec itself; choose another file"
     return None
@@ -595,7 +597,10 @@ def _join_negative_values(argv: list[str]) -> list[str]:
         if a == "--":  # everything after it is positional
             out += argv[i:]
             break
-        if a in NUMERIC_OPTIONS and i + 1 < len(argv) and argv[i + 1].startswith("-") and _numeric(argv[i + 1]):
+        # an option argparse would take as one of them: its name, or a prefix only one of them starts with
+        prefix_of = [o for o in NUMERIC_OPTIONS if o.startswith(a)] if a.startswith("--") else []
+        numeric = a in NUMERIC_OPTIONS or len(prefix_of) == 1
+        if numeric and i + 1 < len(argv) and argv[i + 1].startswith("-") and _numeric(argv[i + 1]):
             out.append(f"{a}={argv[i + 1]}")
             i += 2
             continue

@@ -86,7 +86,8 @@ def file_problem(value: str) -> str | None:
     if any(inside(full, t) for t in SYSTEM_TREES):
         return f"{value!r} is in a system folder ({full}); write it somewhere of your own"
     if os.path.isdir(value):
-        return f"{value!r} is a folder; give the name of the file to write (e.g. {os.path.join(value, 'results.parquet')})"
+        example = os.path.join(value, "results.parquet")
+        return f"{value!r} is a folder; give the name of the file to write (e.g. {example})"
     parent = os.path.dirname(os.path.abspath(value))
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.lexists(parent) else "does not exist"

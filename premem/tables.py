@@ -241,9 +241,10 @@ def _integers(table: pa.Table, name: str, problems: _Problems) -> tuple[np.ndarr
     problems.rows(null, name, lambda i: "missing value")
     if pa.types.is_integer(col.type):
         if pa.types.is_uint64(col.type):
-            huge = np.asarray(pc.fill_null(pc.greater(col, 2**63 - 1), False).to_numpy(zero_copy_only=False), dtype=bool)
+            over = pc.fill_null(pc.greater(col, pa.scalar(2**63 - 1, pa.uint64())), False)
+            huge = np.asarray(over.to_numpy(zero_copy_only=False), dtype=bool)
             problems.rows(huge, name, lambda i: f"must fit in 64 bits (at most {2**63 - 1}), got {col[i].as_py()}")
-            col = pc.if_else(pc.fill_null(pc.greater(col, 2**63 - 1), False), 0, col)
+            col = pc.if_else(over, pa.scalar(0, pa.uint64()), col)
         vals = np.asarray(pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
         ok = ~null & ~(problems.flagged.get(name, np.zeros(n, dtype=bool)))
         return np.where(ok, vals, 0), ok

@@ -214,7 +214,8 @@ def test_a_database_that_is_not_premems_is_refused_and_left_as_it_is(tmp_path):
         Store(root).record(job(), "done", result={})
     assert (root / "premem.db").read_bytes() == before  # no premem tables added to someone else's database
     con = sqlite3.connect(root / "premem.db")
-    con.executescript("CREATE TABLE jobs (id TEXT, payload BLOB); CREATE TABLE examples (x); CREATE TABLE attempts (y);")
+    con.executescript("CREATE TABLE jobs (id TEXT, payload BLOB); CREATE TABLE examples (x); "
+                      "CREATE TABLE attempts (y);")
     con.close()
     with pytest.raises(StoreCorrupt, match="its `jobs` table has no .*kind"):
         Store(root).records()

@@ -307,6 +307,13 @@ def test_checkpoints_beyond_64_bits_or_inexact_are_refused(tmp_path):
                                           "read exactly"), e.value.problems
     recs[0]["checkpoint"] = 1e20
     assert "too large to be read exactly" in problems_of(tmp_path, recs, "parquet")[0]
+    recs[0]["checkpoint"] = 1
+    table = pa.Table.from_pylist(recs)
+    ck = [2**64 - 1] + table.column("checkpoint").to_pylist()[1:]
+    pq.write_table(table.set_column(1, "checkpoint", pa.array(ck, pa.uint64())), tmp_path / "u.parquet")
+    with pytest.raises(TableError) as e:
+        read_results(tmp_path / "u.parquet")
+    assert e.value.problems == [f"row 1, column checkpoint: must fit in 64 bits (at most {2**63 - 1}), got {2**64 - 1}"]
 
 
 def test_problems_are_capped(tmp_path):

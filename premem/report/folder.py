@@ -398,7 +398,8 @@ def _in_place(folder: Path, owned: set[str], files: Mapping[str, str]) -> list[s
     for rel in sorted(files, key=lambda r: (r == "index.html", r)):  # the front page last
         write_text(folder / rel, files[rel])
     for rel in sorted(owned - set(files)):
-        (folder / rel).unlink(missing_ok=True)
+        if _plain_parents(folder, rel):  # never through a link the user put in place of data/ or runs/
+            (folder / rel).unlink(missing_ok=True)
     for d in OWN_DIRS:
         try:
             (folder / d).rmdir()  # only when empty
@@ -406,6 +407,13 @@ def _in_place(folder: Path, owned: set[str], files: Mapping[str, str]) -> list[s
             pass
     write_text(folder / MANIFEST, _manifest_text(files))
     return []
+
+
+def _plain_parents(folder: Path, rel: str) -> bool:
+    """True when every folder between `folder` and `rel` is a real folder (not a link to somewhere else)."""
+    parts = rel.split("/")[:-1]
+    return all(not folder.joinpath(*parts[:k]).is_symlink() and folder.joinpath(*parts[:k]).is_dir()
+               for k in range(1, len(parts) + 1))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -163,6 +163,19 @@ def test_the_working_folder_is_written_in_place(tmp_path, monkeypatch):
     assert not (out / "runs" / "old.html").exists() and not (out / ".summary.json.zzzz1234.tmp").exists()
 
 
+def test_in_place_never_deletes_through_a_link_put_where_a_folder_was(tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    write_report(summary("study-A", runs=("r1", "r2")), {}, out)
+    elsewhere = tmp_path / "elsewhere"
+    (out / "runs").rename(elsewhere)  # the user's now: holds r1.html and r2.html, listed in the manifest
+    os.symlink(elsewhere, out / "runs")
+    monkeypatch.chdir(out)
+    with pytest.raises(ReportFolderError, match="is in the way"):
+        write_report(summary("study-B", runs=("r1",)), {}, Path("."))
+    write_report(summary("study-B", runs=()), {}, Path("."))  # no run pages: nothing to write under runs/
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["r1.html", "r2.html"]
+
+
 # --------------------------------------------------------------------------------------------- killed runs
 
 
