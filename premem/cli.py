@@ -167,11 +167,12 @@ def _print_kept(kept: list[str]) -> None:
               "beside the report folder: move it where you want it.", file=sys.stderr)
 
 
-def _report_folder_problem(where: str, label: str) -> str | None:
-    """A one-line refusal for the report folder `where` (None if premem may write a report there)."""
+def _report_folder_problem(where: str, label: str, typed: bool = False) -> str | None:
+    """A one-line refusal for the report folder `where` (None if premem may write a report there); `typed`: a
+    path given on the command line, which may lead out of the working directory with `..`."""
     from premem.report.folder import report_folder_problem
 
-    problem = report_folder_problem(where)
+    problem = report_folder_problem(where, may_climb=typed)
     return f"{label}: {problem}" if problem else None
 
 
@@ -425,7 +426,7 @@ def cmd_analyze(args) -> int:
     except ValueError as e:
         print(f"premem: {e}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
-    problem = _report_folder_problem(args.out, "--out")
+    problem = _report_folder_problem(args.out, "--out", typed=True)
     if problem:
         print(f"premem: {problem}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
@@ -493,7 +494,7 @@ def cmd_export(args) -> int:
     spec = _load(args.spec)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
     # the default name comes from the spec's `name`, which may hold anything (`../x`): made one plain file name
-    out = args.out or f"{safe_file_name(spec.name)}-{args.table}.{fmt}"
+    out = args.out if args.out is not None else f"{safe_file_name(spec.name)}-{args.table}.{fmt}"
     problem = _export_problem(out, spec, args.spec)
     if problem:
         print(f"premem: --out: {problem}; nothing was written.", file=sys.stderr)

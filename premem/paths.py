@@ -56,16 +56,17 @@ def system_problem(value: str) -> str | None:
     return None
 
 
-def folder_problem(value: str) -> str | None:
+def folder_problem(value: str, may_climb: bool = False) -> str | None:
     """Why `value` cannot be a store or report folder (None if it can). Absolute paths are allowed, since a
     cluster's store is a shared mount outside the project; a relative path may not climb out of the working
-    directory, and no path may be (or lead through a link to) a system folder, a top-level folder or a home
-    folder, or be an existing file."""
+    directory (unless `may_climb`: a path typed on the command line, not one a shared spec carries), and no
+    path may be (or lead through a link to) a system folder, a top-level folder or a home folder, or be an
+    existing file."""
     if not value.strip():
         return "is empty: give a folder"
     if value.startswith("~"):
         return f"{value!r}: premem does not expand ~; write the full path"
-    if not os.path.isabs(value) and os.path.normpath(value).split(os.sep)[0] == "..":
+    if not may_climb and not os.path.isabs(value) and os.path.normpath(value).split(os.sep)[0] == "..":
         return (f"{value!r} climbs out of the working directory with ..; write an absolute path for a place outside "
                 "the project (such as a shared mount)")
     problem = system_problem(value)

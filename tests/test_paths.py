@@ -41,7 +41,9 @@ def test_an_existing_file_is_not_a_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "afile").write_text("x")
     assert "exists and is not a folder" in folder_problem("afile")
-    assert folder_problem("..")  # climbs out
+    assert "climbs out" in folder_problem("../elsewhere")  # a spec's path: stays in the project
+    assert folder_problem("../elsewhere", may_climb=True) is None  # typed on the command line: the user's choice
+    assert folder_problem("../" * 40, may_climb=True)  # ... but / is still /
     assert folder_problem("~/x") and folder_problem("  ")
 
 

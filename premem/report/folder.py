@@ -135,11 +135,12 @@ def owned_files(folder: Path) -> set[str] | None:
     return _legacy_files(folder)
 
 
-def report_folder_problem(out: str | Path) -> str | None:
+def report_folder_problem(out: str | Path, may_climb: bool = False) -> str | None:
     """Why premem may not write a report into `out` (None if it may): a folder premem must never manage
     (:func:`premem.paths.folder_problem`: system, top-level and home folders, links to them, a file in the
-    way) or a folder that is not empty and holds no report of premem's."""
-    problem = folder_problem(str(out))
+    way; a relative path out of the working directory unless `may_climb`) or a folder that is not empty and
+    holds no report of premem's."""
+    problem = folder_problem(str(out), may_climb)
     if problem:
         return problem
     folder = Path(os.path.realpath(out))
@@ -162,7 +163,7 @@ def publish(out: str | Path, files: Mapping[str, str]) -> list[str]:
     bad = [rel for rel in files if not premem_name(rel)]
     if bad:
         raise ValueError(f"not a report file name: {bad[0]!r}")
-    problem = report_folder_problem(out)
+    problem = report_folder_problem(out, may_climb=True)  # where to write was checked by the caller's rules
     if problem:
         raise ReportFolderError(problem)
     folder = Path(os.path.realpath(out))  # a link to a folder: the folder it leads to holds the report
@@ -171,7 +172,7 @@ def publish(out: str | Path, files: Mapping[str, str]) -> list[str]:
         kept = _recover(folder)
         owned = owned_files(folder)
         if owned is None:  # recovery put back a folder that is not premem's: refuse as before
-            raise ReportFolderError(report_folder_problem(out) or f"{out}: not a premem report folder")
+            raise ReportFolderError(report_folder_problem(out, True) or f"{out}: not a premem report folder")
         _check_in_the_way(folder, owned, files)
         if owned and read_manifest(folder) is None:  # adopt an earlier premem's report (or a damaged manifest's)
             write_text(folder / MANIFEST, _manifest_text(owned))
