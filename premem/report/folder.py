@@ -81,7 +81,8 @@ def read_manifest(folder: Path) -> set[str] | None:
 
 
 def _manifest_text(files) -> str:
-    return json.dumps({"premem_report": 1, "files": sorted(files)}, indent=1) + "\n"
+    """The manifest listing `files` (only names premem writes: a killed write's temporaries are found anyway)."""
+    return json.dumps({"premem_report": 1, "files": sorted(f for f in files if premem_name(f))}, indent=1) + "\n"
 
 
 def _legacy_files(folder: Path) -> set[str] | None:
