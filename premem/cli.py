@@ -15,10 +15,10 @@ from pathlib import Path
 from premem.spec import SpecError, load_spec
 
 #: exit codes of every command: 0 done; 1 invalid input, refused before anything was run or written (a spec,
-#: an argument, a results table, an output place premem must not write: a system or home folder, a folder that
-#: is not premem's report, a file in the way); 2 the work could not be done or finished (no results yet, a store
-#: that is damaged, unwritable for `apply`, or full, failed jobs, a file system error); 130 interrupted (Ctrl-C).
-#: argparse's own usage errors (an unknown option, a missing argument) also exit 2.
+#: a command line, a results table, an output place premem must not write: a system or home folder, a folder
+#: that is not premem's report, a file in the way); 2 the work could not be done or finished (no results yet, a
+#: store that is damaged, unwritable for `apply`, or full, failed jobs, a file system error, a bug); 130
+#: interrupted (Ctrl-C).
 EXIT_OK, EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -522,8 +522,16 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with premem's exit code for a bad command line (EXIT_INVALID, not argparse's 2, which premem
+    uses for work that failed) and a one-line message."""
+
+    def error(self, message):
+        self.exit(EXIT_INVALID, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="premem", description="Studies of how finetuning dynamics predict "
+    ap = _Parser(prog="premem", description="Studies of how finetuning dynamics predict "
                                  "generalization: one YAML spec, a grid of runs, a PreMemAcc report.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -45,3 +45,12 @@ def test_file_system_errors_are_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "cmd_schema", denied)
     assert cli.main(["schema"]) == cli.EXIT_FAILED
     assert capsys.readouterr().err == "premem: Permission denied: /some/file\n"
+
+
+@pytest.mark.parametrize("argv", [["analyze", "r.csv", "--p", "abc"], ["frobnicate"], [], ["export"]])
+def test_a_bad_command_line_is_invalid_input_in_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == cli.EXIT_INVALID  # 2 means work that failed
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("premem") and "--help" in err
