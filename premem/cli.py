@@ -531,8 +531,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="premem", description="Studies of how finetuning dynamics predict "
-                                 "generalization: one YAML spec, a grid of runs, a PreMemAcc report.")
+    ap = _Parser(prog="premem", description="Studies of how finetuning dynamics predict generalization: one YAML "
+                 "spec, a grid of runs, a PreMemAcc report.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name, fn, help_):
@@ -577,8 +577,8 @@ def parser() -> argparse.ArgumentParser:
                         "analyze` reads; perturbations: accuracy per example under each perturbed prompt; atc: "
                         "the greedy sample's log-probability per example and checkpoint; curation: every example "
                         "each curation strategy collected, with its round and original")
-    p.add_argument("--out", default=None, help="the file to write, in an existing folder (default: <spec name>-<table>."
-                   "<format> in the working directory, the name made a plain file name)")
+    p.add_argument("--out", default=None, help="the file to write, in an existing folder (default: <spec "
+                   "name>-<table>.<format> in the working directory, the name made a plain file name)")
     return ap
 
 
