@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -14,7 +15,12 @@ from pathlib import Path
 from premem.safetext import escape_controls
 from premem.spec import SpecError, load_spec
 
-EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 1, 2
+#: exit codes of every command: 0 done; 1 invalid input, refused before anything was run or written (a spec,
+#: a command line, a results table, an output place premem must not write: a system or home folder, a folder
+#: that is not premem's report, a file in the way); 2 the work could not be done or finished (no results yet, a
+#: store that is damaged, unwritable for `apply`, or full, failed jobs, a file system error, a bug); 130
+#: interrupted (Ctrl-C).
+EXIT_OK, EXIT_INVALID, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 SHOWN_PROBLEMS = 200  # a generated or hostile spec can have a million; the first ones show what is wrong
@@ -154,7 +160,26 @@ def _write_report(spec, plan, store, spec_path: str) -> Path:
         summary.setdefault("notes", []).insert(0, f"trust_remote_code is on for {', '.join(remote)}: the model's own "
                                                "Python code from its repository ran in every job that loaded it.")
         summary.setdefault("trust_remote_code", remote)
-    return write_report(summary, dynamics, Path(spec.report))
+    kept: list[str] = []
+    path = write_report(summary, dynamics, Path(spec.report), kept=kept)
+    _print_kept(kept)
+    return path
+
+
+def _print_kept(kept: list[str]) -> None:
+    """Name the user's files a report write could not put back into the report folder (never deleted)."""
+    for k in kept:
+        print(f"Note: {k} is yours (not premem's) and was changed while the report was written; it is kept there "
+              "beside the report folder: move it where you want it.", file=sys.stderr)
+
+
+def _report_folder_problem(where: str, label: str, typed: bool = False) -> str | None:
+    """A one-line refusal for the report folder `where` (None if premem may write a report there); `typed`: a
+    path given on the command line, which may lead out of the working directory with `..`."""
+    from premem.report.folder import report_folder_problem
+
+    problem = report_folder_problem(where, may_climb=typed)
+    return f"{label}: {problem}" if problem else None
 
 
 STORE_MARGIN = 64 * 2**20  # the database, the report and slack, beyond the checkpoints
@@ -177,23 +202,32 @@ def _checkpoint_bytes(job) -> int:
 
 def _store_problem(spec, todo) -> str | None:
     """Why the store cannot take this plan's work, known before any job starts (None if it can): a store path
-    that is not a folder, a missing parent of an absolute store (an unmounted shared file system), a folder
-    premem cannot write, or less free space than the checkpoints to write need."""
+    that is not a folder (or whose artifacts folder is not), a missing parent of an absolute store (an unmounted
+    shared file system), a folder or database premem cannot write, or less free space than the checkpoints to
+    write need."""
     root = Path(spec.store)
     if root.exists() and not root.is_dir():
         return f"the store {root} is not a folder"
     if not root.exists() and root.is_absolute() and not root.parent.is_dir():
         return (f"the store's parent folder {root.parent} does not exist (on a cluster: is the shared file system "
                 "mounted?); premem creates the store folder itself, not the place it lives in")
+    artifacts = root / "artifacts"
+    if os.path.lexists(artifacts) and not artifacts.is_dir():
+        return f"the store's artifacts folder {artifacts} is not a folder (a file is in its place)"
     place = root
     while not place.exists():
         place = place.parent
     probe = place / f".premem-write-test-{os.getpid()}"
+    read_only = ("; `apply` needs to write the store (`status`, `plan`, `report` to a folder elsewhere and `export` "
+                 "only read it)")
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        return f"cannot write in {place.resolve()} (for the store {root}): {e.strerror or e}"
+        return f"cannot write in {place.resolve()} (for the store {root}): {e.strerror or e}{read_only}"
+    db = root / "premem.db"
+    if db.exists() and not os.access(db, os.W_OK):
+        return f"cannot write the results database {db}: it is read-only{read_only}"
     need = STORE_MARGIN + sum(_checkpoint_bytes(j) for j in todo)
     free = shutil.disk_usage(place).free
     if free < need:
@@ -206,10 +240,18 @@ def cmd_report(args) -> int:
     from premem.plan import build_plan
 
     spec = _load(args.spec)
+    problem = _report_folder_problem(spec.report, "report")
+    if problem:
+        print(f"premem: {problem}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
     plan = build_plan(spec)
     store = _store(spec)
     if not store.exists():
         print(f"no results yet in {store.root}: run `premem apply {args.spec}` first", file=sys.stderr)
+        return EXIT_FAILED
+    if not store.done_jobs(plan.jobs)[0]:  # an emptied database must not replace a report with an empty one
+        print(f"no results of this spec in {store.root}: run `premem apply {args.spec}` first; nothing was written "
+              f"(the report in {spec.report} is left as it is)", file=sys.stderr)
         return EXIT_FAILED
     path = _write_report(spec, plan, store, args.spec)
     print(f"report: {path}")
@@ -222,6 +264,10 @@ def cmd_apply(args) -> int:
     from premem.store import StoreBusy, StoreCorrupt
 
     spec = _load(args.spec)
+    problem = _report_folder_problem(spec.report, "report")
+    if problem:  # found before any compute, not after it
+        print(f"premem: {problem}; nothing was run.", file=sys.stderr)
+        return EXIT_INVALID
     plan = build_plan(spec)
     store = _store(spec)
     records = store.records([j.id for j in plan.jobs]) if store.exists() else {}
@@ -286,7 +332,7 @@ def cmd_apply(args) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         watcher.stop()
         store.release()
@@ -325,7 +371,7 @@ class _InterruptWatcher:
             if self._stop.wait(self.GRACE):
                 return
             print(INTERRUPTED + " (stopped without waiting for Ray)", file=sys.stderr, flush=True)
-            os._exit(130)
+            os._exit(EXIT_INTERRUPTED)
 
     def stop(self) -> None:
         """Stop watching and give SIGINT back to the main thread."""
@@ -356,8 +402,11 @@ def _p_grid(text: str | None) -> tuple[list[float], str]:
             if len(parts) != 3:
                 raise ValueError
             start, stop, step = (float(x) for x in parts)
+            if not all(math.isfinite(x) for x in (start, stop, step)):
+                raise ValueError
         except ValueError:
-            raise ValueError(f"--p-grid: expected START:STOP:STEP (e.g. -3:-0.5:0.05), got {text!r}") from None
+            raise ValueError(f"--p-grid: expected START:STOP:STEP, three finite numbers (e.g. -3:-0.5:0.05), "
+                             f"got {text!r}") from None
         try:
             grid = PGrid(start=start, stop=stop, step=step)
         except ValidationError as e:
@@ -378,8 +427,14 @@ def cmd_analyze(args) -> int:
     t0 = time.time()
     try:
         ps, grid_text = _p_grid(args.p_grid)
+        if args.p is not None and not math.isfinite(args.p):
+            raise ValueError(f"--p must be a finite number, got {args.p}")
     except ValueError as e:
         print(f"premem: {e}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
+    problem = _report_folder_problem(args.out, "--out", typed=True)
+    if problem:
+        print(f"premem: {problem}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
     try:
         res = read_results(args.results, runs_path=args.runs)
@@ -403,7 +458,9 @@ def cmd_analyze(args) -> int:
     summary, dynamics = build_summary(res.runs, entries, ps=ps, calibration_runs=calibration, fit=args.fit,
                                       fixed_p=args.p, study={"name": Path(args.results).name, "path": args.results,
                                                              "text": text}, notes=res.notes)
-    path = write_report(summary, dynamics, Path(args.out))
+    kept: list[str] = []
+    path = write_report(summary, dynamics, Path(args.out), kept=kept)
+    _print_kept(kept)
     pm, tr = summary["premem"], summary["train_acc"]
 
     def num(v):
@@ -417,12 +474,37 @@ def cmd_analyze(args) -> int:
     return EXIT_OK
 
 
+def _export_problem(out: str, spec, spec_path: str) -> str | None:
+    """Why `premem export` must not write the table to `out` (None if it may): a place
+    :func:`premem.paths.file_problem` refuses, anything inside the store (its database above all), the spec
+    itself."""
+    from premem.paths import file_problem, inside, resolved
+
+    problem = file_problem(out)
+    if problem:
+        return problem
+    full = resolved(out)
+    if inside(full, resolved(spec.store)):
+        return (f"{out!r} is inside the store ({spec.store}): premem never writes over its own results; choose "
+                "another file")
+    if full == resolved(spec_path):
+        return f"{out!r} is the spec itself; choose another file"
+    return None
+
+
 def cmd_export(args) -> int:
+    from premem.paths import safe_file_name
     from premem.plan import build_plan
     from premem.tables import export_curation_table, export_extra_table, export_table, write_table
 
     spec = _load(args.spec)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
+    # the default name comes from the spec's `name`, which may hold anything (`../x`): made one plain file name
+    out = args.out if args.out is not None else f"{safe_file_name(spec.name)}-{args.table}.{fmt}"
+    problem = _export_problem(out, spec, args.spec)
+    if problem:
+        print(f"premem: --out: {problem}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
     store = _store(spec)
     if not store.exists():
         print(f"no results yet in {store.root}: run `premem apply {args.spec}` first", file=sys.stderr)
@@ -440,16 +522,23 @@ def cmd_export(args) -> int:
                 "curation": "collected examples (the spec's `curation:` section)"}
         print(f"no {what[args.table]} in {store.root} yet: nothing to export", file=sys.stderr)
         return EXIT_FAILED
-    out = Path(args.out or f"{spec.name}-{args.table}.{fmt}")
-    write_table(table, out, fmt)
+    write_table(table, Path(out), fmt)
     runs = len(set(table.column("run").to_pylist()))
     print(f"Exported {_count(table.num_rows, 'row')} ({_count(runs, 'run')}) to {out}")
     return EXIT_OK
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with premem's exit code for a bad command line (EXIT_INVALID, not argparse's 2, which premem
+    uses for work that failed) and a one-line message."""
+
+    def error(self, message):
+        self.exit(EXIT_INVALID, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="premem", description="Studies of how finetuning dynamics predict "
-                                 "generalization: one YAML spec, a grid of runs, a PreMemAcc report.")
+    ap = _Parser(prog="premem", description="Studies of how finetuning dynamics predict generalization: one YAML "
+                 "spec, a grid of runs, a PreMemAcc report.")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def verb(name, fn, help_):
@@ -494,17 +583,39 @@ def parser() -> argparse.ArgumentParser:
                         "analyze` reads; perturbations: accuracy per example under each perturbed prompt; atc: "
                         "the greedy sample's log-probability per example and checkpoint; curation: every example "
                         "each curation strategy collected, with its round and original")
-    p.add_argument("--out", default=None, help="the file to write (default: <spec name>-<table>.<format>)")
+    p.add_argument("--out", default=None, help="the file to write, in an existing folder (default: <spec "
+                   "name>-<table>.<format> in the working directory, the name made a plain file name)")
     return ap
 
 
+#: options whose value may start with '-' (a negative number, a grid of them)
+NUMERIC_OPTIONS = ("--p", "--p-grid")
+
+
+def _numeric(text: str) -> bool:
+    """True when `text` reads as a number or a START:STOP:STEP grid of numbers, in any float notation
+    (-7.5e-1, -.5, -1E3, -inf)."""
+    try:
+        for part in text.split(":"):
+            float(part)
+    except ValueError:
+        return False
+    return True
+
+
 def _join_negative_values(argv: list[str]) -> list[str]:
-    """`--p-grid -3:-0.5:0.05` as `--p-grid=-3:-0.5:0.05`: argparse would take a value that starts with '-'
-    and is not a plain number for an option."""
+    """`--p -7.5e-1` as `--p=-7.5e-1` and `--p-grid -3:-0.5:0.05` as `--p-grid=-3:-0.5:0.05`: argparse takes a
+    value that starts with '-' for an option unless it looks like a plain negative decimal (no exponent)."""
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a == "--p-grid" and i + 1 < len(argv) and argv[i + 1].startswith("-"):
+        if a == "--":  # everything after it is positional
+            out += argv[i:]
+            break
+        # an option argparse would take as one of them: its name, or a prefix only one of them starts with
+        prefix_of = [o for o in NUMERIC_OPTIONS if o.startswith(a)] if a.startswith("--") else []
+        numeric = a in NUMERIC_OPTIONS or len(prefix_of) == 1
+        if numeric and i + 1 < len(argv) and argv[i + 1].startswith("-") and _numeric(argv[i + 1]):
             out.append(f"{a}={argv[i + 1]}")
             i += 2
             continue
@@ -514,14 +625,32 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit code (EXIT_*). Every failure is one line on stderr, never a traceback
+    (set PREMEM_DEBUG=1 to see the traceback of an unexpected error)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser().parse_args(_join_negative_values(argv))
+    from premem.report.folder import ReportFolderError
     from premem.store import StoreCorrupt
 
     try:
         return args.fn(args)
     except StoreCorrupt as e:  # a damaged premem.db: said plainly, never read as data
         print(f"premem: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except ReportFolderError as e:  # found while writing (checked before any work too)
+        print(f"premem: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    except sqlite3.Error as e:
+        print(f"premem: cannot use the results database: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:  # a file system refusal (permissions, a read-only or full disk, a file in the way)
+        print(f"premem: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:  # a bug: one line that says so, the traceback on request
+        if os.environ.get("PREMEM_DEBUG"):
+            raise
+        print(f"premem: unexpected error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); this is "
+              "a bug in premem: rerun with PREMEM_DEBUG=1 for the traceback and report it", file=sys.stderr)
         return EXIT_FAILED
 
 

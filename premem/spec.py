@@ -17,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_serializer, model_validator)
 
 from premem import yamlfile
+from premem.paths import folder_problem as _folder_problem, inside as _inside
 from premem.registry import Suggestions, did_you_mean
 from premem.safetext import control_characters, escape_controls
 from premem.yamlfile import YamlFileError
@@ -1012,32 +1013,6 @@ def _message(err: dict, loc: tuple) -> str:
 
 MAX_JOBS = 100_000  # the paper's study is about 1,300 jobs; a plan this large is almost surely a typo
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes a 64-bit integer
-# folders premem must never write into (store and report create, replace and delete files in theirs)
-_SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
-_SYSTEM_FOLDERS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/run", "/srv", "/tmp", "/var")
-
-
-def _inside(path: str, folder: str) -> bool:
-    """True when `path` is `folder` or lies within it (both absolute and normalised)."""
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def _folder_problem(value: str) -> str | None:
-    """Why `value` cannot be a store or report folder (None if it can). Absolute paths are allowed, since a
-    cluster's store is a shared mount outside the project; a relative path may not climb out of the working
-    directory, and no path may be a system folder, a top-level folder itself or the home folder itself."""
-    if not value.strip():
-        return "is empty: give a folder"
-    if value.startswith("~"):
-        return f"{value!r}: premem does not expand ~; write the full path"
-    if not os.path.isabs(value) and os.path.normpath(value).split(os.sep)[0] == "..":
-        return (f"{value!r} climbs out of the working directory with ..; write an absolute path for a place outside "
-                "the project (such as a shared mount)")
-    full = os.path.normpath(os.path.abspath(value))
-    if full in _SYSTEM_FOLDERS or full == os.path.expanduser("~") or any(_inside(full, t) for t in _SYSTEM_TREES):
-        return (f"{value!r} is a system or top-level folder; premem creates and replaces files in this folder, so "
-                "give it a folder of its own (e.g. /mnt/premem/store)")
-    return None
 
 
 def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
@@ -1147,7 +1122,7 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         problem = _folder_problem(getattr(spec, field))
         if problem:
             out.append(((field,), problem))
-    store, report = (os.path.abspath(getattr(spec, f)) for f in ("store", "report"))
+    store, report = (os.path.realpath(getattr(spec, f)) for f in ("store", "report"))
     if not _folder_problem(spec.store) and not _folder_problem(spec.report) and (
             _inside(store, report) or _inside(report, store)):
         out.append((("report",), f"the report folder ({spec.report}) and the store ({spec.store}) must be separate "

@@ -108,34 +108,129 @@ class JobRecord:
     finished: float | None
 
 
+#: the columns premem reads, per table; a database without them is not a premem store (stores written before
+#: `attempts.node` and `jobs.tries` existed lack those two: added on the next write, left out of reads)
+COLUMNS = {"jobs": {"id", "kind", "label", "run", "epoch", "status", "settings", "result", "error", "started",
+                    "finished", "node"},
+           "examples": {"job_id", "split", "example_id", "n_samples", "n_correct", "n_unparseable", "nll",
+                        "n_target_tokens", "samples"},
+           "attempts": {"job_id", "started", "driver_pid"}}
+LATER_COLUMNS = (("attempts", "node", "TEXT"), ("jobs", "tries", "INTEGER"))
+
+
 class Store:
-    """The results store at `root` (created on first use)."""
+    """The results store at `root`. Reading never writes: a store in a read-only folder (or on a read-only
+    mount) serves `status`, `plan`, `report` and `export`; only the writes of `apply` create the folder and
+    the database (which appears whole: made beside its place, then linked into it)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.artifacts = self.root / "artifacts"
         self.db_path = self.root / "premem.db"
         self._lock_file = None
+        self._columns: dict[str, set[str]] | None = None  # the tables' columns, once checked
 
     # ----------------------------------------------------------------------------- connection
-    def _connect(self) -> sqlite3.Connection:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.artifacts.mkdir(exist_ok=True)
-        con = sqlite3.connect(self.db_path, timeout=30)
+    def _connect(self, write: bool = True) -> sqlite3.Connection:
+        """A connection to the database: for writing (the folder, the artifacts folder and the database made
+        when missing, older stores brought up to date) or for reading only (nothing created or changed)."""
+        if write:
+            if os.path.lexists(self.root) and not self.root.is_dir():
+                raise StoreCorrupt(f"the store {self.root} is not a folder")
+            self.root.mkdir(parents=True, exist_ok=True)
+            if os.path.lexists(self.artifacts) and not self.artifacts.is_dir():
+                raise StoreCorrupt(f"the store's artifacts folder {self.artifacts} is not a folder (a file is in its "
+                                   "place); move it aside, or restore the store from a copy")
+            self.artifacts.mkdir(exist_ok=True)
+            self._create()
+        self._check_size()
+        con = None
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=FULL")
-            con.executescript(SCHEMA)
-            for table, column, kind in (("attempts", "node", "TEXT"), ("jobs", "tries", "INTEGER")):
-                if column not in {r[1] for r in con.execute(f"PRAGMA table_info({table})")}:  # an older store
-                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-        except NOT_DAMAGE:  # locked, disk full, a constraint or a binding: not damage
-            con.close()
-            raise
-        except sqlite3.DatabaseError as e:
-            con.close()
-            raise self._corrupt(e) from None
+            con = sqlite3.connect(self.db_path, timeout=30) if write else self._read_only()
+            self._check_schema(con, write)  # first: nothing is changed in a database that is not premem's
+            if write:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=FULL")
+        except BaseException as e:
+            if con is not None:
+                con.close()
+            if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, NOT_DAMAGE):
+                raise self._corrupt(e) from None
+            raise  # locked, disk full, a constraint or a binding: not damage; StoreCorrupt as it is
         return con
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A read-only connection. A database in WAL mode needs its shared-memory file beside it; where that
+        cannot be made (a read-only folder) the file is opened as immutable: no one can write it from here."""
+        uri = self.db_path.resolve().as_uri()
+        con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30)
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con
+        except sqlite3.OperationalError:
+            con.close()
+            if os.access(self.root, os.W_OK):
+                raise
+        con = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30)
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+
+    def _create(self) -> None:
+        """Make the database if there is none, whole: built under a temporary name, then linked into place, so
+        that a run killed while creating it never leaves an empty premem.db (which would read as damage)."""
+        if os.path.lexists(self.db_path):
+            return
+        tmp = self.root / f".premem.db.new-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            con = sqlite3.connect(tmp)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
+                con.commit()
+            finally:
+                con.close()
+            try:
+                os.link(tmp, self.db_path)  # fails if another process made it first: theirs is kept
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not os.path.lexists(self.db_path):
+                    os.replace(tmp, self.db_path)
+        finally:
+            for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                p.unlink(missing_ok=True)
+
+    def _check_size(self) -> None:
+        try:
+            size = self.db_path.stat().st_size
+        except OSError:
+            return  # missing: sqlite's own error names it
+        if size == 0:
+            raise StoreCorrupt(f"the results database {self.db_path} is empty (0 bytes): a damaged store, not a new "
+                               "one, so premem neither reads it nor starts afresh over it. Move it aside (and its "
+                               "artifacts folder) to start afresh, or restore it from a copy")
+
+    def _check_schema(self, con: sqlite3.Connection, write: bool) -> None:
+        """StoreCorrupt unless the database has premem's tables and columns; a writer adds the columns newer
+        premem versions keep (never to a database that is not premem's)."""
+        if self._columns is None:
+            columns = {t: {r[1] for r in con.execute(f"PRAGMA table_info({t})")} for t in COLUMNS}
+            for table, need in COLUMNS.items():
+                if not columns[table]:
+                    raise StoreCorrupt(f"the results database {self.db_path} is not a premem database (it has no "
+                                       f"`{table}` table); nothing was read from it or written to it. Move it aside "
+                                       "to start afresh, or point the spec's `store:` at premem's store")
+                missing = sorted(need - columns[table])
+                if missing:
+                    raise StoreCorrupt(f"the results database {self.db_path} is not a premem database (its `{table}` "
+                                       f"table has no {', '.join(missing)} column); nothing was read from it or "
+                                       "written to it")
+            self._columns = columns
+        if write:
+            for table, column, kind in LATER_COLUMNS:
+                if column not in self._columns[table]:  # an older store
+                    con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    self._columns[table].add(column)
 
     def _corrupt(self, e: Exception) -> StoreCorrupt:
         return StoreCorrupt(f"the results database {self.db_path} is damaged or not a premem database ({e}); "
@@ -143,8 +238,9 @@ class Store:
                             "or restore it from a copy")
 
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        con = self._connect()
+    def connection(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A connection for the block (`write=False`: read only, nothing created); damage is StoreCorrupt."""
+        con = self._connect(write)
         try:
             yield con
         except NOT_DAMAGE:  # locked, disk full, a constraint or a binding: not damage
@@ -158,7 +254,7 @@ class Store:
         """Raise StoreCorrupt unless the database passes SQLite's own consistency check."""
         if not self.exists():
             return
-        with self.connection() as con:
+        with self.connection(write=False) as con:
             bad = [r[0] for r in con.execute("PRAGMA quick_check")]
         if bad != ["ok"]:
             raise self._corrupt(RuntimeError("; ".join(bad[:3])))
@@ -203,15 +299,19 @@ class Store:
     def apply_running(self) -> bool:
         """True while some process holds the apply lock."""
         path = self.root / "apply.lock"
-        if not path.exists():
+        try:  # read-only: a store on a read-only mount can be asked too
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False  # no lock file (no apply ever ran here), or one premem may not read
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
             return False
-        with open(path, "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(f, fcntl.LOCK_UN)
-            return False
+        finally:
+            os.close(fd)
+        return False
 
     # ----------------------------------------------------------------------------- writes (driver only)
     def mark_started(self, job_ids: Iterable[str]) -> None:
@@ -260,14 +360,30 @@ class Store:
         """Recorded jobs by id (all of them, or those among `job_ids`)."""
         if not self.exists():
             return {}
-        with self.connection() as con:
+        with self.connection(write=False) as con:
             rows = con.execute("SELECT id, kind, label, status, result, error, started, finished FROM jobs").fetchall()
         wanted = set(job_ids) if job_ids is not None else None
         out = {}
         for r in rows:
             if wanted is None or r[0] in wanted:
-                out[r[0]] = JobRecord(r[0], r[1], r[2], r[3], json.loads(r[4]) if r[4] else None, r[5], r[6], r[7])
+                out[r[0]] = JobRecord(r[0], r[1], r[2], r[3], self._result(r[0], r[4]), r[5], r[6], r[7])
         return out
+
+    def _result(self, job_id, text) -> dict | None:
+        """A job's recorded result (a JSON object, or nothing); StoreCorrupt naming the job when it is not one."""
+        if text is None or text == "":
+            return None
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError) as e:
+            value, why = None, f"not JSON ({e})"
+        else:
+            why = f"a JSON {type(value).__name__}, not an object"
+        if isinstance(value, dict):
+            return value
+        raise StoreCorrupt(f"the results database {self.db_path} is damaged: the result of job {str(job_id)[:10]} is "
+                           f"{why}; nothing was read from it. Restore the store from a copy, or move it aside to "
+                           "start afresh")
 
     def done_jobs(self, jobs: list) -> tuple[list, dict[str, JobRecord]]:
         """Those of `jobs` (plan Jobs) recorded done, in their order, and their records by id."""
@@ -278,23 +394,25 @@ class Store:
         """Jobs a live `apply` has started and not finished: id -> start time."""
         if not self.exists() or not self.apply_running():
             return {}
-        with self.connection() as con:
+        with self.connection(write=False) as con:
             return dict(con.execute("SELECT job_id, started FROM attempts").fetchall())
 
     def tries(self) -> dict[str, int]:
         """How many attempts each recorded job took (jobs recorded before premem counted them are left out)."""
         if not self.exists():
             return {}
-        with self.connection() as con:
+        with self.connection(write=False) as con:
+            if "tries" not in self._columns["jobs"]:  # a store from before tries were counted
+                return {}
             return dict(con.execute("SELECT id, tries FROM jobs WHERE tries IS NOT NULL").fetchall())
 
     def nodes(self) -> dict[str, str]:
         """The Ray node of each recorded job, and of each job a live `apply` runs now: job id -> node id."""
         if not self.exists():
             return {}
-        with self.connection() as con:
+        with self.connection(write=False) as con:
             out = dict(con.execute("SELECT id, node FROM jobs WHERE node IS NOT NULL").fetchall())
-            if self.apply_running():
+            if self.apply_running() and "node" in self._columns["attempts"]:
                 out.update(con.execute("SELECT job_id, node FROM attempts WHERE node IS NOT NULL").fetchall())
         return out
 
@@ -306,16 +424,37 @@ class Store:
         if with_samples:
             cols += ", samples"
         out = []
-        with self.connection() as con:
+        names = [c.strip() for c in cols.split(",")]
+        with self.connection(write=False) as con:
             for start in range(0, len(job_ids), 500):
                 chunk = job_ids[start:start + 500]
                 q = f"SELECT {cols} FROM examples WHERE job_id IN ({','.join('?' * len(chunk))})"
                 for r in con.execute(q, chunk):
-                    row = dict(zip([c.strip() for c in cols.split(",")], r))
+                    row = dict(zip(names, r))
+                    self._check_example(row)
                     if with_samples and row.get("samples"):
-                        row["samples"] = json.loads(row["samples"])
+                        try:
+                            row["samples"] = json.loads(row["samples"])
+                        except (TypeError, ValueError) as e:
+                            raise self._bad_example(row, f"samples are not JSON ({e})") from None
                     out.append(row)
         return out
+
+    def _check_example(self, row: dict) -> None:
+        """StoreCorrupt unless the per-example row holds what premem wrote: whole counts, a number or nothing
+        for the NLL (SQLite keeps any value in any column, so a damaged or edited row can hold text)."""
+        for k in ("n_samples", "n_correct", "n_unparseable"):
+            if not isinstance(row[k], int):
+                raise self._bad_example(row, f"{k} is {row[k]!r}, not a whole number")
+        if row["nll"] is not None and not isinstance(row["nll"], (int, float)):
+            raise self._bad_example(row, f"nll is {row['nll']!r}, not a number")
+        if row["n_target_tokens"] is not None and not isinstance(row["n_target_tokens"], int):
+            raise self._bad_example(row, f"n_target_tokens is {row['n_target_tokens']!r}, not a whole number")
+
+    def _bad_example(self, row: dict, why: str) -> StoreCorrupt:
+        return StoreCorrupt(f"the results database {self.db_path} is damaged: example {str(row['example_id'])[:40]!r} "
+                            f"of job {str(row['job_id'])[:10]}: {why}; nothing was read from it. Restore the store "
+                            "from a copy, or move it aside to start afresh")
 
     # ----------------------------------------------------------------------------- artifacts
     def artifact(self, job_id: str) -> Path:
@@ -360,9 +499,13 @@ class Store:
     def clean_staging(self) -> int:
         """Remove temporary folders left by interrupted jobs; return how many."""
         n = 0
-        if self.artifacts.exists():
+        if self.artifacts.is_dir():
             for p in self.artifacts.iterdir():
                 if p.name.startswith((".tmp-", ".old-")):
                     shutil.rmtree(p, ignore_errors=True)
                     n += 1
+        if self.root.is_dir():  # a database whose creation was killed before it was linked into place
+            for p in self.root.glob(".premem.db.new-*"):
+                p.unlink(missing_ok=True)
+                n += 1
         return n

@@ -11,6 +11,10 @@ any column constant within each run), either as columns or in a second table key
 `read_results` validates the table and turns it into `premem.analysis.RunData` (one per run, aligned on the
 run's train examples) plus each run's settings. It is vectorised with numpy: no Python loop per row.
 `export_table` builds the same table from a spec's store.
+
+In the CSV files premem writes, a text cell that a spreadsheet would run as a formula (one that starts with
+=, +, -, @, a tab or a carriage return and is not a number) gets a leading single quote; `read_table` takes
+that quote off again, so `premem analyze` reads an exported CSV exactly as exported (premem/csvsafe.py).
 """
 from __future__ import annotations
 
@@ -22,8 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from premem.atomic import replacing
 from premem.analysis import RunData
+from premem.atomic import replacing
+from premem.csvsafe import safe_table, unquote_table
 from premem.safetext import escape_controls
 
 KEYS = ("run", "checkpoint", "split", "example_id")
@@ -115,7 +120,9 @@ def table_format(path: str | Path) -> str | None:
 
 def read_table(path: str | Path) -> pa.Table:
     """A Parquet, CSV (.csv, .csv.gz, .tsv) or JSONL file as an Arrow table; TableError if it cannot be read.
-    In CSV files `run`, `split`, `example_id`, `model` and `dataset` are read as strings."""
+    In CSV files `run`, `split`, `example_id`, `model` and `dataset` are read as strings, and the single quote
+    premem's CSV writer puts before text that starts like a formula (`'=x`, `'-abc`) is taken off again
+    (premem/csvsafe.py), so an exported CSV reads back as exported."""
     path = Path(path)
     fmt = table_format(path)
     if fmt is None:
@@ -131,8 +138,9 @@ def read_table(path: str | Path) -> pa.Table:
             import pyarrow.csv as pacsv
 
             strings = {c: pa.string() for c in ("run", "split", "example_id", "model", "dataset")}
-            return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
-                                  convert_options=pacsv.ConvertOptions(column_types=strings))
+            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
+                                   convert_options=pacsv.ConvertOptions(column_types=strings))
+            return unquote_table(table)  # the quote premem puts before formula-like text (premem/csvsafe.py)
         import pyarrow.json as pajson
 
         return pajson.read_json(path)
@@ -215,6 +223,42 @@ def _numbers(table: pa.Table, name: str, problems: _Problems) -> tuple[np.ndarra
     return vals, null | bad
 
 
+EXACT = 2**53  # the largest float64 below which every integer is exact
+
+
+def _integers(table: pa.Table, name: str, problems: _Problems) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 values, 0 where not valid; mask of valid rows). Integers are read as integers, never through
+    float64, which holds them exactly only below 2**53 (two checkpoints 2**53 and 2**53 + 1 must stay two);
+    missing values, non-integers and integers that do not fit in 64 bits, or that came as floats too large to
+    be exact, are reported."""
+    col = table.column(name)
+    n = len(col)
+    null = _isnull(col)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        try:  # integers written as text (JSONL with mixed types): parsed as integers when they all are
+            col = pc.cast(col, pa.int64())
+        except pa.ArrowException:
+            pass
+    problems.rows(null, name, lambda i: "missing value")
+    if pa.types.is_integer(col.type):
+        if pa.types.is_uint64(col.type):
+            over = pc.fill_null(pc.greater(col, pa.scalar(2**63 - 1, pa.uint64())), False)
+            huge = np.asarray(over.to_numpy(zero_copy_only=False), dtype=bool)
+            problems.rows(huge, name, lambda i: f"must fit in 64 bits (at most {2**63 - 1}), got {col[i].as_py()}")
+            col = pc.if_else(over, pa.scalar(0, pa.uint64()), col)
+        vals = np.asarray(pc.fill_null(pc.cast(col, pa.int64()), 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        ok = ~null & ~(problems.flagged.get(name, np.zeros(n, dtype=bool)))
+        return np.where(ok, vals, 0), ok
+    f, f_null = _numbers(table, name, problems)
+    bad = ~f_null & (~np.isfinite(f) | (f != np.round(f)))
+    problems.rows(bad, name, lambda i: f"must be an integer, got {float(f[i])!r}")
+    big = ~f_null & ~bad & (np.abs(f) > EXACT)
+    problems.rows(big, name, lambda i: f"{float(f[i])!r} is too large to be read exactly as a decimal number: write "
+                  "checkpoints as whole numbers below 2**63, with no value in the column beyond that")
+    ok = ~f_null & ~bad & ~big
+    return np.where(ok, f, 0).astype(np.int64), ok
+
+
 def _strings(table: pa.Table, name: str, problems: _Problems) -> pa.Array:
     """The column as one string Array; missing (null or empty) values are reported."""
     col = table.column(name)
@@ -279,11 +323,7 @@ def read_results(path: str | Path, runs_path: str | Path | None = None) -> Resul
         problems.add("column perplexity is missing (required for train rows)")
         problems.raise_if_any(path)
 
-    ck, ck_null = _numbers(table, "checkpoint", problems)
-    problems.rows(ck_null, "checkpoint", lambda i: "missing value")
-    bad = ~ck_null & (~np.isfinite(ck) | (ck != np.round(ck)))
-    problems.rows(bad, "checkpoint", lambda i: f"must be an integer, got {float(ck[i])!r}")
-    ck_ok = ~ck_null & ~bad
+    ck_i, ck_ok = _integers(table, "checkpoint", problems)
 
     # accuracy: n_correct / n_samples where both are given, else the accuracy column
     acc = np.full(n, np.nan)
@@ -339,7 +379,6 @@ def read_results(path: str | Path, runs_path: str | Path | None = None) -> Resul
     keys_ok = ck_ok & split_py_ok
     if keys_ok.any():
         ok = np.flatnonzero(keys_ok)
-        ck_i = np.where(ck_ok, ck, 0).astype(np.int64)
         order = ok[np.lexsort((ex_codes[ok], ck_i[ok], is_train[ok], run_codes[ok]))]
         same = ((run_codes[order[1:]] == run_codes[order[:-1]]) & (is_train[order[1:]] == is_train[order[:-1]])
                 & (ck_i[order[1:]] == ck_i[order[:-1]]) & (ex_codes[order[1:]] == ex_codes[order[:-1]]))
@@ -373,7 +412,6 @@ def read_results(path: str | Path, runs_path: str | Path | None = None) -> Resul
     ex_rank[np.asarray(by_id.to_numpy(zero_copy_only=False), dtype=np.int64)] = np.arange(len(ex_dict))
     ex_sorted = np.asarray(ex_dict.take(by_id).to_pylist(), dtype=object)
     rank = ex_rank[ex_codes]
-    ck_i = ck.astype(np.int64)
     order = np.lexsort((rank, ck_i, ~is_train, run_codes))
     bounds = np.flatnonzero(np.diff(run_codes[order])) + 1
     segments = np.split(order, bounds)
@@ -609,7 +647,9 @@ def export_curation_table(plan, store) -> pa.Table:
 
 
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
-    """Write `table` as parquet or csv to `path`, atomically (a temporary file renamed into place)."""
+    """Write `table` as parquet or csv to `path`, atomically (a temporary file renamed into place); return
+    `path`. In CSV, text a spreadsheet would run as a formula gets a leading single quote (premem/csvsafe.py);
+    Parquet keeps every value as it is."""
     if fmt not in ("parquet", "csv"):
         raise ValueError(f"unknown format {fmt!r}")
     path = Path(path)
@@ -621,5 +661,5 @@ def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:
         else:
             import pyarrow.csv as pacsv
 
-            pacsv.write_csv(table, tmp)
+            pacsv.write_csv(safe_table(table), tmp)  # no cell a spreadsheet would run as a formula
     return path

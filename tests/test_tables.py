@@ -282,6 +282,40 @@ def test_bad_keys(tmp_path):
     assert problems_of(tmp_path, recs, "csv") == ["row 1, column n_samples: 'four' is not a number"]
 
 
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_huge_checkpoints_stay_distinct(tmp_path, ext):
+    """Checkpoints above 2**53 (a step counter, a timestamp in ns) are read as integers, never through float64,
+    which would make 2**53 and 2**53 + 1 one checkpoint and report every row as a duplicate."""
+    big = {100: 2**53, 200: 2**53 + 1, 300: 2**63 - 1}
+    recs = [dict(r, checkpoint=big.get(r["checkpoint"], r["checkpoint"])) for r in rows()]
+    res = read_results(write(tmp_path / f"r.{ext}", recs))
+    assert res.runs[0].epochs == [2**53, 2**53 + 1, 2**63 - 1]
+    summary, _ = summarize(res)
+    assert [c["epoch"] for c in summary["runs"][0]["checkpoints"]] == [2**53, 2**53 + 1, 2**63 - 1]
+
+
+def test_checkpoints_beyond_64_bits_or_inexact_are_refused(tmp_path):
+    recs = rows()
+    recs[0]["checkpoint"] = 777
+    path = write(tmp_path / "big.csv", recs)
+    text = open(path).read()
+    with open(path, "w") as fh:  # a CSV column with 2**64 + 1 is read as float64: no value in it is exact
+        fh.write(text.replace(",777,", f",{2**64 + 1},", 1))
+    with pytest.raises(TableError) as e:
+        read_results(path)
+    assert e.value.problems[0].startswith("row 1, column checkpoint: 1.8446744073709552e+19 is too large to be "
+                                          "read exactly"), e.value.problems
+    recs[0]["checkpoint"] = 1e20
+    assert "too large to be read exactly" in problems_of(tmp_path, recs, "parquet")[0]
+    recs[0]["checkpoint"] = 1
+    table = pa.Table.from_pylist(recs)
+    ck = [2**64 - 1] + table.column("checkpoint").to_pylist()[1:]
+    pq.write_table(table.set_column(1, "checkpoint", pa.array(ck, pa.uint64())), tmp_path / "u.parquet")
+    with pytest.raises(TableError) as e:
+        read_results(tmp_path / "u.parquet")
+    assert e.value.problems == [f"row 1, column checkpoint: must fit in 64 bits (at most {2**63 - 1}), got {2**64 - 1}"]
+
+
 def test_problems_are_capped(tmp_path):
     recs = rows(accuracy_column=True)
     for r in recs:
@@ -348,14 +382,14 @@ premem:
 """
 
 
-def synthetic_store(tmp_path):
+def synthetic_store(tmp_path, text=SPEC):
     """A store with made-up evaluations of every checkpoint (no training): accuracy grows with epochs,
     examples get memorized (low perplexity) once learned."""
     from premem.plan import build_plan
     from premem.spec import parse_spec
     from premem.store import Store
 
-    spec = parse_spec(SPEC.format(store=tmp_path / ".premem"))
+    spec = parse_spec(text.format(store=tmp_path / ".premem"))
     plan = build_plan(spec)
     store = Store(spec.store)
     rng = np.random.default_rng(0)

@@ -13,6 +13,8 @@ import os
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from premem.csvsafe import safe_cell
+
 DASH = "–"
 
 
@@ -86,12 +88,13 @@ def format_p(v: Any) -> str:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """CSV text with ``header``; None and non-finite floats become empty cells."""
+    """CSV text with ``header``; None and non-finite floats become empty cells, and text a spreadsheet would
+    run as a formula gets a leading single quote (:mod:`premem.csvsafe`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow([safe_cell(h) for h in header])
     for r in rows:
-        w.writerow(["" if v is None or (isinstance(v, float) and not math.isfinite(v)) else v for v in r])
+        w.writerow(["" if v is None or (isinstance(v, float) and not math.isfinite(v)) else safe_cell(v) for v in r])
     return buf.getvalue()
 
 

@@ -15,10 +15,9 @@ from typing import Any, Mapping
 import jinja2
 from markupsafe import Markup, escape
 
-from premem.atomic import write_text
-
 from .common import DASH, as_dict, format_lr, format_num, jsonable
 from .dynamics import CATEGORIES, MAX_DYNAMICS_ROWS, PreparedDynamics, prepare_dynamics
+from .folder import ReportFolderError, publish
 from .pages import build_report
 
 __all__ = [
@@ -26,17 +25,17 @@ __all__ = [
     "DASH",
     "MAX_DYNAMICS_ROWS",
     "PreparedDynamics",
+    "ReportFolderError",
     "format_lr",
     "format_num",
     "prepare_dynamics",
     "render_html",
     "render_pages",
+    "report_files",
     "write_report",
 ]
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
-#: pages written only when the summary has their section; a previous report's copy is removed otherwise
-OPTIONAL_PAGES = ("curation.html",)
 
 
 def _ticks(text: str) -> Markup:
@@ -73,41 +72,31 @@ def render_html(summary: Mapping[str, Any] | None, dynamics: Mapping[str, Any] |
     return render_pages(summary, dynamics)["index.html"]
 
 
-def _remove_stale(folder: Path, suffix: str, keep: set[str]) -> None:
-    """Files of a previous report (a renamed run's page, a dropped figure's CSV) that this one does not write."""
-    if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        if p.is_file() and p.name.endswith(suffix) and p.name not in keep:
-            p.unlink(missing_ok=True)
+def report_files(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None) -> dict[str, str]:
+    """Every file of the report by its path relative to the report's folder: the pages, ``summary.json`` and
+    ``data/*.csv`` (no files written)."""
+    summary_d = as_dict(summary)
+    pages, csvs = _render(summary_d, dynamics)
+    files = {f"data/{name}": text for name, text in csvs.items()}
+    files["summary.json"] = json.dumps(jsonable(summary_d), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    files.update(pages)
+    return files
 
 
-def write_report(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None, out_dir: Path) -> Path:
+def write_report(summary: Mapping[str, Any], dynamics: Mapping[str, Any] | None, out_dir: Path,
+                 kept: list[str] | None = None) -> Path:
     """Write the report's pages (``index.html``, ``dynamics.html``, ``measures.html``, ``robustness.html``,
     ``curation.html`` when the summary has a curation section, ``runs/<run>.html``), ``summary.json`` and
     ``data/*.csv`` under ``out_dir``; return ``index.html``'s path.
 
-    Every file is written atomically (temp file in the same folder, then ``os.replace``); the data first and
-    ``index.html`` last, so no page links to a file that is not there yet.  Pages and CSV files a previous
-    report left that this one does not write are removed.  Missing optional keys in ``summary`` and
+    The folder must be premem's (new, empty, or holding a report premem wrote: :mod:`premem.report.folder`),
+    else ReportFolderError is raised before anything is written. The report is replaced whole: a reader (or a
+    run killed half-way) sees the old report or the new one, never a mix. Files of the previous report that
+    this one does not write are removed; files premem did not write are never removed (their paths are added
+    to ``kept`` when they had to be left beside the folder).  Missing optional keys in ``summary`` and
     ``dynamics`` are tolerated (shown as "–", or a page says what was not computed).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary_d = as_dict(summary)
-    pages, csvs = _render(summary_d, dynamics)
-    data_dir = out_dir / "data"
-    for name, text in csvs.items():
-        write_text(data_dir / name, text)
-    _remove_stale(data_dir, ".csv", set(csvs))
-    write_text(
-        out_dir / "summary.json",
-        json.dumps(jsonable(summary_d), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-    )
-    for path in sorted(pages, key=lambda p: (p == "index.html", p)):
-        write_text(out_dir / path, pages[path])
-    _remove_stale(out_dir / "runs", ".html", {Path(p).name for p in pages if p.startswith("runs/")})
-    for name in OPTIONAL_PAGES:
-        if name not in pages:
-            (out_dir / name).unlink(missing_ok=True)
-    return out_dir / "index.html"
+    left = publish(Path(out_dir), report_files(summary, dynamics))
+    if kept is not None:
+        kept.extend(left)
+    return Path(out_dir) / "index.html"

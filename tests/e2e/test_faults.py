@@ -115,10 +115,10 @@ def test_store_location_problems_stop_apply_before_any_work(tmp_path):
     assert out.returncode == 2 and "does not exist (on a cluster: is the shared file system mounted?)" in out.stderr
     assert "nothing was run" in out.stderr and not (tmp_path / "not-mounted").exists()
 
-    (tmp_path / "afile").write_text("x")
+    (tmp_path / "afile").write_text("x")  # refused when the spec is validated, before any work
     spec(tmp_path, "file", SMOKE.replace("name: smoke\n", "name: smoke\nstore: afile\n"))
     out = premem("apply", "file.yaml", cwd=tmp_path, check=False)
-    assert out.returncode == 2 and "is not a folder" in out.stderr and "nothing was run" in out.stderr
+    assert out.returncode == 1 and "exists and is not a folder" in out.stderr and "nothing was run" in out.stderr
 
 
 def _mount_tmpfs(where: Path, size: str, *options: str) -> bool:

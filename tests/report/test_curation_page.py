@@ -173,7 +173,8 @@ def test_unfinished_points_left_out_and_nothing_finished():
 
 
 def test_no_curation_no_page_no_nav_entry(tmp_path):
-    (tmp_path / "curation.html").write_text("from an earlier report")
+    write_report(_summary(_curation()), {}, tmp_path)  # an earlier report with a curation page
+    assert (tmp_path / "curation.html").exists()
     write_report(_summary(None), {}, tmp_path)
     assert not (tmp_path / "curation.html").exists()
     report = build_report(_summary(None), {})
