@@ -635,21 +635,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except StoreCorrupt as e:  # a damaged premem.db: said plainly, never read as data
-        print(f"premem: {e}", file=sys.stderr)
+        print(f"premem: {escape_controls(str(e))}", file=sys.stderr)
         return EXIT_FAILED
     except ReportFolderError as e:  # found while writing (checked before any work too)
-        print(f"premem: {e}", file=sys.stderr)
+        print(f"premem: {escape_controls(str(e))}", file=sys.stderr)
         return EXIT_INVALID
     except sqlite3.Error as e:
-        print(f"premem: cannot use the results database: {e}", file=sys.stderr)
+        print(f"premem: cannot use the results database: {escape_controls(str(e))}", file=sys.stderr)
         return EXIT_FAILED
     except OSError as e:  # a file system refusal (permissions, a read-only or full disk, a file in the way)
-        print(f"premem: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", file=sys.stderr)
+        where = f": {e.filename}" if e.filename else ""
+        print(f"premem: {escape_controls(f'{e.strerror or e}{where}')}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as e:  # a bug: one line that says so, the traceback on request
         if os.environ.get("PREMEM_DEBUG"):
             raise
-        print(f"premem: unexpected error ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); this is "
+        first = escape_controls(str(e).splitlines()[0]) if str(e) else ""
+        print(f"premem: unexpected error ({type(e).__name__}: {first}); this is "
               "a bug in premem: rerun with PREMEM_DEBUG=1 for the traceback and report it", file=sys.stderr)
         return EXIT_FAILED
 
