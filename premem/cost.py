@@ -34,7 +34,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from premem import yamlfile
-from premem.plan import Job, Plan
+from premem.plan import Plan
+from premem.plan_job import Job
 from premem.safetext import escape_controls
 from premem.yamlfile import YamlFileError
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from premem.plan import Job
+from premem.plan_job import Job
 from premem.store import Store
 
 Progress = Callable[[str], None]

@@ -11,7 +11,7 @@ import numpy as np
 from premem import curate
 from premem.jobs import (Progress, UserError, _model_section, _splits, _threads, dataset_section,
                          dependency_train_rows, job_device)
-from premem.plan import Job
+from premem.plan_job import Job
 from premem.store import Store
 
 SCORES_FILE = "ifd_scores.json"

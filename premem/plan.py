@@ -1,28 +1,21 @@
-"""Spec -> plan: the runs a spec asks for and the DAG of jobs that computes them.
+"""Spec -> plan: the runs a spec asks for and the DAG of jobs that computes them (`build_plan`, the only entry).
 
-A job's id is a hash of everything that determines its result: its kind, its resolved settings (labels
-such as a model's `name` left out), the ids of the jobs it depends on, and the version of the code that
-computes it. So two specs that share a job share its result, and an edit to a spec reruns only the jobs
-whose inputs it changed.
+A job's id is the content hash of everything that determines its result (premem.plan_job), so two specs that
+share a job share its result, and an edit to a spec reruns only the jobs whose inputs it changed. The jobs of
+the curation section come from premem.plan_curation, the settings a train job is made of from
+premem.plan_settings.
 """
 from __future__ import annotations
 
 import bisect
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from premem.data.loaders import dataset_fingerprint
-from premem.hf import model_fingerprint
+from premem.plan_curation import CurationPlan, curation_jobs
+from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
+from premem.plan_settings import Pair, Pairs, train_settings
 from premem.spec import Spec
-
-# Bump a kind's version when the code that computes its result changes what it computes.
-# train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
-CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1",
-                 "collect": "1", "score": "1"}
-
 
 @dataclass(frozen=True)
 class Run:
@@ -43,34 +36,12 @@ class Run:
                 "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
 
 
-@dataclass(frozen=True)
-class Job:
-    """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
-    classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
-    curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
-    or the curation model (`curation/...`) a job belongs to.
-    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections."""
-
-    id: str
-    kind: str
-    label: str
-    settings: dict
-    deps: tuple[str, ...] = ()
-    run: str | None = None
-    epoch: int | None = None
-    resources: dict = field(default_factory=dict)
-
-    @property
-    def short(self) -> str:
-        return self.id[:10]
-
-
 @dataclass
 class Plan:
     spec: Spec
     runs: list[Run]  # the grid's runs (curation's models are in `curation`)
     jobs: list[Job]  # in dependency order
-    curation: Any = None  # plan_curation.CurationPlan when the spec has a curation section
+    curation: CurationPlan | None = None  # when the spec has a curation section
 
     def job(self, job_id: str) -> Job:
         return self._by_id[job_id]
@@ -82,34 +53,6 @@ class Plan:
     def runs_by_name(self) -> dict[str, Run]:
         """The grid's runs by name (one dict, made once: callers look runs up per job; do not change it)."""
         return self._runs_by_name
-
-
-def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
-    """Hex sha256 of the job's kind, canonical JSON settings, dependency ids and code version."""
-    blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
-                      sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> str:
-    """content_hash(kind, settings, (first, *ids)) for job ids (hex digests) given as `listed`, the tail of
-    their JSON list (`,"id1","id2"`). With evaluation.skip_settled a checkpoint's evaluation depends on every
-    earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
-    JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
-    same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
-    h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
-    h.update(listed)
-    h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"
-              + json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
-              + ",\"v\":" + json.dumps(CODE_VERSIONS[kind]) + "}").encode())
-    return h.hexdigest()
-
-
-def _content(section) -> dict:
-    """A spec section as plain data, without its label (`name`), for hashing and for the job."""
-    d = section.model_dump(mode="json")
-    d.pop("name", None)
-    return d
 
 
 def expand_runs(spec: Spec) -> list[Run]:
@@ -265,10 +208,10 @@ def build_plan(spec: Spec) -> Plan:
             continue
         ds = spec.dataset(m.pretrain.dataset)
         # the corpus comes from the task generator alone: the sizes of the train and test splits do not matter
-        generator = {k: v for k, v in _content(ds).items() if k not in ("train_size", "test_size")}
+        generator = {k: v for k, v in section_content(ds).items() if k not in ("train_size", "test_size")}
         # pretraining always runs in float32 on built-in code: the finetuning dtype and remote-code switch
         # must not rerun it
-        model = {k: v for k, v in _content(m).items() if k not in ("dtype", "trust_remote_code")}
+        model = {k: v for k, v in section_content(m).items() if k not in ("dtype", "trust_remote_code")}
         settings = {"model": model, "dataset": generator, "seed": spec.seed, "device": spec.device}
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
                   resources=res.pretrain.model_dump())
@@ -277,7 +220,7 @@ def build_plan(spec: Spec) -> Plan:
 
     runs = expand_runs(spec)
     eval_ids = []
-    pairs = _Pairs(spec)
+    pairs = Pairs(spec)
     train_res, eval_res = res.train.model_dump(), res.evaluate.model_dump()  # shared, read-only
 
     # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
@@ -296,7 +239,7 @@ def build_plan(spec: Spec) -> Plan:
         listed_evals = bytearray()  # ',"id1","id2"...': run_evals as the tail of a JSON list (skip_settled)
         pert_epochs = set(_perturbed_of(spec.perturbations, run, listed)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
-            settings = _train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
+            settings = train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
                                        run.dataset_fraction, epoch, pair)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
@@ -313,7 +256,7 @@ def build_plan(spec: Spec) -> Plan:
                 ev_settings["sampling_seed"] = int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16)
                 ev_settings["skip_settled_below"] = settle_below
                 ev_deps = (train.id, *run_evals)
-                ev_id = _hash_listed("evaluate", ev_settings, train.id, listed_evals)
+                ev_id = content_hash_listed("evaluate", ev_settings, train.id, listed_evals)
             else:
                 ev_id = content_hash("evaluate", ev_settings, ev_deps)
             ev = Job(ev_id, "evaluate", f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name,
@@ -334,14 +277,7 @@ def build_plan(spec: Spec) -> Plan:
             prev = train.id
     curation = None
     if spec.curation is not None:
-        from premem.plan_curation import curation_jobs
-
-        def make_job(kind, label, settings, deps, run, epoch, resources):
-            return Job(content_hash(kind, settings, deps), kind, label, settings, deps, run=run, epoch=epoch,
-                       resources=resources)
-
-        curation = curation_jobs(spec, base_of, make_job,
-                                 lambda *a: _train_settings(spec, *a), _content)
+        curation = curation_jobs(spec, base_of)
         jobs.extend(curation.jobs)
         extra_ids.extend(j.id for j in curation.jobs if j.kind in ("evaluate", "collect"))
     an_settings = {"premem": spec.premem.model_dump(mode="json"),
@@ -358,63 +294,7 @@ def build_plan(spec: Spec) -> Plan:
     return Plan(spec=spec, runs=runs, jobs=jobs, curation=curation)
 
 
-class _Pair:
-    """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
-    the data files' fingerprints and the pair's own training recipe. Jobs of the pair share these dicts (a
-    job's settings are read-only), so planning costs the same per job whatever the sections hold."""
-
-    def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
-        self.model, self.dataset = model, ds
-        self.model_content = _content(model)
-        self.dataset_content = _content(ds)
-        # training never sees the test split, so its size is not part of a training job's identity
-        self.train_data = {k: v for k, v in self.dataset_content.items() if k != "test_size"}
-        self.files = dataset_fingerprint(ds)  # local files: their content, not just their path
-        self.train_files = dataset_fingerprint(ds, splits=("train",))
-        matching = None
-        if overrides is not None:  # Training.overrides_by_pair: the pair's overrides, in order
-            keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
-            matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
-        recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
-        # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
-        self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
-        self.batch_size = recipe.batch_size
-
-
-class _Pairs:
-    """The _Pair of each (model, dataset) of a spec, made on first use."""
-
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        self.models = {m.name: m for m in reversed(spec.models)}  # the first of a name wins, as Spec.model
-        self.datasets = {d.name: d for d in reversed(spec.datasets)}
-        self.overrides = spec.training.overrides_by_pair()
-        self._pairs: dict[tuple[str, str], _Pair] = {}
-
-    def of(self, run: Run) -> _Pair:
-        """The pair `run` trains."""
-        key = (run.model, run.dataset)
-        if key not in self._pairs:
-            self._pairs[key] = _Pair(self.spec, self.models[run.model], self.datasets[run.dataset], self.overrides)
-        return self._pairs[key]
-
-
-def _train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
-                    epoch: int, pair: _Pair | None = None) -> dict:
-    """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies); `pair`
-    holds what they share with the pair's other jobs (made here when not given)."""
-    pair = pair or _Pair(spec, model, ds)
-    settings = {"model": pair.model_content, "dataset": pair.train_data, "training": training,
-                "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
-                "seed": spec.seed, "device": spec.device}
-    if pair.train_files:
-        settings["data_files"] = pair.train_files
-    if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
-        settings.update(model_fingerprint(model.hf))
-    return settings
-
-
-def _checkpoint_settings(spec: Spec, pair: _Pair, run: Run, with_data: bool = True) -> dict:
+def _checkpoint_settings(spec: Spec, pair: Pair, run: Run, with_data: bool = True) -> dict:
     """What identifies a checkpoint's inputs beyond its train job: the model, the run's training examples
     (the test split's size left out: these jobs read train examples only), the seed and the device."""
     out: dict[str, Any] = {"model": pair.model_content, "seed": spec.seed, "device": spec.device}
@@ -433,7 +313,7 @@ def _sampling_settings(spec: Spec) -> dict:
             "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples}
 
 
-def _measure_jobs(spec: Spec, pair: _Pair, run: Run, epoch: int, train: Job, base: str | None,
+def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base: str | None,
                   names: list[str]) -> list[Job]:
     """One job per classic measure in `names`, for the checkpoint `train` writes."""
     m = spec.metrics
@@ -461,7 +341,7 @@ def _measure_jobs(spec: Spec, pair: _Pair, run: Run, epoch: int, train: Job, bas
     return out
 
 
-def _perturb_jobs(spec: Spec, pair: _Pair, run: Run, epoch: int, train: Job) -> list[Job]:
+def _perturb_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job) -> list[Job]:
     """For a perturbed checkpoint: one job for the original prompt and one per preamble, each sampling every
     evaluated train prompt `perturbations.samples` times."""
     pert = spec.perturbations

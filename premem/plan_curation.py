@@ -10,10 +10,11 @@ premem's collect jobs and the rounds after them, nothing of the rivals'.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
+from premem.plan_job import Job, make_job, section_content
+from premem.plan_settings import train_settings
 from premem.spec import Spec
 
 ROUND0 = "curation/round0"
@@ -39,14 +40,13 @@ class CurationPlan:
     runs: list[CurationRun]
     collects: dict[str, list[str]]  # strategy -> collect job id per round 1..n
     scorer: str | None  # the IFD score job
-    jobs: list  # every job, in dependency order
+    jobs: list[Job]  # every job, in dependency order
 
 
-def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable, train_settings: Callable,
-                  content: Callable) -> CurationPlan:
-    """The curation section's jobs. `make_job(kind, label, settings, deps, run, epoch, resources)` builds a Job
-    with its content hash; `train_settings(model, dataset, training, lr, epochs, fraction, epoch)` is the grid's
-    train-job settings; `content(section)` a spec section as hashable data."""
+def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
+    """The curation section's jobs, in dependency order. `base_of`: model name -> the id of its pretrain job
+    (None for a hub model). A round's train jobs have the grid's train-job settings (premem.plan_settings) plus
+    what the round adds."""
     c = spec.curation
     model_name, ds_name = spec.curation_pair()
     model, ds = spec.model(model_name), spec.dataset(ds_name)
@@ -61,14 +61,14 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable
     def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:
         prev, out = base, []
         for epoch in range(1, epochs + 1):
-            s = train_settings(model, ds, training, lr, epochs, 1.0, epoch)
+            s = train_settings(spec, model, ds, training, lr, epochs, 1.0, epoch)
             deps = (prev,) if prev else ()
             if collect is not None:  # the examples this round adds (a dependency, read from its artifact)
                 s["collected"] = collect
                 deps += (collect,)
             if split is not None:  # the IFD scorer trains on another split: its size is part of its identity
                 s["train_split"] = split
-                s["dataset"] = content(ds)
+                s["dataset"] = section_content(ds)
                 fp = dataset_fingerprint(ds)
                 if fp:
                     s["data_files"] = fp
@@ -87,8 +87,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable
                 continue
             ev = dict(evaluation, train_examples=None if selects else 0,
                       test_examples=evaluation["test_examples"] if final else 0)
-            s = {"model": content(model), "dataset": content(ds), "evaluation": ev, "dataset_fraction": 1.0,
-                 "seed": spec.seed, "device": spec.device}
+            s = {"model": section_content(model), "dataset": section_content(ds), "evaluation": ev,
+                 "dataset_fraction": 1.0, "seed": spec.seed, "device": spec.device}
             fp = dataset_fingerprint(ds)
             if fp:
                 s["data_files"] = fp
@@ -108,7 +108,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable
     if "ifd" in c.strategies:
         ifd = c.ifd
         tr = train_chain("curation/ifd-scorer", None, ifd.learning_rate or c.learning_rate, ifd.epochs, ifd.split)
-        s = {"model": content(model), "dataset": content(ds), "seed": spec.seed, "device": spec.device}
+        s = {"model": section_content(model), "dataset": section_content(ds), "seed": spec.seed,
+             "device": spec.device}
         fp = dataset_fingerprint(ds)
         if fp:
             s["data_files"] = fp
@@ -116,8 +117,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable
                          None, res.evaluate.model_dump())
         jobs.extend(tr + [score])
         scorer = score.id
-    source = _source_settings(spec, base_of, content)
-    train_data = {k: v for k, v in content(ds).items() if k != "test_size"}
+    source = _source_settings(spec, base_of)
+    train_data = {k: v for k, v in section_content(ds).items() if k != "test_size"}
     collects: dict[str, list[str]] = {}
     for strategy in c.strategies:
         prev_collect, prev_run = None, runs[0]
@@ -150,7 +151,7 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None], make_job: Callable
     return CurationPlan(runs=runs, collects=collects, scorer=scorer, jobs=jobs)
 
 
-def _source_settings(spec: Spec, base_of: dict[str, str | None], content: Callable) -> dict:
+def _source_settings(spec: Spec, base_of: dict[str, str | None]) -> dict:
     """What identifies where new examples come from ({'settings', 'deps'}): a pool file's content, or the
     generating model (its pretraining job a dependency when it is a built-in model)."""
     c = spec.curation
@@ -163,7 +164,7 @@ def _source_settings(spec: Spec, base_of: dict[str, str | None], content: Callab
         return {"settings": {"kind": "pool", **pool, "sha256": file_sha256(c.pool.file)}, "deps": ()}
     gen = c.generate
     m = spec.model(gen.model)
-    s = {"kind": "generate", **gen.model_dump(mode="json"), "model_section": content(m)}
+    s = {"kind": "generate", **gen.model_dump(mode="json"), "model_section": section_content(m)}
     if m.hf is not None:
         s.update(model_fingerprint(m.hf))
     base = base_of[gen.model]

@@ -17,7 +17,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
-from premem.plan import Job, Plan
+from premem.plan import Plan
+from premem.plan_job import Job
 from premem.safetext import escape_controls
 from premem.store import Store
 

@@ -21,7 +21,7 @@ import traceback
 import torch
 
 from premem.jobs import (Progress, UserError, diverged_result, job_device, prepare_training, train_result)
-from premem.plan import Job
+from premem.plan_job import Job
 from premem.store import Store
 
 OPTIMIZER_FULL_FILE = "optimizer_full.pt"  # optimizer state keyed by parameter name (a sharded run's)

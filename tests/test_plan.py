@@ -150,8 +150,8 @@ def test_job_counts_of_every_shipped_spec():
 
 
 def test_every_job_id_is_the_content_hash_of_what_it_lists():
-    """Planning hashes skip_settled's long dependency lists incrementally (plan._hash_listed); each id must still
-    be content_hash of the job's own kind, settings and dependencies."""
+    """Planning hashes skip_settled's long dependency lists incrementally (plan_job.content_hash_listed); each id
+    must still be content_hash of the job's own kind, settings and dependencies."""
     from premem.plan import content_hash
 
     plan = build_plan(spec(BASE + EXTRA + "evaluation: {skip_settled: true}\n"))

@@ -1,0 +1,79 @@
+"""A job of the plan and its identity: `Job`, `content_hash` and the code version of each kind of job.
+
+Everything that plans jobs (premem.plan for the grid, premem.plan_curation for curation's rounds) and
+everything that runs or costs them (premem.jobs, premem.schedule, premem.cost) imports these from here. This
+module imports nothing of premem, so it sits at the bottom of the import graph.
+
+A job's id is a hash of everything that determines its result: its kind, its resolved settings (labels such as
+a model's `name` left out), the ids of the jobs it depends on, and the version of the code that computes it. So
+two specs that share a job share its result, and an edit to a spec reruns only the jobs whose inputs it changed.
+The hash is the key of every stored result: tests/test_job_ids.py pins it for every shipped spec.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+# Bump a kind's version when the code that computes its result changes what it computes.
+# train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
+CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1",
+                 "collect": "1", "score": "1"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """A unit of work: `kind` is pretrain | train (one epoch of a run) | evaluate (one checkpoint) | measure (one
+    classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
+    curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
+    or the curation model (`curation/...`) a job belongs to.
+    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections."""
+
+    id: str
+    kind: str
+    label: str
+    settings: dict
+    deps: tuple[str, ...] = ()
+    run: str | None = None
+    epoch: int | None = None
+    resources: dict = field(default_factory=dict)
+
+    @property
+    def short(self) -> str:
+        return self.id[:10]
+
+
+def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
+    """Hex sha256 of the job's kind, canonical JSON settings, dependency ids and code version."""
+    blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
+                      sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> str:
+    """content_hash(kind, settings, (first, *ids)) for job ids (hex digests) given as `listed`, the tail of
+    their JSON list (`,"id1","id2"`). With evaluation.skip_settled a checkpoint's evaluation depends on every
+    earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
+    JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
+    same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
+    h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
+    h.update(listed)
+    h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"
+              + json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+              + ",\"v\":" + json.dumps(CODE_VERSIONS[kind]) + "}").encode())
+    return h.hexdigest()
+
+
+def make_job(kind: str, label: str, settings: dict, deps: tuple[str, ...] = (), run: str | None = None,
+             epoch: int | None = None, resources: dict | None = None) -> Job:
+    """A Job whose id is the content hash of its kind, settings and dependencies."""
+    return Job(content_hash(kind, settings, deps), kind, label, settings, deps, run=run, epoch=epoch,
+               resources={} if resources is None else resources)
+
+
+def section_content(section) -> dict:
+    """A spec section (a pydantic model) as plain data, without its label (`name`), for hashing and for the job."""
+    d = section.model_dump(mode="json")
+    d.pop("name", None)
+    return d

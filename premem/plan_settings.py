@@ -1,0 +1,74 @@
+"""The settings a train job's identity is made of, shared by the grid's runs (premem.plan) and curation's
+rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`) and one epoch's
+train-job settings (`train_settings`).
+
+What goes into these dicts is hashed into job ids (premem.plan_job.content_hash), so any change here changes
+stored studies' ids: tests/test_job_ids.py pins them.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from premem.data.loaders import dataset_fingerprint
+from premem.hf import model_fingerprint
+from premem.plan_job import section_content
+
+if TYPE_CHECKING:  # annotations only
+    from premem.spec import Spec
+    from premem.spec_runs import Run
+
+
+class Pair:
+    """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
+    the data files' fingerprints and the pair's own training recipe. Jobs of the pair share these dicts (a
+    job's settings are read-only), so planning costs the same per job whatever the sections hold."""
+
+    def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
+        self.model, self.dataset = model, ds
+        self.model_content = section_content(model)
+        self.dataset_content = section_content(ds)
+        # training never sees the test split, so its size is not part of a training job's identity
+        self.train_data = {k: v for k, v in self.dataset_content.items() if k != "test_size"}
+        self.files = dataset_fingerprint(ds)  # local files: their content, not just their path
+        self.train_files = dataset_fingerprint(ds, splits=("train",))
+        matching = None
+        if overrides is not None:  # Training.overrides_by_pair: the pair's overrides, in order
+            keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
+            matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
+        recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
+        # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
+        self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+        self.batch_size = recipe.batch_size
+
+
+class Pairs:
+    """The Pair of each (model, dataset) of a spec, made on first use."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.models = {m.name: m for m in reversed(spec.models)}  # the first of a name wins, as Spec.model
+        self.datasets = {d.name: d for d in reversed(spec.datasets)}
+        self.overrides = spec.training.overrides_by_pair()
+        self._pairs: dict[tuple[str, str], Pair] = {}
+
+    def of(self, run: Run) -> Pair:
+        """The pair `run` trains."""
+        key = (run.model, run.dataset)
+        if key not in self._pairs:
+            self._pairs[key] = Pair(self.spec, self.models[run.model], self.datasets[run.dataset], self.overrides)
+        return self._pairs[key]
+
+
+def train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
+                   epoch: int, pair: Pair | None = None) -> dict:
+    """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies); `pair`
+    holds what they share with the pair's other jobs (made here when not given)."""
+    pair = pair or Pair(spec, model, ds)
+    settings = {"model": pair.model_content, "dataset": pair.train_data, "training": training,
+                "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
+                "seed": spec.seed, "device": spec.device}
+    if pair.train_files:
+        settings["data_files"] = pair.train_files
+    if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
+        settings.update(model_fingerprint(model.hf))
+    return settings
