@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
-from premem.plan import Plan, selected_runs
+from premem.plan import Plan
+from premem.spec_runs import selected_runs
 from premem.store import Store
 
 CORRECT_AT = 0.5  # an example counts as "correct" at a checkpoint in the dynamics picture when Acc >= this

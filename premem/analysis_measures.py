@@ -13,7 +13,8 @@ import numpy as np
 from premem.analysis import RunData, _finite
 from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
 from premem.metrics.premem import premem_acc
-from premem.plan import Plan, atc_reference, match_runs
+from premem.plan import Plan
+from premem.spec_runs import atc_reference, match_runs
 from premem.store import Store
 
 BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))

@@ -7,37 +7,28 @@ premem.plan_settings.
 """
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
+from premem.plan_counts import job_counts
 from premem.plan_curation import CurationPlan, curation_jobs
 from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
 from premem.plan_settings import Pair, Pairs, train_settings
 from premem.spec import Spec
+from premem.spec_runs import (SELECTOR_KEYS, PerturbedEpochs, Run, atc_reference, expand_runs, match_runs,
+                              measured_runs, perturbed_epochs, selected_runs, unmatched_selectors)
 
-@dataclass(frozen=True)
-class Run:
-    """One finetuning run of the study."""
-
-    model: str
-    dataset: str
-    learning_rate: float
-    epochs: int
-    dataset_fraction: float
-
-    @cached_property  # formatted once: a plan names each run in several labels per epoch
-    def name(self) -> str:
-        return f"{self.model}/{self.dataset}/lr{self.learning_rate:g}-ep{self.epochs}-frac{self.dataset_fraction:g}"
-
-    def settings(self) -> dict:
-        return {"model": self.model, "dataset": self.dataset, "learning_rate": self.learning_rate,
-                "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
+# What `from premem.plan import ...` has always given (tests, docs, users' scripts): the runs and selectors
+# (premem.spec_runs), the job basics (premem.plan_job) and job_counts (premem.plan_counts) are re-exported.
+__all__ = ["CODE_VERSIONS", "SELECTOR_KEYS", "Job", "Plan", "Run", "atc_reference", "build_plan", "content_hash",
+           "expand_runs", "job_counts", "job_view", "match_runs", "measured_runs", "perturbed_epochs",
+           "selected_runs", "settle_threshold", "unmatched_selectors"]
 
 
 @dataclass
 class Plan:
+    """A spec's runs and every job that computes its study, in dependency order (what build_plan returns)."""
+
     spec: Spec
     runs: list[Run]  # the grid's runs (curation's models are in `curation`)
     jobs: list[Job]  # in dependency order
@@ -53,141 +44,6 @@ class Plan:
     def runs_by_name(self) -> dict[str, Run]:
         """The grid's runs by name (one dict, made once: callers look runs up per job; do not change it)."""
         return self._runs_by_name
-
-
-def expand_runs(spec: Spec) -> list[Run]:
-    """Every run of the spec: the grid (models x datasets x lrs x epochs x fractions) then the extra runs,
-    without duplicates, in a stable order."""
-    rule = spec.training.fixed_step_epochs
-    runs: list[Run] = []
-    for m in spec.models:
-        for d in spec.datasets:
-            for lr in spec.grid.learning_rate:
-                for frac in spec.grid.dataset_fraction:
-                    if frac < 1 and rule:
-                        runs.append(Run(m.name, d.name, lr, max(1, round(rule / frac)), frac))
-                    else:
-                        runs.extend(Run(m.name, d.name, lr, e, frac) for e in spec.grid.epochs)
-            for r in spec.runs:
-                if r.model not in (None, m.name) or r.dataset not in (None, d.name):
-                    continue
-                epochs = r.epochs if r.epochs is not None else max(1, round(rule / r.dataset_fraction))
-                runs.append(Run(m.name, d.name, r.learning_rate, epochs, r.dataset_fraction))
-    seen, out = set(), []
-    for r in runs:
-        if r not in seen:
-            seen.add(r)
-            out.append(r)
-    return out
-
-
-SELECTOR_KEYS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
-
-
-def _selector_masks(selectors) -> dict[tuple[str, ...], dict[tuple, list[int]]]:
-    """Selectors grouped by the fields they set: {fields set: {their values: indexes of the selectors}}. A run
-    matches a selector when its values of those fields equal the selector's, so one dict lookup per group
-    (at most 2^5 groups) replaces a comparison with every selector: matching stays linear in runs + selectors."""
-    groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
-    for i, s in enumerate(selectors):
-        keys = tuple(k for k in SELECTOR_KEYS if getattr(s, k) is not None)
-        groups.setdefault(keys, {}).setdefault(tuple(getattr(s, k) for k in keys), []).append(i)
-    return groups
-
-
-def match_runs(runs: list[Run], selectors) -> list[Run]:
-    """The runs (in order) that match `selectors`: "all", or a list of spec.RunSelector (a field left out
-    matches anything; a run matching any selector is kept)."""
-    if selectors == "all":
-        return list(runs)
-    groups = _selector_masks(selectors)
-    return [r for r in runs if any(tuple(getattr(r, k) for k in keys) in values for keys, values in groups.items())]
-
-
-def unmatched_selectors(runs: list[Run], selectors) -> list[int]:
-    """Indexes of the selectors (a list of spec.RunSelector) that match none of `runs`, in order."""
-    matched: set[int] = set()
-    for keys, values in _selector_masks(selectors).items():
-        for r in runs:
-            matched.update(values.get(tuple(getattr(r, k) for k in keys), ()))
-    return [i for i in range(len(selectors)) if i not in matched]
-
-
-def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
-    """The runs that calibrate p (spec.premem.calibrate_on)."""
-    return match_runs(runs, spec.premem.calibrate_on)
-
-
-def measured_runs(spec: Spec, runs: list[Run]) -> list[Run]:
-    """The runs whose checkpoints get the classic measures (spec.metrics.runs); the ATC reference checkpoint
-    gets its ATC job even outside them (`atc_reference`)."""
-    return match_runs(runs, spec.metrics.runs)
-
-
-def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
-    """(run, epoch) of the checkpoint that fixes the ATC threshold, or None when ATC is off."""
-    atc = spec.metrics.atc
-    if atc is None:
-        return None
-    run = match_runs(runs, [atc.reference])[0]  # the spec's validation made sure there is exactly one
-    return run, atc.epoch or run.epochs
-
-
-def perturbed_epochs(spec: Spec, run: Run) -> list[int]:
-    """The epochs of `run` whose checkpoints are sampled under perturbed prompts (none when off or unselected)."""
-    pert = spec.perturbations
-    if pert is None or not match_runs([run], pert.runs):
-        return []
-    return _perturbed_of(pert, run, _listed_epochs(pert))
-
-
-def _listed_epochs(pert) -> list[int] | None:
-    """The distinct epochs a list `perturbations.epochs` names, sorted (None for `final` and `all`); made once per
-    plan, as the list may repeat an epoch any number of times."""
-    return sorted(set(pert.epochs)) if isinstance(pert.epochs, list) else None
-
-
-def _perturbed_of(pert, run: Run, listed: list[int] | None) -> list[int]:
-    """The epochs of a perturbed `run` that `pert.epochs` names (`listed`: _listed_epochs(pert))."""
-    if pert.epochs == "final":
-        return [run.epochs]
-    if pert.epochs == "all":
-        return list(range(1, run.epochs + 1))
-    return listed[:bisect.bisect_right(listed, run.epochs)]
-
-
-def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
-    """How many jobs of each kind build_plan(spec) makes (`runs`: expand_runs(spec)), counted without making
-    them, in time linear in runs: validation refuses a study past spec.MAX_JOBS before anything is built.
-    The spec must be otherwise valid (an ATC reference that selects exactly one run)."""
-    runs = expand_runs(spec) if runs is None else runs
-    counts = dict.fromkeys(CODE_VERSIONS, 0)
-    counts["analysis"] = 1
-    counts["pretrain"] = sum(m.pretrain is not None for m in spec.models)
-    counts["train"] = counts["evaluate"] = sum(r.epochs for r in runs)
-    measured = set(measured_runs(spec, runs))
-    counts["measure"] = sum(r.epochs for r in measured) * len(spec.metrics.enabled())
-    ref = atc_reference(spec, runs)
-    if ref is not None and ref[0] not in measured:
-        counts["measure"] += 1  # the ATC reference checkpoint alone
-    pert = spec.perturbations
-    if pert is not None:
-        listed = _listed_epochs(pert)
-        prompts = {b: 1 + len(pert.for_dataset(b)) for b in (True, False)}  # the original and each preamble
-        builtin = {d.name: d.builtin is not None for d in spec.datasets}
-        counts["perturb"] = sum(len(_perturbed_of(pert, r, listed)) * prompts[builtin[r.dataset]]
-                                for r in match_runs(runs, pert.runs))
-    c = spec.curation
-    if c is not None:  # as plan_curation.curation_jobs: round 0, the IFD scorer, each strategy's rounds
-        counts["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
-        counts["evaluate"] += c.epochs if "premem" in c.strategies else 1
-        for strategy in c.strategies:
-            counts["collect"] += c.rounds
-            counts["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
-        if "ifd" in c.strategies:
-            counts["train"] += c.ifd.epochs
-            counts["score"] += 1
-    return counts
 
 
 def settle_threshold(spec: Spec) -> float:
@@ -229,7 +85,7 @@ def build_plan(spec: Spec) -> Plan:
     extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
     measured = set(measured_runs(spec, runs))  # a set: membership per run must not scan every run
     perturbed = set(match_runs(runs, spec.perturbations.runs)) if spec.perturbations is not None else set()
-    listed = _listed_epochs(spec.perturbations) if spec.perturbations is not None else None
+    pert_of = PerturbedEpochs(spec.perturbations) if spec.perturbations is not None else None
     ref = atc_reference(spec, runs)
     for run in runs:
         pair = pairs.of(run)
@@ -237,7 +93,7 @@ def build_plan(spec: Spec) -> Plan:
         prev = base_of[run.model]
         run_evals: list[str] = []
         listed_evals = bytearray()  # ',"id1","id2"...': run_evals as the tail of a JSON list (skip_settled)
-        pert_epochs = set(_perturbed_of(spec.perturbations, run, listed)) if run in perturbed else set()
+        pert_epochs = set(pert_of.of(run)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
             settings = train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
                                        run.dataset_fraction, epoch, pair)

@@ -18,8 +18,10 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
 
 from premem import yamlfile
 from premem.paths import folder_problem as _folder_problem, inside as _inside
+from premem.plan_counts import job_counts
 from premem.registry import Suggestions, did_you_mean
 from premem.safetext import control_characters, escape_controls
+from premem.spec_runs import expand_runs, match_runs, unmatched_selectors
 from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
@@ -1142,8 +1144,6 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
 def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
     """Checks of the metrics and perturbations sections: selectors that name known runs, an ATC reference that
     is exactly one run with that epoch, preambles the built-in tokenizer can read."""
-    from premem.plan import expand_runs, match_runs, unmatched_selectors
-
     out: list[tuple[tuple, str]] = []
     runs = expand_runs(spec)
     # each selector list, and whether an empty one matters (it would leave the section with no run to work on)
@@ -1190,8 +1190,6 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
 def _size_problems(spec: Spec, runs) -> list[tuple[tuple, str]]:
     """The whole study's jobs past MAX_JOBS (measures, perturbed prompts and curation included, which the grid's
     estimate in _semantic_problems leaves out), named at the section that adds the most."""
-    from premem.plan import job_counts
-
     counts = job_counts(spec, runs)
     # the limit is on the jobs per checkpoint and per round, as the grid's estimate counts them: a pretraining
     # job per model and the one analysis job are not counted (50,000 one-epoch runs stay just within it)

@@ -1,0 +1,50 @@
+"""How many jobs of each kind a spec's plan has, counted without building it (`job_counts`).
+
+The spec's size check (premem.spec) refuses a study past spec.MAX_JOBS before any job is made, so the count
+must not need the plan: it reads the runs (premem.spec_runs) and the kinds (premem.plan_job) only. It must
+agree with premem.plan.build_plan and premem.plan_curation.curation_jobs; tests/test_plan.py checks that it does
+for every shipped spec.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from premem.plan_job import CODE_VERSIONS
+from premem.spec_runs import PerturbedEpochs, atc_reference, expand_runs, match_runs, measured_runs
+
+if TYPE_CHECKING:  # annotations only: premem.spec imports this module
+    from premem.spec import Spec
+    from premem.spec_runs import Run
+
+
+def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
+    """How many jobs of each kind build_plan(spec) makes (`runs`: expand_runs(spec)), counted without making
+    them, in time linear in runs: validation refuses a study past spec.MAX_JOBS before anything is built.
+    The spec must be otherwise valid (an ATC reference that selects exactly one run)."""
+    runs = expand_runs(spec) if runs is None else runs
+    counts = dict.fromkeys(CODE_VERSIONS, 0)
+    counts["analysis"] = 1
+    counts["pretrain"] = sum(m.pretrain is not None for m in spec.models)
+    counts["train"] = counts["evaluate"] = sum(r.epochs for r in runs)
+    measured = set(measured_runs(spec, runs))
+    counts["measure"] = sum(r.epochs for r in measured) * len(spec.metrics.enabled())
+    ref = atc_reference(spec, runs)
+    if ref is not None and ref[0] not in measured:
+        counts["measure"] += 1  # the ATC reference checkpoint alone
+    pert = spec.perturbations
+    if pert is not None:
+        epochs = PerturbedEpochs(pert)
+        prompts = {b: 1 + len(pert.for_dataset(b)) for b in (True, False)}  # the original and each preamble
+        builtin = {d.name: d.builtin is not None for d in spec.datasets}
+        counts["perturb"] = sum(len(epochs.of(r)) * prompts[builtin[r.dataset]] for r in match_runs(runs, pert.runs))
+    c = spec.curation
+    if c is not None:  # as plan_curation.curation_jobs: round 0, the IFD scorer, each strategy's rounds
+        counts["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
+        counts["evaluate"] += c.epochs if "premem" in c.strategies else 1
+        for strategy in c.strategies:
+            counts["collect"] += c.rounds
+            counts["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
+        if "ifd" in c.strategies:
+            counts["train"] += c.ifd.epochs
+            counts["score"] += 1
+    return counts

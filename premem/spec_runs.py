@@ -1,0 +1,140 @@
+"""The runs a spec asks for and the selectors that pick among them: `Run`, `expand_runs`, `match_runs`,
+`unmatched_selectors` and the run choices of the spec's sections (calibration, measures, ATC reference,
+perturbed epochs).
+
+It sits below both the spec's cross-field checks (premem.spec, which refuses a selector that matches no run)
+and the plan (premem.plan, which makes each run's jobs), so neither has to import the other to share them. It
+reads spec objects but never imports premem.spec at run time (the import below is for annotations only).
+"""
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: premem.spec imports this module
+    from premem.spec import Spec
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finetuning run of the study."""
+
+    model: str
+    dataset: str
+    learning_rate: float
+    epochs: int
+    dataset_fraction: float
+
+    @cached_property  # formatted once: a plan names each run in several labels per epoch
+    def name(self) -> str:
+        return f"{self.model}/{self.dataset}/lr{self.learning_rate:g}-ep{self.epochs}-frac{self.dataset_fraction:g}"
+
+    def settings(self) -> dict:
+        return {"model": self.model, "dataset": self.dataset, "learning_rate": self.learning_rate,
+                "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
+
+
+def expand_runs(spec: Spec) -> list[Run]:
+    """Every run of the spec: the grid (models x datasets x lrs x epochs x fractions) then the extra runs,
+    without duplicates, in a stable order."""
+    rule = spec.training.fixed_step_epochs
+    runs: list[Run] = []
+    for m in spec.models:
+        for d in spec.datasets:
+            for lr in spec.grid.learning_rate:
+                for frac in spec.grid.dataset_fraction:
+                    if frac < 1 and rule:
+                        runs.append(Run(m.name, d.name, lr, max(1, round(rule / frac)), frac))
+                    else:
+                        runs.extend(Run(m.name, d.name, lr, e, frac) for e in spec.grid.epochs)
+            for r in spec.runs:
+                if r.model not in (None, m.name) or r.dataset not in (None, d.name):
+                    continue
+                epochs = r.epochs if r.epochs is not None else max(1, round(rule / r.dataset_fraction))
+                runs.append(Run(m.name, d.name, r.learning_rate, epochs, r.dataset_fraction))
+    seen, out = set(), []
+    for r in runs:
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+SELECTOR_KEYS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+
+
+def _selector_masks(selectors) -> dict[tuple[str, ...], dict[tuple, list[int]]]:
+    """Selectors grouped by the fields they set: {fields set: {their values: indexes of the selectors}}. A run
+    matches a selector when its values of those fields equal the selector's, so one dict lookup per group
+    (at most 2^5 groups) replaces a comparison with every selector: matching stays linear in runs + selectors."""
+    groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
+    for i, s in enumerate(selectors):
+        keys = tuple(k for k in SELECTOR_KEYS if getattr(s, k) is not None)
+        groups.setdefault(keys, {}).setdefault(tuple(getattr(s, k) for k in keys), []).append(i)
+    return groups
+
+
+def match_runs(runs: list[Run], selectors) -> list[Run]:
+    """The runs (in order) that match `selectors`: "all", or a list of spec.RunSelector (a field left out
+    matches anything; a run matching any selector is kept)."""
+    if selectors == "all":
+        return list(runs)
+    groups = _selector_masks(selectors)
+    return [r for r in runs if any(tuple(getattr(r, k) for k in keys) in values for keys, values in groups.items())]
+
+
+def unmatched_selectors(runs: list[Run], selectors) -> list[int]:
+    """Indexes of the selectors (a list of spec.RunSelector) that match none of `runs`, in order."""
+    matched: set[int] = set()
+    for keys, values in _selector_masks(selectors).items():
+        for r in runs:
+            matched.update(values.get(tuple(getattr(r, k) for k in keys), ()))
+    return [i for i in range(len(selectors)) if i not in matched]
+
+
+def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
+    """The runs that calibrate p (spec.premem.calibrate_on)."""
+    return match_runs(runs, spec.premem.calibrate_on)
+
+
+def measured_runs(spec: Spec, runs: list[Run]) -> list[Run]:
+    """The runs whose checkpoints get the classic measures (spec.metrics.runs); the ATC reference checkpoint
+    gets its ATC job even outside them (`atc_reference`)."""
+    return match_runs(runs, spec.metrics.runs)
+
+
+def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
+    """(run, epoch) of the checkpoint that fixes the ATC threshold, or None when ATC is off."""
+    atc = spec.metrics.atc
+    if atc is None:
+        return None
+    run = match_runs(runs, [atc.reference])[0]  # the spec's validation made sure there is exactly one
+    return run, atc.epoch or run.epochs
+
+
+class PerturbedEpochs:
+    """The epochs of a perturbed run that the perturbations section (`pert`) names. Made once per plan: a list
+    `perturbations.epochs` may repeat an epoch any number of times, so its distinct epochs are sorted once
+    (`listed`; None for `final` and `all`) and each run takes the ones it has by bisection."""
+
+    def __init__(self, pert):
+        self.pert = pert
+        self.listed = sorted(set(pert.epochs)) if isinstance(pert.epochs, list) else None
+
+    def of(self, run: Run) -> list[int]:
+        """The epochs of `run` (assumed perturbed: selected by perturbations.runs) whose checkpoints are sampled."""
+        if self.pert.epochs == "final":
+            return [run.epochs]
+        if self.pert.epochs == "all":
+            return list(range(1, run.epochs + 1))
+        return self.listed[:bisect.bisect_right(self.listed, run.epochs)]
+
+
+def perturbed_epochs(spec: Spec, run: Run) -> list[int]:
+    """The epochs of `run` whose checkpoints are sampled under perturbed prompts (none when off or unselected)."""
+    pert = spec.perturbations
+    if pert is None or not match_runs([run], pert.runs):
+        return []
+    return PerturbedEpochs(pert).of(run)
