@@ -8,35 +8,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+# RunData is also imported from here (tests, scripts): it lives in premem.analysis_results
+from premem.analysis_results import RunData, finite_or_none
 from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
 from premem.plan import Plan
 from premem.spec_runs import selected_runs
 from premem.store import Store
 
 CORRECT_AT = 0.5  # an example counts as "correct" at a checkpoint in the dynamics picture when Acc >= this
-
-
-@dataclass
-class RunData:
-    """One run's evaluated checkpoints, aligned on its train examples."""
-
-    name: str
-    settings: dict
-    epochs: list[int]
-    example_ids: list[str]
-    acc: np.ndarray  # (checkpoints, examples); NaN where not measured (evaluation.skip_settled: n_samples 0)
-    nll: np.ndarray  # (checkpoints, examples)
-    test_acc: np.ndarray  # (checkpoints,)
-    train_loss: list[float | None]
-
-
-def _finite(x) -> float | None:
-    return float(x) if x is not None and np.isfinite(x) else None
 
 
 def finished_checkpoints(plan: Plan, store: Store) -> tuple[dict[str, list[tuple[int, str, dict]]], dict[str, dict]]:
@@ -139,8 +122,8 @@ def perplexity_gap(runs: list[RunData], p: float) -> dict:
     mem_a = np.concatenate(mem) if mem else np.array([])
     unmem_a = np.concatenate(unmem) if unmem else np.array([])
     return {
-        "memorized_correct_median_perplexity": _finite(np.median(mem_a)) if mem_a.size else None,
-        "unmemorized_correct_median_perplexity": _finite(np.median(unmem_a)) if unmem_a.size else None,
+        "memorized_correct_median_perplexity": finite_or_none(np.median(mem_a)) if mem_a.size else None,
+        "unmemorized_correct_median_perplexity": finite_or_none(np.median(unmem_a)) if unmem_a.size else None,
         "memorized_correct_count": int(mem_a.size),
         "unmemorized_correct_count": int(unmem_a.size),
         "threshold_perplexity": float(math.exp(math.exp(p))),
@@ -181,7 +164,7 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
     if fixed_p is not None:
         p = fixed_p
     result = {"premem": {"p": p, "r2": None, "r2_line": None, "calibration_runs": calibration_runs,
-                         "calibration": [{k: _finite(v) for k, v in c.items()} for c in curve]},
+                         "calibration": [{k: finite_or_none(v) for k, v in c.items()} for c in curve]},
               "train_acc": {"r2": None, "r2_line": None}, "runs": []}
     all_test, all_pm, all_train = [], [], []
     for r in runs:
@@ -190,22 +173,23 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
         memo = (loglog_perplexity(r.nll) < p).mean(axis=1) if p is not None else [None] * len(r.epochs)
         cps = []
         for i, e in enumerate(r.epochs):
-            cps.append({"epoch": e, "train_acc": _finite(train_acc[i]), "test_acc": _finite(r.test_acc[i]),
-                        "premem_acc": _finite(pm[i]) if p is not None else None,
-                        "train_nll": _finite(np.nanmean(r.nll[i])),
-                        "memorized_frac": _finite(memo[i]) if p is not None else None,
-                        "train_loss": _finite(r.train_loss[i]) if r.train_loss[i] is not None else None})
+            cps.append({"epoch": e, "train_acc": finite_or_none(train_acc[i]),
+                        "test_acc": finite_or_none(r.test_acc[i]),
+                        "premem_acc": finite_or_none(pm[i]) if p is not None else None,
+                        "train_nll": finite_or_none(np.nanmean(r.nll[i])),
+                        "memorized_frac": finite_or_none(memo[i]) if p is not None else None,
+                        "train_loss": finite_or_none(r.train_loss[i]) if r.train_loss[i] is not None else None})
         result["runs"].append({"name": r.name, "checkpoints": cps})
         all_test += list(r.test_acc)
         all_train += list(train_acc)
         if p is not None:
             all_pm += list(pm)
     if len(all_test) >= 2:
-        result["train_acc"] = {"r2": _finite(r2_identity(all_test, all_train)),
-                               "r2_line": _finite(r2_line(all_test, all_train))}
+        result["train_acc"] = {"r2": finite_or_none(r2_identity(all_test, all_train)),
+                               "r2_line": finite_or_none(r2_line(all_test, all_train))}
         if p is not None:
-            result["premem"]["r2"] = _finite(r2_identity(all_test, all_pm))
-            result["premem"]["r2_line"] = _finite(r2_line(all_test, all_pm))
+            result["premem"]["r2"] = finite_or_none(r2_identity(all_test, all_pm))
+            result["premem"]["r2_line"] = finite_or_none(r2_line(all_test, all_pm))
     result["test_acc_range"] = [float(min(all_test)), float(max(all_test))] if all_test else None
     result["checkpoints"] = len(all_test)
     return result
@@ -272,7 +256,7 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
         start = rec.result.get("end_step", steps) - steps
         for i, loss in enumerate(losses):  # the stored curve is downsampled evenly over the epoch's steps
             step = start + (i * (steps - 1) / (len(losses) - 1) if len(losses) > 1 else steps - 1) + 1
-            curves.setdefault(j.run, []).append({"step": round(step), "epoch": j.epoch, "loss": _finite(loss)})
+            curves.setdefault(j.run, []).append({"step": round(step), "epoch": j.epoch, "loss": finite_or_none(loss)})
     last_eval = {}
     by_run, _ = finished_checkpoints(plan, store)
     for name, items in by_run.items():
@@ -310,9 +294,10 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
                           "correct": [grade([c], ex.answer, getattr(ex, "answer_format", "gsm8k"))[0] == 1
                                       for c in samples] if ex else None,
                           "acc": r["n_correct"] / r["n_samples"] if r["n_samples"] else None,
-                          "nll": _finite(nll), "perplexity": _finite(math.exp(nll)) if nll is not None else None,
+                          "nll": finite_or_none(nll),
+                          "perplexity": finite_or_none(math.exp(nll)) if nll is not None else None,
                           "memorized": memorized,
-                          "premem_acc": _finite(pm[k]) if pm is not None and k is not None else None})
+                          "premem_acc": finite_or_none(pm[k]) if pm is not None and k is not None else None})
         entry["samples"] = {"epoch": epoch, "p": p, "examples": _pick(shown, SAMPLES_SHOWN)}
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from premem.analysis import RunData, _finite
+from premem.analysis_results import RunData, finite_or_none
 from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan
@@ -81,7 +81,7 @@ def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
     for j in done.values():
         name, c = j.settings["measure"], cps.get((j.run, j.epoch))
         if c is not None and name != "atc":
-            c[name] = _finite(records[j.id].result.get("value"))
+            c[name] = finite_or_none(records[j.id].result.get("value"))
     # the ATC reference run is measured whatever metrics.runs says, but enters the figures only if chosen
     meta: dict = {"runs": [r.name for r in match_runs(plan.runs, spec.metrics.runs)], "atc_reference": None}
     if "atc" in enabled:
@@ -126,8 +126,9 @@ def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
         c["atc_acc"] = atc_accuracy(_atc_scores(by_job[j.id], score), threshold)
         c["atc_gap"] = c["train_acc"] - c["atc_acc"] if c.get("train_acc") is not None else None
     # equal to test_acc within the bound: half a prompt's share, more where scores tie across the cut
-    return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"], "threshold": _finite(threshold),
-            "score": score, "reproduced_acc": atc_accuracy(ref_scores, threshold),
+    return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"],
+            "threshold": finite_or_none(threshold), "score": score,
+            "reproduced_acc": atc_accuracy(ref_scores, threshold),
             "reproduction_bound": atc_reproduction_bound(ref_scores, ref_cp["test_acc"])}
 
 

@@ -8,7 +8,7 @@ CSV or JSONL, with columns
 and optionally n_unparseable and run settings (learning_rate, epochs, dataset_fraction, model, dataset, or
 any column constant within each run), either as columns or in a second table keyed by `run`.
 
-`read_results` validates the table and turns it into `premem.analysis.RunData` (one per run, aligned on the
+`read_results` validates the table and turns it into `premem.analysis_results.RunData` (one per run, aligned on the
 run's train examples) plus each run's settings. It is vectorised with numpy: no Python loop per row.
 `export_table` builds the same table from a spec's store.
 
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from premem.analysis import RunData
+from premem.analysis_results import RunData
 from premem.atomic import replacing
 from premem.csvsafe import safe_table, unquote_table
 from premem.safetext import escape_controls

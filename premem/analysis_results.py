@@ -1,0 +1,31 @@
+"""The results the analysis reads, as data: `RunData` (one run's evaluated checkpoints as arrays) and
+`finite_or_none` (a number as the summary writes it).
+
+Both the analysis (premem.analysis) and the classic measures' and robustness analysis
+(premem.analysis_measures) use them, and premem.tables makes RunData from results computed outside premem, so
+they live here, below all three.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RunData:
+    """One run's evaluated checkpoints, aligned on its train examples."""
+
+    name: str
+    settings: dict
+    epochs: list[int]
+    example_ids: list[str]
+    acc: np.ndarray  # (checkpoints, examples); NaN where not measured (evaluation.skip_settled: n_samples 0)
+    nll: np.ndarray  # (checkpoints, examples)
+    test_acc: np.ndarray  # (checkpoints,)
+    train_loss: list[float | None]
+
+
+def finite_or_none(x) -> float | None:
+    """`x` as a float, or None when it is missing, NaN or infinite (summary.json holds no NaN: JSON has none)."""
+    return float(x) if x is not None and np.isfinite(x) else None
