@@ -1,62 +1,24 @@
 """What each kind of job does, given its resolved settings. Runs inside a Ray task (or in-process).
 
 Each function reads its inputs from the store's artifacts (dependencies' checkpoints), writes its own
-artifact through a staging folder, and returns its result to the driver, which alone records it.
+artifact through a staging folder, and returns its result to the driver, which alone records it. What every kind
+needs from where it runs is in premem.jobs_context, the start and result of a train epoch in premem.jobs_training;
+curation's kinds are in premem.jobs_curation, sharded training in premem.sharded.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+# UserError, job_device and Progress live in premem.jobs_context; tests and scripts import them from here too
+from premem.jobs_context import (Progress, UserError, dataset_splits, dependency_train_rows, job_device,
+                                 job_sections, model_section, run_examples, set_job_threads)
+from premem.jobs_training import diverged_result, downsample, prepare_training, train_result
 from premem.plan_job import Job
 from premem.store import Store
-
-Progress = Callable[[str], None]
-
-
-class UserError(Exception):
-    """A failure caused by the spec or the user's data, not by infrastructure: retrying will not help."""
-
-
-def _threads(job: Job) -> None:
-    # a job gets as many torch threads as the CPUs it asked Ray for (2 tasks on 2 cores, 1 thread each)
-    torch.set_num_threads(max(1, int(job.resources.get("cpus", 1))))
-
-
-def job_device(job: Job) -> str:
-    """The device a job computes on: `auto` means cuda only for a job that asked Ray for a GPU (a job with
-    none would otherwise share whatever GPU it happens to see with every other job)."""
-    device = job.settings["device"]
-    if device == "auto" and not job.resources.get("gpus"):
-        return "cpu"
-    return device
-
-
-def _spec_sections(job: Job):
-    return _model_section(job), dataset_section(job)
-
-
-def dataset_section(job: Job):
-    """The job's dataset section (spec.DatasetSpec), validated where the job runs (a UserError if not valid)."""
-    from pydantic import ValidationError
-
-    from premem.spec import DatasetSpec
-
-    data = dict(job.settings["dataset"])
-    data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
-    data.setdefault("test_size", 1)
-    try:
-        dataset = DatasetSpec.model_validate({"name": "d", **data})
-    except ValidationError as e:  # e.g. a local data file missing where this job runs
-        msgs = [f"{'.'.join(map(str, err['loc'])) or 'section'}: {err['msg'].removeprefix('Value error, ')}"
-                for err in e.errors()]
-        raise UserError("dataset: " + "; ".join(msgs)) from None
-    return dataset
 
 
 def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
@@ -66,8 +28,8 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     from premem.models import LoadedModel, build_tiny, resolve_device, save_model
     from premem.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
 
-    _threads(job)
-    model_spec, ds = _spec_sections(job)
+    set_job_threads(job)
+    model_spec, ds = job_sections(job)
     pre = model_spec.pretrain
     if ds.builtin is None:
         raise UserError(f"pretraining generates its corpus from a built-in task; `{ds.source}` datasets cannot "
@@ -99,37 +61,12 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     save_model(model, codec, staging)  # a base model: weights and tokenizer, no optimizer state
     store.publish(staging, job.id)
     return {"steps": step, "tokens": tokens, "seconds": time.time() - t0, "final_loss": _tail_mean(losses),
-            "losses": _downsample(losses)}
+            "losses": downsample(losses)}
 
 
 def _tail_mean(xs: list[float], n: int = 20) -> float | None:
     tail = xs[-n:]
     return sum(tail) / len(tail) if tail else None
-
-
-def _downsample(xs: list[float], n: int = 200) -> list[float]:
-    """At most `n` evenly spaced values of a loss curve (for the report)."""
-    if len(xs) <= n:
-        return xs
-    return [xs[int(i * (len(xs) - 1) / (n - 1))] for i in range(n)]
-
-
-def _splits(dataset):
-    """The dataset's examples; a problem with the data itself is a UserError (retrying will not help)."""
-    from premem.data.loaders import DataError, load_splits
-
-    try:
-        return load_splits(dataset)
-    except DataError as e:
-        raise UserError(str(e)) from None
-
-
-def _run_examples(job: Job, dataset) -> list:
-    from premem.data.loaders import subset_indices
-
-    splits = _splits(dataset)
-    idx = subset_indices(len(splits.train), job.settings["dataset_fraction"], job.settings["seed"])
-    return [splits.train[i] for i in idx]
 
 
 def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
@@ -146,7 +83,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
         from premem.sharded import train_sharded
 
         return train_sharded(job, store, progress)
-    _threads(job)
+    set_job_threads(job)
     setup = prepare_training(job, store, job_device(job))
     opt = make_optimizer(setup.loaded.model, setup.recipe)
     if setup.resumes:
@@ -167,110 +104,6 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     return train_result(s, out, len(setup.seqs))
 
 
-def diverged_result(s: dict, e) -> dict:
-    """A train job's result when its run diverged (train.Diverged `e`)."""
-    return {"diverged": {"epoch": s["epoch"], "step": e.step, "loss": str(e.loss)}}
-
-
-def train_result(s: dict, out: dict, n_examples: int) -> dict:
-    """A train job's result from train_epoch's output `out`."""
-    losses = out["losses"]
-    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
-            "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": _downsample(losses),
-            "examples": n_examples}
-
-
-@dataclass
-class TrainingSetup:
-    """What one epoch's training starts from: the model (loaded, adapters added), the encoded examples, the
-    recipe and the step the epoch starts at; `source` is where the model came from, `resumes` whether an
-    optimizer state is to be read there, `lora_base` what a LoRA checkpoint records as its base."""
-
-    loaded: object
-    seqs: list
-    recipe: object
-    start_step: int
-    source: object
-    resumes: bool
-    lora_base: dict | None
-
-
-def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
-    """Load the model a train job starts from onto `device` and encode its examples (UserError when the spec or
-    the data is at fault)."""
-    from premem.models import load_model, max_length_of
-    from premem.train import TooLong, encode_examples
-
-    model_spec, ds = _spec_sections(job)
-    s = job.settings
-    lora = s["training"].get("lora")
-    # a curation round's train job also depends on the collect job whose examples it adds
-    model_deps = [d for d in job.deps if d != s.get("collected")]
-    if model_deps:
-        source, revision = store.artifact(model_deps[0]), None  # the previous epoch's checkpoint, or pretraining's
-    elif model_spec.hf is not None:
-        source, revision = model_spec.hf, model_spec.revision
-    else:
-        raise UserError("a built-in model needs a `pretrain` section (nothing to finetune from)")
-    try:
-        loaded = load_model(source, device=device, dtype=model_spec.dtype,
-                            trust_remote_code=model_spec.trust_remote_code, revision=revision,
-                            trainable_adapter=True)
-    except (OSError, ValueError) as e:  # no such hub id or folder, gated repo, remote code refused: the spec's
-        raise UserError(f"model {model_spec.hf or source}: {e}") from None
-    base = None
-    if lora is not None:
-        from premem.lora import BASE_FILE, add_adapters, is_adapter
-
-        if s["epoch"] == 1 or not is_adapter(source):
-            loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
-            base = {"hf": model_spec.hf, "revision": model_spec.revision} if model_spec.hf is not None \
-                else {"artifact": model_deps[0]}
-        else:
-            import json
-
-            base = json.loads((Path(source) / BASE_FILE).read_text())
-    examples = _training_examples(job, ds, store)
-    try:
-        seqs = encode_examples(loaded, examples, max_length=max_length_of(loaded, model_spec))
-    except (TooLong, ValueError) as e:
-        raise UserError(str(e)) from None
-    recipe, per_epoch = _recipe(s, len(seqs))
-    return TrainingSetup(loaded, seqs, recipe, per_epoch * (s["epoch"] - 1), source,
-                         bool(model_deps) and s["epoch"] > 1, base)
-
-
-def _training_examples(job: Job, ds, store: Store) -> list:
-    """What a train job trains on: the run's subset of the train split; for a curation round, the originals
-    plus every example its collect job gathered; for the IFD scoring model, the split it names."""
-    from premem.curate import read_collected
-
-    split = job.settings.get("train_split")
-    if split is not None:
-        return list(getattr(_splits(ds), split))
-    examples = _run_examples(job, ds)
-    collected = job.settings.get("collected")
-    if collected is not None:
-        examples += read_collected(store.artifact(collected))
-    return examples
-
-
-def _recipe(s: dict, n_examples: int):
-    """The run's optimisation recipe (train.Recipe) and its optimizer steps per epoch."""
-    from premem.train import Recipe, steps_per_epoch
-
-    t = s["training"]
-    per_epoch = steps_per_epoch(n_examples, t["batch_size"])
-    total = per_epoch * s["epochs"]
-    warmup = t["warmup_steps"] if t["warmup_steps"] is not None else \
-        int(round((t["warmup_fraction"] or 0.0) * total))
-    recipe = Recipe(learning_rate=s["learning_rate"], total_steps=total, batch_size=t["batch_size"],
-                    optimizer=t["optimizer"], weight_decay=t["weight_decay"], betas=tuple(t["betas"]),
-                    schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"],
-                    micro_batch_size=t.get("micro_batch_size"))
-    return recipe, per_epoch
-
-
 def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress) -> dict:
     from premem.train import train_epoch
 
@@ -284,14 +117,14 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     from premem.sampling import SamplingParams
     from premem.vllm_sampler import evaluation_backends
 
-    _threads(job)
-    model_spec, ds = _spec_sections(job)
+    set_job_threads(job)
+    model_spec, ds = job_sections(job)
     s, ev = job.settings, job.settings["evaluation"]
     t0 = time.time()
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
                                                        job_device(job), job.resources.get("gpus", 0), s["seed"])
     train = _evaluated_train(job, ds, ev["train_examples"])
-    test = _splits(ds).test
+    test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
     seed = s.get("sampling_seed", int(job.id[:8], 16))  # skip_settled: the seed of the job without it
@@ -322,29 +155,6 @@ def _earlier_train_results(store: Store, job_ids: list[str]) -> list[dict[str, t
             for rows in dependency_train_rows(store, job_ids)]
 
 
-def dependency_train_rows(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, int, float | None]]]:
-    """Per evaluate job of `job_ids` (in the order given): train example id -> (n_samples, n_correct, nll), read
-    through a read-only connection (only the driver writes the store; these jobs are recorded done, being the
-    reading job's dependencies). RuntimeError when one has no rows: the store is not what the plan expects."""
-    import sqlite3
-
-    if not job_ids:
-        return []
-    out: dict[str, dict[str, tuple[int, int, float | None]]] = {j: {} for j in job_ids}
-    con = sqlite3.connect(f"{store.db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        q = (f"SELECT job_id, example_id, n_samples, n_correct, nll FROM examples WHERE split = 'train' "
-             f"AND job_id IN ({','.join('?' * len(job_ids))})")
-        for job_id, example_id, n, correct, nll in con.execute(q, job_ids):
-            out[job_id][example_id] = (n, correct, nll)
-    finally:
-        con.close()
-    missing = [j[:10] for j in job_ids if not out[j]]
-    if missing:
-        raise RuntimeError(f"no per-example results in the store for the evaluations {missing}")
-    return [out[j] for j in job_ids]
-
-
 def _mean(xs: list[float]) -> float | None:
     xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
     return sum(xs) / len(xs) if xs else None
@@ -353,7 +163,7 @@ def _mean(xs: list[float]) -> float | None:
 def _evaluated_train(job: Job, ds, n: int | None) -> list:
     """The train examples a checkpoint's evaluation reads: the first `n` (evaluation.train_examples; None =
     all) of the run's subset."""
-    train = _run_examples(job, ds)
+    train = run_examples(job, ds)
     return train[:n] if n is not None else train
 
 
@@ -368,9 +178,9 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
     """One classic measure (settings['measure']) of the checkpoint of the job's train dependency."""
     from premem.models import load_model
 
-    _threads(job)
+    set_job_threads(job)
     # weight distance reads no data, so its settings carry no dataset section
-    model_spec, ds = _spec_sections(job) if "dataset" in job.settings else (_model_section(job), None)
+    model_spec, ds = job_sections(job) if "dataset" in job.settings else (model_section(job), None)
     name, conf = job.settings["measure"], job.settings["config"]
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
@@ -392,7 +202,7 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
         from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance
         from premem.train import encode_examples
 
-        seqs = encode_examples(loaded, _run_examples(job, ds))
+        seqs = encode_examples(loaded, run_examples(job, ds))
         try:
             batches = gradient_minibatches(seqs, conf["minibatches"], conf["batch_size"])
         except ValueError as e:
@@ -429,8 +239,8 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     from premem.models import load_model, with_dtype
     from premem.sampling import TransformersSampler
 
-    _threads(job)
-    model_spec, ds = _spec_sections(job)
+    set_job_threads(job)
+    model_spec, ds = job_sections(job)
     s, sampling = job.settings, job.settings["sampling"]
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
@@ -447,12 +257,6 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     acc = _mean([r["n_correct"] / r["n_samples"] for r in rows if r["n_samples"]])
     return {"preamble": s["preamble"], "train_acc": acc, "n_train": len(train), "seconds": time.time() - t0,
             "sampled_tokens": sampler.tokens_generated, "_examples": rows}
-
-
-def _model_section(job: Job):
-    from premem.spec import ModelSpec
-
-    return ModelSpec.model_validate({"name": "m", **job.settings["model"]})
 
 
 def run_collect(job: Job, store: Store, progress: Progress) -> dict:

@@ -1,5 +1,6 @@
 """The curation section's own jobs (premem.plan_curation): `collect` (one round's new examples for one
-strategy) and `score` (IFD scores of the originals). Run inside Ray tasks like every job (premem.jobs)."""
+strategy) and `score` (IFD scores of the originals). Run inside Ray tasks like every job (premem.jobs), with what
+they share from premem.jobs_context."""
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,8 @@ import time
 import numpy as np
 
 from premem import curate
-from premem.jobs import (Progress, UserError, _model_section, _splits, _threads, dataset_section,
-                         dependency_train_rows, job_device)
+from premem.jobs_context import (Progress, UserError, dataset_section, dataset_splits, dependency_train_rows,
+                                 job_device, model_section, set_job_threads)
 from premem.plan_job import Job
 from premem.store import Store
 
@@ -34,12 +35,12 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     from premem.models import load_model
     from premem.sampling import target_nll
 
-    _threads(job)
-    model_spec, ds = _model_section(job), dataset_section(job)
+    set_job_threads(job)
+    model_spec, ds = model_section(job), dataset_section(job)
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
-    originals = _splits(ds).train
+    originals = dataset_splits(ds).train
     targets = [target_of(ex.solution) for ex in originals]
     cond = target_nll(loaded, [(prompt_of(ex.question), t) for ex, t in zip(originals, targets)],
                       progress=lambda m: progress(f"with question: {m}"))
@@ -82,11 +83,11 @@ def _final_premem(store: Store, eval_jobs: list[str], ids: list[str], p: float) 
 def collect(job: Job, store: Store, progress: Progress) -> dict:
     """One round of one strategy: choose the originals to draw from, draw new_examples of their variants
     round-robin, and write every example collected so far (earlier rounds' first) as the artifact."""
-    _threads(job)
+    set_job_threads(job)
     s = job.settings
     ds = dataset_section(job)
     t0 = time.time()
-    splits = _splits(ds)
+    splits = dataset_splits(ds)
     originals = {ex.id: ex for ex in splits.train}
     ids = list(originals)
     previous = curate.read_collected(store.artifact(s["after"])) if s["after"] else []

@@ -124,7 +124,8 @@ def _remote_functions():
     def run_job(job: Job, store_root: str, board, expected: dict | None = None) -> dict:
         import ray as _r
 
-        from premem.jobs import UserError, execute
+        from premem.jobs import execute
+        from premem.jobs_context import UserError
         from premem.store import CorruptArtifact
 
         node = _r.get_runtime_context().get_node_id()

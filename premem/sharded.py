@@ -20,7 +20,8 @@ import traceback
 
 import torch
 
-from premem.jobs import (Progress, UserError, diverged_result, job_device, prepare_training, train_result)
+from premem.jobs_context import Progress, UserError, job_device
+from premem.jobs_training import diverged_result, prepare_training, train_result
 from premem.plan_job import Job
 from premem.store import Store
 

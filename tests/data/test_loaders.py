@@ -314,7 +314,7 @@ def test_builtin_dataset_dumps_as_before():
     {"jsonl": {"train_file": str(GSM8K_TRAIN), "test_file": str(GSM8K_TEST), "answer_field": "x"}},
 ])
 def test_dump_validates_again(section):
-    """Jobs rebuild their dataset section from its dump (premem.jobs._spec_sections): it must validate."""
+    """Jobs rebuild their dataset section from its dump (premem.jobs_context.dataset_section): it must validate."""
     ds = DatasetSpec(name="d", **section)
     dump = ds.model_dump(mode="json")
     assert DatasetSpec.model_validate(dump) == ds

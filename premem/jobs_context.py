@@ -1,0 +1,109 @@
+"""What every kind of job needs from where it runs, whatever it computes: the device and threads it may use,
+its spec sections rebuilt from its settings, its dataset's examples, its dependencies' stored rows, the
+progress callback and the error that says the spec or the data is at fault (`UserError`).
+
+The job kinds (premem.jobs, premem.jobs_curation, premem.jobs_training, premem.sharded) import these from here;
+this module imports none of them, so they never import each other to share a helper.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from premem.plan_job import Job
+from premem.store import Store
+
+Progress = Callable[[str], None]
+
+
+class UserError(Exception):
+    """A failure caused by the spec or the user's data, not by infrastructure: retrying will not help."""
+
+
+def set_job_threads(job: Job) -> None:
+    """Give torch as many threads as the CPUs the job asked Ray for."""
+    # 2 tasks on 2 cores get 1 thread each: more would make them fight over the cores
+    torch.set_num_threads(max(1, int(job.resources.get("cpus", 1))))
+
+
+def job_device(job: Job) -> str:
+    """The device a job computes on: `auto` means cuda only for a job that asked Ray for a GPU (a job with
+    none would otherwise share whatever GPU it happens to see with every other job)."""
+    device = job.settings["device"]
+    if device == "auto" and not job.resources.get("gpus"):
+        return "cpu"
+    return device
+
+
+def model_section(job: Job):
+    """The job's model section (spec.ModelSpec), rebuilt from its settings (which leave out the label)."""
+    from premem.spec import ModelSpec
+
+    return ModelSpec.model_validate({"name": "m", **job.settings["model"]})
+
+
+def dataset_section(job: Job):
+    """The job's dataset section (spec.DatasetSpec), validated where the job runs (a UserError if not valid)."""
+    from pydantic import ValidationError
+
+    from premem.spec import DatasetSpec
+
+    data = dict(job.settings["dataset"])
+    data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
+    data.setdefault("test_size", 1)
+    try:
+        dataset = DatasetSpec.model_validate({"name": "d", **data})
+    except ValidationError as e:  # e.g. a local data file missing where this job runs
+        msgs = [f"{'.'.join(map(str, err['loc'])) or 'section'}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()]
+        raise UserError("dataset: " + "; ".join(msgs)) from None
+    return dataset
+
+
+def job_sections(job: Job):
+    """The job's (model section, dataset section)."""
+    return model_section(job), dataset_section(job)
+
+
+def dataset_splits(dataset):
+    """The dataset's examples (data.loaders.Splits); a problem with the data itself is a UserError (retrying
+    will not help)."""
+    from premem.data.loaders import DataError, load_splits
+
+    try:
+        return load_splits(dataset)
+    except DataError as e:
+        raise UserError(str(e)) from None
+
+
+def run_examples(job: Job, dataset) -> list:
+    """The train examples of the job's run: its dataset_fraction's subset of the train split (seeded)."""
+    from premem.data.loaders import subset_indices
+
+    splits = dataset_splits(dataset)
+    idx = subset_indices(len(splits.train), job.settings["dataset_fraction"], job.settings["seed"])
+    return [splits.train[i] for i in idx]
+
+
+def dependency_train_rows(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, int, float | None]]]:
+    """Per evaluate job of `job_ids` (in the order given): train example id -> (n_samples, n_correct, nll), read
+    through a read-only connection (only the driver writes the store; these jobs are recorded done, being the
+    reading job's dependencies). RuntimeError when one has no rows: the store is not what the plan expects."""
+    import sqlite3
+
+    if not job_ids:
+        return []
+    out: dict[str, dict[str, tuple[int, int, float | None]]] = {j: {} for j in job_ids}
+    con = sqlite3.connect(f"{store.db_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        q = (f"SELECT job_id, example_id, n_samples, n_correct, nll FROM examples WHERE split = 'train' "
+             f"AND job_id IN ({','.join('?' * len(job_ids))})")
+        for job_id, example_id, n, correct, nll in con.execute(q, job_ids):
+            out[job_id][example_id] = (n, correct, nll)
+    finally:
+        con.close()
+    missing = [j[:10] for j in job_ids if not out[j]]
+    if missing:
+        raise RuntimeError(f"no per-example results in the store for the evaluations {missing}")
+    return [out[j] for j in job_ids]
