@@ -156,9 +156,9 @@ def read_pool(path: str, original_field: str, question_field: str, solution_fiel
     """Original id -> its pre-written variants [(question, solution, answer)] in file order. Raises
     DataError naming the row when a solution has no final answer in `answer_format`."""
     from premem.data.answers import extract_answer
-    from premem.data.loaders import DataError, _read_file
+    from premem.data.loaders import DataError, read_file_columns
 
-    cols = _read_file(path, [original_field, question_field, solution_field])
+    cols = read_file_columns(path, [original_field, question_field, solution_field])
     out: dict[str, list[tuple[str, str, str]]] = {}
     for k, (oid, q, sol) in enumerate(zip(cols[original_field], cols[question_field], cols[solution_field])):
         if not isinstance(q, str) or not isinstance(sol, str) or oid is None:

@@ -111,7 +111,7 @@ def make_optimizer(model: torch.nn.Module, recipe: Recipe) -> torch.optim.Optimi
     return cls(params, lr=recipe.learning_rate, betas=recipe.betas, weight_decay=recipe.weight_decay)
 
 
-def _batch(seqs: list[tuple[list[int], int | list[bool]]], pad_id: int, device
+def padded_batch(seqs: list[tuple[list[int], int | list[bool]]], pad_id: int, device
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded (ids, mask, labels). Each sequence comes with its prompt length (tokens from there
     on carry loss) or with an explicit per-token learn mask (packed pretraining blocks)."""
@@ -194,7 +194,7 @@ def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro:
     the batch's mean loss: the same update as one pass over the whole batch."""
     micro = micro or len(chunk)
     parts = [chunk[i:i + micro] for i in range(0, len(chunk), micro)]
-    batches = [_batch(part, loaded.codec.pad_id, loaded.device) for part in parts]
+    batches = [padded_batch(part, loaded.codec.pad_id, loaded.device) for part in parts]
     counts = [int((labels[:, 1:] != -100).sum()) for _, _, labels in batches]
     total = max(1, sum(counts))
     value, tokens = 0.0, 0
@@ -237,7 +237,7 @@ def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, 
     value, tokens = 0.0, 0
     for part in parts:
         weight = 1.0 if part else 0.0
-        ids, mask, labels = _batch(part or chunk[:1], loaded.codec.pad_id, loaded.device)
+        ids, mask, labels = padded_batch(part or chunk[:1], loaded.codec.pad_id, loaded.device)
         n = int((labels[:, 1:] != -100).sum())
         loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (weight * n / total * world)
         loss.backward()

@@ -6,7 +6,7 @@ from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
 from premem.models import LoadedModel, build_tiny
 from premem.spec import TinyArchitecture
-from premem.train import Recipe, TooLong, _batch, encode_examples, epoch_order, lr_factor, pack
+from premem.train import Recipe, TooLong, encode_examples, epoch_order, lr_factor, pack, padded_batch
 
 
 def loaded():
@@ -19,7 +19,7 @@ def test_only_the_target_carries_loss():
     lm = loaded()
     ex = ArithmeticTask(seed=0).split("train", 2)
     seqs = encode_examples(lm, ex)
-    ids, mask, labels = _batch(seqs, lm.codec.pad_id, "cpu")
+    ids, mask, labels = padded_batch(seqs, lm.codec.pad_id, "cpu")
     for r, (s, plen) in enumerate(seqs):
         assert (labels[r, :plen] == -100).all()
         assert (labels[r, plen:len(s)] == ids[r, plen:len(s)]).all()

@@ -122,7 +122,7 @@ def _columns(table, columns: list[str], where: str) -> dict[str, list]:
     return table.select_columns(columns).to_dict()
 
 
-def _read_file(path: str, columns: list[str]) -> dict[str, list]:
+def read_file_columns(path: str, columns: list[str]) -> dict[str, list]:
     """The named columns of a local file, read with `datasets.load_dataset` (json/parquet/arrow builder).
 
     Built in a private temporary cache: `datasets` keys its cache of local files by modification time only,
@@ -161,7 +161,7 @@ def _read_hub(hub: str, configs, revision: str | None, columns: list[str]) -> di
 def _read_source(src, configs, columns: list[str]) -> dict[str, tuple[str, dict]]:
     """Per split: (label, columns) from the source's local files, or else its hub dataset."""
     if getattr(src, "train_file", None) is not None:
-        return {split: (getattr(src, f"{split}_file"), _read_file(getattr(src, f"{split}_file"), columns))
+        return {split: (getattr(src, f"{split}_file"), read_file_columns(getattr(src, f"{split}_file"), columns))
                 for split in SPLIT_NAMES}
     return _read_hub(src.hub, configs, src.revision, columns)
 
@@ -267,7 +267,7 @@ def _jsonl(ds) -> Splits:
     skipped: dict[str, int] = {}
     for split in SPLIT_NAMES:
         path = getattr(src, f"{split}_file")
-        cols = _read_file(path, columns)
+        cols = read_file_columns(path, columns)
         out, bad = [], 0
         for i in range(len(cols[src.question_field])):
             ex_id = f"{split}-{i:05d}"

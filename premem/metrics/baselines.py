@@ -65,7 +65,7 @@ def minibatch_gradients(model: torch.nn.Module, minibatches: Sequence[Sequence[t
     Each sequence is (token ids, prompt length); tokens from the prompt length on carry loss (as in training).
     The model is put in eval mode (no dropout) so equal minibatches give equal gradients.
     """
-    from premem.train import _batch
+    from premem.train import padded_batch
 
     model.eval()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -75,7 +75,7 @@ def minibatch_gradients(model: torch.nn.Module, minibatches: Sequence[Sequence[t
             raise ValueError("a minibatch has no target tokens")
         model.zero_grad(set_to_none=True)
         for start in range(0, len(batch), micro_batch):
-            ids, _, labels = _batch(list(batch[start:start + micro_batch]), pad_id, device)
+            ids, _, labels = padded_batch(list(batch[start:start + micro_batch]), pad_id, device)
             logits = model(input_ids=ids, use_cache=False).logits[:, :-1].float()
             # the sum over this micro-batch's target tokens, divided by the whole minibatch's count: the
             # accumulated gradient is that of the minibatch's mean NLL, whatever the micro-batch size

@@ -47,10 +47,10 @@ def test_accumulated_gradient_equals_the_whole_minibatch_mean_loss_gradient():
     model = _tiny()
     batch = _seqs(5, seed=3)
     grads = next(iter(minibatch_gradients(model, [batch], 0, "cpu", micro_batch=2)))
-    from premem.train import _batch
+    from premem.train import padded_batch
 
     model.zero_grad()
-    ids, _, labels = _batch(batch, 0, "cpu")
+    ids, _, labels = padded_batch(batch, 0, "cpu")
     model(input_ids=ids, labels=labels).loss.backward()  # transformers: mean over all target tokens
     ref = [p.grad for p in model.parameters() if p.requires_grad]
     for g, r in zip(grads, ref):
