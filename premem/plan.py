@@ -96,7 +96,7 @@ def build_plan(spec: Spec) -> Plan:
         pert_epochs = set(pert_of.of(run)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
             settings = train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
-                                       run.dataset_fraction, epoch, pair)
+                                      run.dataset_fraction, epoch, pair)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=train_res)
