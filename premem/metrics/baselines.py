@@ -135,18 +135,23 @@ def gradient_minibatches(seqs: Sequence[tuple[list[int], int]], minibatches: int
     return [list(seqs[i * batch_size:(i + 1) * batch_size]) for i in range(m)]
 
 
+def _ranked(scores: Sequence[float]) -> tuple[np.ndarray, int]:
+    """`scores` sorted from highest to lowest, with prompts that have no score (an empty greedy sample: -inf)
+    put together just below every scored prompt, and how many were scored. Raises ValueError when empty."""
+    s = np.sort(np.asarray(scores, dtype=float))[::-1]
+    if s.size == 0:
+        raise ValueError("ATC needs at least one score")
+    finite = s[np.isfinite(s)]
+    return np.where(np.isfinite(s), s, (finite.min() - 1.0) if finite.size else 0.0), int(finite.size)
+
+
 def atc_threshold(scores: Sequence[float], accuracy: float) -> float:
     """The threshold t such that the fraction of `scores` strictly above t equals `accuracy` (as closely as the
     number of scores allows: round(accuracy x n) of them are above it). t lies midway between the two scores
     that straddle the cut, so scores of other checkpoints are not judged by a tie with one of the reference's.
     Where scores tie across the cut (prompts with no score, -inf, tie with each other) no threshold gives the
     exact fraction: `atc_accuracy` on the reference then says what it reproduces."""
-    s = np.sort(np.asarray(scores, dtype=float))[::-1]
-    if s.size == 0:
-        raise ValueError("ATC needs at least one score")
-    finite = s[np.isfinite(s)]
-    # prompts with no score (an empty greedy sample: -inf) sit together below every scored prompt
-    s = np.where(np.isfinite(s), s, (finite.min() - 1.0) if finite.size else 0.0)
+    s, _ = _ranked(scores)
     if not 0.0 <= accuracy <= 1.0:
         raise ValueError(f"accuracy {accuracy} is not in [0, 1]")
     k = int(round(accuracy * s.size))
@@ -164,19 +169,16 @@ def atc_reproduction_bound(scores: Sequence[float], accuracy: float) -> float:
     """How far, at most, `atc_accuracy(scores, atc_threshold(scores, accuracy))` can lie from `accuracy`
     (a fraction in [0, 1]): the rounding of accuracy x n to a whole number of prompts, plus the share of prompts
     whose scores tie with each other across the cut, which no threshold can split (empty samples, -inf, tie
-    with each other and lie above no threshold). 0.0 when accuracy x n is a whole number and no scores tie across the cut."""
-    s = np.sort(np.asarray(scores, dtype=float))[::-1]
-    if s.size == 0:
-        raise ValueError("ATC needs at least one score")
-    finite = s[np.isfinite(s)]
-    s = np.where(np.isfinite(s), s, (finite.min() - 1.0) if finite.size else 0.0)
+    with each other and lie above no threshold). 0.0 when accuracy x n is a whole number and no scores tie across
+    the cut."""
+    s, n_finite = _ranked(scores)
     k = int(round(accuracy * s.size))
     bound = abs(k / s.size - accuracy)
     if 0 < k < s.size and s[k - 1] == s[k]:
         # the threshold then sits on the tied value: the tied prompts above the cut are not counted above it
         bound += float(np.sum(s[:k] == s[k])) / s.size
     elif k == s.size:
-        bound += float(s.size - finite.size) / s.size  # an empty sample is above no threshold
+        bound += float(s.size - n_finite) / s.size  # an empty sample is above no threshold
     return bound
 
 
