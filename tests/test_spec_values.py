@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from premem.cost import ThroughputsFile
 from premem.spec import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
+from tests.test_spec import GOOD
 
 
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:
@@ -115,21 +116,7 @@ def _swap_str(value, bad):
     return {k: _swap_str(v, bad) for k, v in value.items()}
 
 
-BASE = """\
-name: t
-models:
-  - name: tiny
-    builtin: tiny
-    pretrain: {dataset: arith, examples: 10}
-datasets:
-  - name: arith
-    builtin: arithmetic
-    train_size: 8
-    test_size: 8
-grid:
-  learning_rate: [1.0e-3]
-  epochs: [1, 2]
-"""
+BASE = GOOD.replace("epochs: [1]", "epochs: [1, 2]")  # test_spec's smallest valid spec, with a second epoch
 
 
 def test_free_text_keeps_its_newlines_and_tabs():
