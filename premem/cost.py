@@ -382,16 +382,18 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     st = stats[run.dataset]
     n_run = run_size(st.train, run.dataset_fraction)
     example = st.prompt_tokens + st.target_tokens
-    ev = spec.evaluation
-    completion = st.completion_tokens or min(st.target_tokens, ev.max_new_tokens)
-    n_eval = min(n_run, ev.train_examples) if ev.train_examples else n_run
+    # the settings the job samples with: an evaluation's own, or an ATC / perturb job's (both with the run's
+    # dataset's evaluation.overrides applied); other jobs sample nothing
+    ev = s.get("evaluation") or s.get("sampling") or {}
+    completion = st.completion_tokens or min(st.target_tokens, ev.get("max_new_tokens", st.target_tokens))
+    n_eval = min(n_run, ev["train_examples"]) if ev.get("train_examples") else n_run
     if job.kind == "train":
         return Work(trained=n_run * example, loads=1, authors_loads=1)
     if job.kind == "evaluate":
-        n_test = min(st.test, ev.test_examples) if ev.test_examples else st.test
-        k_test = ev.test_samples or ev.samples
+        n_test = min(st.test, ev["test_examples"]) if ev["test_examples"] else st.test
+        k_test = ev["test_samples"] or ev["samples"]
         # premem: one load for scoring and sampling; the authors': one for perplexity, one for the sampler
-        return Work(scored=n_eval * st.target_tokens, sampled=(n_eval * ev.samples + n_test * k_test) * completion,
+        return Work(scored=n_eval * st.target_tokens, sampled=(n_eval * ev["samples"] + n_test * k_test) * completion,
                     loads=1, authors_loads=2, evaluation=True)
     if job.kind == "measure":
         name, conf = s["measure"], s["config"]
@@ -412,9 +414,11 @@ def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     round; its evaluations sample every original (when PreMemAcc selects) and the test split (final epoch); the
     IFD score job scores every original twice; a generating collect job samples `tries` per wanted example."""
     c, s = plan.spec.curation, job.settings
-    st = stats[plan.spec.curation_pair()[1]]
+    ds_name = plan.spec.curation_pair()[1]
+    st = stats[ds_name]
     example = st.prompt_tokens + st.target_tokens
-    completion = st.completion_tokens or min(st.target_tokens, plan.spec.evaluation.max_new_tokens)
+    max_new = plan.spec.evaluation.for_dataset(ds_name).max_new_tokens  # its evaluation.overrides applied
+    completion = st.completion_tokens or min(st.target_tokens, max_new)
     if job.kind == "train":
         if s.get("train_split") is not None:
             n = st.test if s["train_split"] == "test" else st.train

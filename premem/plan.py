@@ -79,8 +79,6 @@ def build_plan(spec: Spec) -> Plan:
     pairs = Pairs(spec)
     train_res, eval_res = res.train.model_dump(), res.evaluate.model_dump()  # shared, read-only
 
-    # skip_settled is hashed only when on, so turning it off leaves every evaluation's id as it was
-    evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
     settle_below = settle_threshold(spec) if spec.evaluation.skip_settled else None
     extra_ids: list[str] = []  # measure and perturb jobs: the analysis reads them too
     measured = set(measured_runs(spec, runs))  # a set: membership per run must not scan every run
@@ -100,7 +98,8 @@ def build_plan(spec: Spec) -> Plan:
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=train_res)
-            ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content, "evaluation": evaluation,
+            ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content,
+                           "evaluation": pair.evaluation_content,
                            "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
             if pair.files:
                 ev_settings["data_files"] = pair.files
@@ -161,10 +160,11 @@ def _checkpoint_settings(spec: Spec, pair: Pair, run: Run, with_data: bool = Tru
     return out
 
 
-def _sampling_settings(spec: Spec) -> dict:
-    """How measure (ATC) and perturb jobs sample: the evaluation's settings, always through premem's own
-    transformers sampler (so `evaluation.sampler` is not part of their identity)."""
-    ev = spec.evaluation
+def _sampling_settings(pair: Pair) -> dict:
+    """How measure (ATC) and perturb jobs sample: the evaluation settings of the pair's dataset (its
+    evaluation.overrides applied), always through premem's own transformers sampler (so `evaluation.sampler` is
+    not part of their identity)."""
+    ev = pair.evaluation
     return {"temperature": ev.temperature, "top_p": ev.top_p, "max_new_tokens": ev.max_new_tokens, "stop": ev.stop,
             "batch_size": ev.batch_size, "sampling_dtype": ev.sampling_dtype, "train_examples": ev.train_examples}
 
@@ -188,7 +188,7 @@ def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base
             deps = (train.id, base) if base else deps
         else:  # atc: one greedy sample per train prompt; the reference and the score form are the analysis's
             conf = {}
-            settings = _checkpoint_settings(spec, pair, run) | {"sampling": _sampling_settings(spec) |
+            settings = _checkpoint_settings(spec, pair, run) | {"sampling": _sampling_settings(pair) |
                                                                 {"temperature": 0.0}}
         settings |= {"measure": name, "config": conf}
         out.append(Job(content_hash("measure", settings, deps), "measure",
@@ -205,7 +205,7 @@ def _perturb_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job) -> l
     out = []
     for preamble in ["", *preambles]:
         settings = _checkpoint_settings(spec, pair, run) | {"preamble": preamble, "samples": pert.samples,
-                                                            "sampling": _sampling_settings(spec)}
+                                                            "sampling": _sampling_settings(pair)}
         what = "original prompt" if not preamble else f"preamble {preamble.strip()!r}"
         out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
                        f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,

@@ -55,7 +55,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
     training = spec.training.for_run(model_name, ds_name).model_dump(mode="json", exclude={"fixed_step_epochs"})
     if c.batch_size is not None:
         training["batch_size"] = c.batch_size
-    evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})
+    # the curated dataset's settings (evaluation.overrides resolved); skip_settled does not apply to curation
+    evaluation = spec.evaluation.for_dataset(ds_name).model_dump(mode="json", exclude={"skip_settled"})
     jobs: list = []
 
     def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:

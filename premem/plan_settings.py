@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # annotations only
 
 class Pair:
     """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
-    the data files' fingerprints and the pair's own training recipe. Jobs of the pair share these dicts (a
+    the data files' fingerprints, the pair's own training recipe and its dataset's evaluation settings. Jobs of the pair share these dicts (a
     job's settings are read-only), so planning costs the same per job whatever the sections hold."""
 
     def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
@@ -39,6 +39,11 @@ class Pair:
         # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
         self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
         self.batch_size = recipe.batch_size
+        # evaluation.overrides resolved for this dataset; a dataset no override names dumps exactly as a spec
+        # without overrides. skip_settled is hashed only when on (premem.plan adds what it changes), so turning
+        # it off leaves every evaluation's id as it was
+        self.evaluation = spec.evaluation.for_dataset(ds.name)
+        self.evaluation_content = self.evaluation.model_dump(mode="json", exclude={"skip_settled"})
 
 
 class Pairs:

@@ -518,6 +518,36 @@ class RunSpec(Strict):
 
 
 # ----------------------------------------------------------------------------------------- evaluation
+_NOT_NULL_EVAL = ("samples", "temperature", "top_p", "max_new_tokens", "stop", "batch_size")
+
+
+class EvaluationOverride(Strict):
+    """Sampling settings of `evaluation` that differ on one dataset (the authors sample MATH with top_p 1.0 and
+    up to 1,024 tokens, GSM8K with top_p 0.95 and 512). A field left out keeps the section's value."""
+
+    text_fields: ClassVar[frozenset[str]] = frozenset({"stop"})
+
+    dataset: str = Field(..., min_length=1, description="Dataset name this applies to.")
+    samples: int | None = Field(None, ge=1, le=1000, description="Samples per train query (k).")
+    test_samples: int | None = Field(None, ge=1, le=1000, description="Samples per test query; null = `samples`.")
+    temperature: float | None = Field(None, ge=0, le=10, description="Sampling temperature; 0 is greedy.")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: int | None = Field(None, ge=1, le=32768, description="Longest sampled continuation, in tokens.")
+    stop: str | None = Field(None, min_length=1, description="Generation stops after this string.")
+    train_examples: int | None = Field(None, ge=1, description="Train examples evaluated per checkpoint; null = "
+                                       "all the run trained on.")
+    test_examples: int | None = Field(None, ge=1, description="Test examples evaluated per checkpoint; null = all.")
+    batch_size: int | None = Field(None, ge=1, le=1_000_000, description="Prompts per sampling batch.")
+
+    @model_validator(mode="after")
+    def _no_null_where_required(self):
+        bad = [k for k in _NOT_NULL_EVAL if k in self.model_fields_set and getattr(self, k) is None]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: give a value (null is not one for this field), or leave it out to "
+                             "keep the evaluation section's")
+        return self
+
+
 class Evaluation(Strict):
     """How every checkpoint is evaluated (the paper: k = 5 samples at temperature 0.8, top_p 0.95)."""
 
@@ -550,14 +580,33 @@ class Evaluation(Strict):
         "premem.p_grid and premem.p) and never correct while unmemorized at an earlier checkpoint of the run. "
         "PreMemAcc and its calibration are unchanged; train accuracy of a skipped example is not measured "
         "(n_samples 0). Each checkpoint's evaluation then waits for the run's earlier ones.")
+    overrides: list[EvaluationOverride] = Field(
+        default_factory=list, description="Sampling settings of particular datasets (the authors: MATH top_p 1.0 "
+        "and 1,024 tokens, GSM8K top_p 0.95 and 512): each names a `dataset` and the fields it changes; the last "
+        "matching entry wins over earlier ones and over this section. Used by the dataset's evaluations, its "
+        "perturbed-prompt sampling and its ATC samples.")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
-        # the default scoring dumps as before the option existed, so existing evaluation ids do not change
+        # the default scoring and no overrides dump as before those options existed, so existing evaluation ids
+        # do not change; a dataset's own settings (for_dataset) are what its jobs hash
         d = handler(self)
         if d.get("scoring") == "transformers":
             d.pop("scoring")
+        if not d.get("overrides"):
+            d.pop("overrides", None)
         return d
+
+    def for_dataset(self, dataset: str) -> "Evaluation":
+        """The evaluation settings of `dataset`: this section with every override naming it applied, in order, and
+        no overrides left (so a dataset no override names dumps exactly as a spec without overrides)."""
+        if not self.overrides:
+            return self
+        fields: dict = {}
+        for o in self.overrides:
+            if o.dataset == dataset:
+                fields.update({k: getattr(o, k) for k in o.model_fields_set if k != "dataset"})
+        return self.model_copy(update={**fields, "overrides": []})
 
 
 class PGrid(Strict):
@@ -1088,9 +1137,17 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
             if m.builtin is not None:
                 out.append((("evaluation", field), f"vllm cannot serve the built-in model {m.name!r} (its word "
                             "tokenizer is premem's own): use `transformers`"))
-    if spec.evaluation.stop != "\nDone.":
-        out.append((("evaluation", "stop"), "training targets end with \"\\nDone.\" (the paper's format), so "
-                    "sampling must stop there too; another stop string is not supported yet"))
+    stops = [(("evaluation", "stop"), spec.evaluation.stop)] + [
+        (("evaluation", "overrides", i, "stop"), o.stop) for i, o in enumerate(spec.evaluation.overrides)
+        if o.stop is not None]
+    for loc, stop in stops:
+        if stop != "\nDone.":
+            out.append((loc, "training targets end with \"\\nDone.\" (the paper's format), so sampling must stop "
+                        "there too; another stop string is not supported yet"))
+    for i, o in enumerate(spec.evaluation.overrides):
+        if o.dataset not in data_set:
+            out.append((("evaluation", "overrides", i, "dataset"),
+                        f"unknown dataset {o.dataset!r}{data_hint(o.dataset)}"))
     for i, r in enumerate(spec.runs):
         if r.model is not None and r.model not in model_set:
             out.append((("runs", i, "model"), f"unknown model {r.model!r}{model_hint(r.model)}"))
