@@ -678,8 +678,9 @@ class Atc(Strict):
                                    "exactly one run; the paper: 3 epochs at LR 2e-5).")
     epoch: int | None = Field(None, ge=1, description="Its checkpoint; null = its last epoch.")
     score: Literal["token_mean", "sequence"] = Field(
-        "token_mean", description="The sample's likelihood as its mean log-probability per token (token_mean: "
-        "long traces are not penalised) or its total log-probability (sequence).")
+        "sequence", description="The sample's likelihood as its total log-probability (sequence: the authors' "
+        "choice, vLLM's cumulative_logprob of the greedy sample) or its mean log-probability per token "
+        "(token_mean: long traces are not penalised).")
 
 
 class Metrics(Strict):
