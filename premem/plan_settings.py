@@ -20,8 +20,9 @@ if TYPE_CHECKING:  # annotations only
 
 class Pair:
     """What every job of one (model, dataset) pair shares, computed once: the sections as hashed (plain data),
-    the data files' fingerprints, the pair's own training recipe and its dataset's evaluation settings. Jobs of the pair share these dicts (a
-    job's settings are read-only), so planning costs the same per job whatever the sections hold."""
+    the data files' fingerprints, the pair's own training recipe and its dataset's evaluation settings. Jobs of
+    the pair share these dicts (a job's settings are read-only), so planning costs the same per job whatever the
+    sections hold."""
 
     def __init__(self, spec: Spec, model, ds, overrides: dict | None = None):
         self.model, self.dataset = model, ds
