@@ -14,8 +14,11 @@ PAPER = ROOT / "specs" / "paper.yaml"
 
 LLAMA = {"optimizer": "adamw", "schedule": "linear", "warmup_steps": 20, "warmup_fraction": None, "max_grad_norm": 2.0}
 GEMMA = {"optimizer": "adam", "schedule": "cosine", "warmup_steps": None, "warmup_fraction": 0.1, "max_grad_norm": 1.0}
-RECIPES = {("llama3-8b", "gsm8k"): {**LLAMA, "batch_size": 128}, ("llama3-8b", "math"): {**LLAMA, "batch_size": 24},
+RECIPES = {("llama3-8b", "gsm8k"): {**LLAMA, "batch_size": 128, "weight_decay": 0.01},  # their gsm8k_train.py
+           ("llama3-8b", "math"): {**LLAMA, "batch_size": 24, "weight_decay": 0.0},
            ("gemma2-9b", "gsm8k"): {**GEMMA, "batch_size": 32}, ("gemma2-9b", "math"): {**GEMMA, "batch_size": 32}}
+# Fig. 6-7's MATH run (the authors' math_orig_6epochs_full2_lr2e-05_bs24), beside Appendix A's 52
+FIG7_MATH = {("llama3-8b", "math", 2e-5, 6, 1.0)}
 
 
 def appendix_a() -> set[tuple]:
@@ -47,9 +50,9 @@ def test_paper_spec_is_appendix_a():
 
     plan = build_plan(spec)
     got = {(r.model, r.dataset, r.learning_rate, r.epochs, r.dataset_fraction) for r in plan.runs}
-    assert len(plan.runs) == 52 and got == appendix_a()
+    assert len(plan.runs) == 53 and got == appendix_a() | FIG7_MATH
     per_block = collections.Counter((r.model, r.dataset) for r in plan.runs)
-    assert per_block == {("llama3-8b", "gsm8k"): 13, ("llama3-8b", "math"): 11, ("gemma2-9b", "gsm8k"): 14,
+    assert per_block == {("llama3-8b", "gsm8k"): 13, ("llama3-8b", "math"): 12, ("gemma2-9b", "gsm8k"): 14,
                          ("gemma2-9b", "math"): 14}
     # every epoch is a checkpoint; each train job carries its block's recipe
     trains = [j for j in plan.jobs if j.kind == "train"]
@@ -76,5 +79,5 @@ def test_paper_spec_validates_and_plans_through_the_cli_offline(tmp_path):
     jobs = json.loads(p.stdout)["jobs"]
     runs = {(j["model"], j["dataset"], j["learning_rate"], j["epochs"], j["dataset_fraction"])
             for j in jobs if j["kind"] == "train"}
-    assert runs == appendix_a()
+    assert runs == appendix_a() | FIG7_MATH
     assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))
