@@ -29,8 +29,9 @@ def dataset_key(settings: dict) -> str:
 
 def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     """IFD of every original train example under the scoring model (the job's dependency): mean NLL of the
-    solution after the question over its mean NLL after the answer cue alone. Writes them to the artifact,
-    keyed to the dataset."""
+    solution after the question over its mean NLL alone: after the answer cue, or (settings `unconditional`:
+    bos_only, the authors' way) after the BOS token only. Writes them to the artifact, keyed to the dataset, and
+    returns {'n', 'mean_ifd' (a ratio of mean NLLs in nats/token), 'seconds'}."""
     from premem.data.format import ANSWER_CUE, prompt_of, target_of
     from premem.models import load_model
     from premem.sampling import target_nll
@@ -44,9 +45,16 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     targets = [target_of(ex.solution) for ex in originals]
     cond = target_nll(loaded, [(prompt_of(ex.question), t) for ex, t in zip(originals, targets)],
                       progress=lambda m: progress(f"with question: {m}"))
-    # "the answer alone": after the answer cue, so that every tokenizer (with or without a bos token) gives the
-    # first answer token a context, and both NLLs score exactly the same tokens
-    alone = target_nll(loaded, [(ANSWER_CUE, t) for t in targets], progress=lambda m: progress(f"alone: {m}"))
+    # "the answer alone": by default after the answer cue, so that every tokenizer (with or without a bos token)
+    # gives the first answer token a context; bos_only: after the bos token alone (the authors scored the target
+    # text tokenized on its own, bos first). Both NLLs score exactly the same target tokens either way.
+    context = ANSWER_CUE
+    if job.settings.get("unconditional") == "bos_only":
+        if loaded.codec.bos_id is None:
+            raise UserError("curation.ifd.unconditional is bos_only but this model's tokenizer puts no BOS token "
+                            "first: the first solution token would have no context; use after_cue")
+        context = ""
+    alone = target_nll(loaded, [(context, t) for t in targets], progress=lambda m: progress(f"alone: {m}"))
     scores = [curate.ifd_score(c[0], a[0]) for c, a in zip(cond, alone)]
     staging = store.staging(job.id)
     (staging / SCORES_FILE).write_text(json.dumps({

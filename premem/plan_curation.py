@@ -114,6 +114,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
         fp = dataset_fingerprint(ds)
         if fp:
             s["data_files"] = fp
+        if ifd.unconditional != "after_cue":  # hashed only when set, so existing score jobs keep their ids
+            s["unconditional"] = ifd.unconditional
         score = make_job("score", "score IFD of the originals", s, (tr[-1].id,), "curation/ifd-scorer",
                          None, res.evaluate.model_dump())
         jobs.extend(tr + [score])

@@ -797,6 +797,19 @@ class IfdScoring(Strict):
     learning_rate: PositiveFloat | None = Field(None, description="Its learning rate; null = curation's.")
     percent: float = Field(50, gt=0, le=100, description="Keep the top this percent of originals (the paper: 50 "
                            "for GSM8K, 75 for MATH).")
+    unconditional: Literal["after_cue", "bos_only"] = Field(
+        "after_cue", description="What ppl(answer), the ratio's denominator, conditions the solution on: "
+        "`after_cue` (the answer cue \"\\nAnswer:\" after the BOS token: every tokenizer, with a BOS token or "
+        "without, gives the first solution token a context) or `bos_only` (the BOS token alone, as the authors' "
+        "gsm8k_eval_perplexity3.py did; needs a tokenizer that puts a BOS token first).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # the default dumps as before the option existed, so the ids of existing curation studies do not change
+        d = handler(self)
+        if d.get("unconditional") == "after_cue":
+            d.pop("unconditional")
+        return d
 
 
 class HeuristicScoring(Strict):

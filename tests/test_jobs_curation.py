@@ -145,3 +145,30 @@ def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
     assert saved["ids"] == [e.id for e in exs]
     assert saved["ifd"] == pytest.approx([c[0] / a[0] for c, a in zip(cond, alone)], rel=1e-5)
     assert saved["dataset_key"] == dataset_key(job.settings)
+
+
+def test_ifd_bos_only_scores_the_solution_after_the_bos_token_alone(setting):
+    """curation.ifd.unconditional: bos_only (the authors' way): the denominator is the mean NLL of the solution
+    after the BOS token alone, over exactly the target's tokens; the numerator is unchanged."""
+    import json
+
+    from premem.data.format import prompt_of, target_of
+    from premem.jobs_curation import SCORES_FILE, score_ifd
+    from premem.models import load_model
+    from premem.sampling import target_nll
+
+    store, _, originals = setting
+    data = {"builtin": "arithmetic", "seed": 0, "train_size": 4, "test_size": 4, "max_steps": 2, "max_value": 40,
+            "max_operand": 10}
+    job = Job("d" * 64, "score", "score", {"model": {"builtin": "tiny", "size": SIZE, "pretrain": {
+        "dataset": "arithmetic", "examples": 10}}, "dataset": data, "seed": 0, "device": "cpu",
+        "unconditional": "bos_only"}, ("base",))
+    score_ifd(job, store, lambda m: None)
+    saved = json.loads((store.artifact(job.id) / SCORES_FILE).read_text())
+    loaded = load_model(store.artifact("base"), device="cpu")
+    exs = list(originals.values())
+    cond = target_nll(loaded, [(prompt_of(e.question), target_of(e.solution)) for e in exs])
+    alone = target_nll(loaded, [("", target_of(e.solution)) for e in exs])
+    assert [a[1] for a in alone] == [c[1] for c in cond]  # the same target tokens, after BOS only
+    assert saved["nll_alone"] == pytest.approx([a[0] for a in alone], rel=1e-5)
+    assert saved["ifd"] == pytest.approx([c[0] / a[0] for c, a in zip(cond, alone)], rel=1e-5)

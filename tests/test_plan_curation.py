@@ -89,6 +89,23 @@ def test_changing_the_ifd_percent_reruns_only_ifds_rounds_not_its_scorer():
     assert a["score IFD of the originals"] == b["score IFD of the originals"]
 
 
+def test_ifd_bos_only_reruns_the_scorer_and_ifds_rounds_only():
+    a, b = ids_by_label(plan_of()), ids_by_label(plan_of(ifd={"unconditional": "bos_only"}))
+    changed = {label for label in a if a[label] != b[label]}
+    assert "score IFD of the originals" in changed
+    assert all("(ifd" in label or "curation/ifd/" in label or label in ("analysis and report",
+               "score IFD of the originals") for label in changed), changed
+    explicit = ids_by_label(plan_of(ifd={"unconditional": "after_cue"}))
+    assert explicit == a  # the default, written out, is hashed as before the option existed
+
+
+def test_rounds_of_varying_size_plan_their_own_sizes():
+    plan = build_plan(parse_spec(BASE.replace("new_examples: 4", "new_examples: [2, 4, 8]") + "  rounds: 3\n"))
+    for s in ("premem", "iid", "ifd", "heuristic"):
+        sizes = [plan.job(j).settings["new_examples"] for j in plan.curation.collects[s]]
+        assert sizes == [2, 4, 8]
+
+
 def test_more_rounds_keep_the_earlier_rounds():
     a, b = ids_by_label(plan_of()), ids_by_label(plan_of(rounds=4))
     # every job of rounds 0-2 is the same; premem's round 3 now selects, so its training is kept too
