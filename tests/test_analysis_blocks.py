@@ -157,3 +157,34 @@ def test_calibrate_is_hashed_only_when_pooled():
     assert "calibrate" not in default.settings["premem"]
     pooled = analysis_job(spec.model_copy(update={"premem": spec.premem.model_copy(update={"calibrate": "pooled"})}))
     assert pooled.settings["premem"]["calibrate"] == "pooled" and pooled.id != default.id
+
+
+def test_report_of_two_blocks_and_of_one(tmp_path):
+    """Two blocks: the Overview has the blocks table and, per block, a PreMemAcc-vs-test figure and a calibration
+    curve, each well-formed with its CSV; the headline p says 'per block'. One block: no blocks section."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    from premem.report.html import write_report
+
+    runs = block_runs(0)
+    summary, dynamics = build_summary(runs, entries(runs), ps=PS, calibration_runs=[r.name for r in runs])
+    out = tmp_path / "two"
+    write_report(summary, dynamics, out)
+    page = (out / "index.html").read_text()
+    section = page[page.index('<section id="blocks">'):]
+    section = section[:section.index("</section>")]
+    assert "per block" in page and section.count("<figure") == 4
+    for svg_text in re.findall(r"<svg\b.*?</svg>", section, re.S):
+        ET.fromstring(svg_text)
+    for k in (1, 2):
+        for name in (f"block{k}_premem_vs_test.csv", f"block{k}_calibration.csv"):
+            assert f"data/{name}" in section and (out / "data" / name).is_file()
+    rows = (out / "data" / "blocks.csv").read_text().splitlines()
+    assert rows[0].startswith("model,dataset,p,r2,r2_line,train_r2") and len(rows) == 3
+    one = [r for r in runs if r.settings["dataset"] == "gsm8k"]
+    summary, dynamics = build_summary(one, entries(one), ps=PS, calibration_runs=[r.name for r in one])
+    out = tmp_path / "one"
+    write_report(summary, dynamics, out)
+    page = (out / "index.html").read_text()
+    assert 'id="blocks"' not in page and not (out / "data" / "blocks.csv").exists()
