@@ -372,11 +372,15 @@ def _blocks(st: _Study) -> dict | None:
                                      color=run.color, href=run.href))
             pts_rows += [[run.id, run.name, c.get("epoch"), num(c.get("premem_acc")), num(c.get("test_acc"))]
                          for c in run.checkpoints]
+        # one range for both axes (y = x stays the diagonal), up to the block's largest value: a block whose
+        # accuracies stay low (MATH) is not squeezed into a corner
+        top = max((v for row in pts_rows for v in row[3:5] if v is not None), default=1.0)
+        hi = min(1.0, max(0.1, math.ceil((top + 0.02) * 10) / 10))
         name = f"block{k}_premem_vs_test.csv"
         st.csvs[name] = csv_text(["run_id", "run_name", "epoch", "premem_acc", "test_acc"], pts_rows)
         scatter = svg.scatter_chart(
             series, title=f"{_block_name(b)}: PreMemAcc vs test accuracy", x_label="PreMemAcc",
-            y_label="Test accuracy", x_range=(0, 1), y_range=(0, 1), diagonal=True,
+            y_label="Test accuracy", x_range=(0, hi), y_range=(0, hi), diagonal=True,
             annotation=[_r2_text(b.get("r2")), f"p = {format_p(b.get('p'))}"], width=470, height=440)
         figures.append({"name": _block_name(b), "svg": Markup(scatter), "csv": f"data/{name}",
                         "calibration": _calibration_figure(st, b.get("calibration"), num(b.get("p")),
