@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -110,13 +111,13 @@ def dynamics_picture(run: RunData, p: float) -> dict:
     return {"epochs": run.epochs, "example_ids": run.example_ids, "categories": cats.T.tolist()}
 
 
-def perplexity_gap(runs: list[RunData], p) -> dict:
+def perplexity_gap(runs: list[RunData], p: float | None | Mapping[str, float | None]) -> dict:
     """Median perplexity (exp of the mean target NLL, per token) of correct samples that are memorized vs not, over
     all checkpoints. `p`: one threshold for every run, or a mapping run name -> its block's p (a run whose p is
     None is left out). 'threshold_perplexity' is exp(exp(p)) when every run counted shares one p, else None."""
     mem, unmem, used = [], [], set()
     for r in runs:
-        p_r = p.get(r.name) if isinstance(p, dict) else p
+        p_r = p.get(r.name) if isinstance(p, Mapping) else p
         if p_r is None:
             continue
         used.add(p_r)
@@ -127,7 +128,7 @@ def perplexity_gap(runs: list[RunData], p) -> dict:
         unmem.append(perp[correct & ~memorized])
     mem_a = np.concatenate(mem) if mem else np.array([])
     unmem_a = np.concatenate(unmem) if unmem else np.array([])
-    if not isinstance(p, dict) and p is not None:
+    if not isinstance(p, Mapping) and p is not None:
         used = {p}
     return {
         "memorized_correct_median_perplexity": finite_or_none(np.median(mem_a)) if mem_a.size else None,
@@ -198,8 +199,8 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
       'train_acc': {'r2', 'r2_line'} over all checkpoints; 'test_acc_range' [min, max] or None;
       'checkpoints' (count); 'runs': [{'name', 'checkpoints': [...]}];
       'blocks': [{'model', 'dataset', 'runs', 'p', 'r2', 'r2_line', 'train_acc', 'calibration',
-        'calibration_runs', 'checkpoints', 'test_acc_range'}], 'runs' naming the block's runs (accuracies are fractions in [0, 1]; p is on the
-        log(log(perplexity)) scale);
+        'calibration_runs', 'checkpoints', 'test_acc_range'}], 'runs' naming the block's runs (accuracies are
+        fractions in [0, 1]; p is on the log(log(perplexity)) scale);
       'notes': what could not be calibrated and why.
     """
     if calibrate_mode not in ("per_block", "pooled"):
@@ -216,25 +217,31 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
         return [{k: finite_or_none(v) for k, v in c.items()} for c in curve]
 
     notes: list[str] = []
-    p_all, curve_all = calibrate(calib_data(runs), ps, fit) if pooled else (None, [])
-    if fixed_p is not None:
-        p_all = fixed_p
     block_p: dict[tuple, float | None] = {}
     block_curve: dict[tuple, list[dict]] = {}
-    for key, rs in groups:
+    for key, rs in groups:  # each block's own calibration (under pooled, a diagnostic: where it would put p)
         data = calib_data(rs)
-        p_b, curve_b = calibrate(data, ps, fit)
+        block_p[key], curve_b = calibrate(data, ps, fit)
         block_curve[key] = tidy(curve_b)
-        if pooled:
-            block_p[key] = p_all
+        if pooled or fixed_p is not None:
             continue
-        block_p[key] = fixed_p if fixed_p is not None else p_b
         if block_p[key] is None:
             why = "has no calibration runs" if not data else "has no spread of test accuracy on its calibration runs"
             notes.append(f"Block {block_label(key)} {why}: p could not be calibrated there, so its runs have no "
                          "PreMemAcc.")
+    if len(groups) == 1:  # one block: its calibration is the study's, whichever the mode
+        p_all, curve_all = block_p[groups[0][0]], list(block_curve[groups[0][0]])
+    elif pooled:
+        p_all, curve_all = calibrate(calib_data(runs), ps, fit)
+        curve_all = tidy(curve_all)
+    else:
+        p_all, curve_all = None, []
+    if fixed_p is not None:
+        p_all = fixed_p
+    if pooled or fixed_p is not None:  # one p for every block
+        block_p = dict.fromkeys(block_p, p_all)
     result = {"premem": {"p": p_all, "r2": None, "r2_line": None, "calibration_runs": calibration_runs,
-                         "calibration": tidy(curve_all) if pooled else [], "calibrate": calibrate_mode},
+                         "calibration": curve_all, "calibrate": calibrate_mode},
               "train_acc": {"r2": None, "r2_line": None}, "runs": [], "blocks": [], "notes": notes}
     all_test, all_pm, all_train = [], [], []
     for key, rs in groups:
