@@ -112,7 +112,14 @@ def print_grid(summary: dict) -> None:
     lo, hi = summary.get("test_acc_range") or (float("nan"), float("nan"))
     gap = summary.get("perplexity_gap", {})
     print(f"runs: {len(summary['runs'])}  checkpoints: {summary.get('checkpoints')}")
-    print(f"chosen p: {pm['p']}")
+    blocks = summary.get("blocks") or []
+    if len(blocks) > 1:  # several (model, dataset) blocks: under premem.calibrate per_block, one p each
+        print(f"chosen p: {pm['p'] if pm['p'] is not None else 'per block'}")
+        for b in blocks:
+            r2 = f"{b['r2']:.3f}" if b["r2"] is not None else "n/a"
+            print(f"  {b['model']} / {b['dataset']}: p = {b['p']}, R^2 test vs PreMemAcc (y = x) {r2}")
+    else:
+        print(f"chosen p: {pm['p']}")
     print(f"R^2 test vs PreMemAcc (y = x): {pm['r2']:.3f}" if pm["r2"] is not None else "R^2 PreMemAcc: n/a")
     print(f"R^2 test vs train accuracy (y = x): {tr['r2']:.3f}" if tr["r2"] is not None else "R^2 train: n/a")
     print(f"test accuracy range: {lo:.3f} .. {hi:.3f} (spread {hi - lo:.3f})")

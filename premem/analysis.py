@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 # RunData is also imported from here (tests, scripts): it lives in premem.analysis_results
-from premem.analysis_results import RunData, finite_or_none
+from premem.analysis_results import RunData, block_label, block_of, finite_or_none
 from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
 from premem.plan import Plan
 from premem.spec_runs import selected_runs
@@ -110,23 +111,31 @@ def dynamics_picture(run: RunData, p: float) -> dict:
     return {"epochs": run.epochs, "example_ids": run.example_ids, "categories": cats.T.tolist()}
 
 
-def perplexity_gap(runs: list[RunData], p: float) -> dict:
-    """Median perplexity of correct samples that are memorized vs not, over all checkpoints, at p."""
-    mem, unmem = [], []
+def perplexity_gap(runs: list[RunData], p: float | None | Mapping[str, float | None]) -> dict:
+    """Median perplexity (exp of the mean target NLL, per token) of correct samples that are memorized vs not, over
+    all checkpoints. `p`: one threshold for every run, or a mapping run name -> its block's p (a run whose p is
+    None is left out). 'threshold_perplexity' is exp(exp(p)) when every run counted shares one p, else None."""
+    mem, unmem, used = [], [], set()
     for r in runs:
+        p_r = p.get(r.name) if isinstance(p, Mapping) else p
+        if p_r is None:
+            continue
+        used.add(p_r)
         correct = r.acc >= CORRECT_AT
-        memorized = loglog_perplexity(r.nll) < p
+        memorized = loglog_perplexity(r.nll) < p_r
         perp = np.exp(r.nll)
         mem.append(perp[correct & memorized])
         unmem.append(perp[correct & ~memorized])
     mem_a = np.concatenate(mem) if mem else np.array([])
     unmem_a = np.concatenate(unmem) if unmem else np.array([])
+    if not isinstance(p, Mapping) and p is not None:
+        used = {p}
     return {
         "memorized_correct_median_perplexity": finite_or_none(np.median(mem_a)) if mem_a.size else None,
         "unmemorized_correct_median_perplexity": finite_or_none(np.median(unmem_a)) if unmem_a.size else None,
         "memorized_correct_count": int(mem_a.size),
         "unmemorized_correct_count": int(unmem_a.size),
-        "threshold_perplexity": float(math.exp(math.exp(p))),
+        "threshold_perplexity": float(math.exp(math.exp(next(iter(used))))) if len(used) == 1 else None,
     }
 
 
@@ -154,42 +163,124 @@ def irreducible_floor(spec) -> dict | None:
             "irreducible_loglog_p10": float(np.log(np.quantile(arr, 0.1)))}
 
 
-def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], fit: str = "identity",
-            fixed_p: float | None = None) -> dict:
-    """The headline figures: chosen p, calibration curve, R^2 of PreMemAcc and train accuracy vs test,
-    and per-run per-checkpoint values."""
-    # accuracy not measured (NaN) counts 0 in PreMemAcc: exact for examples skipped as settled
-    calib = [(np.nan_to_num(r.acc), r.nll, r.test_acc) for r in runs if r.name in set(calibration_runs)]
-    p, curve = calibrate(calib, ps, fit)
-    if fixed_p is not None:
-        p = fixed_p
-    result = {"premem": {"p": p, "r2": None, "r2_line": None, "calibration_runs": calibration_runs,
-                         "calibration": [{k: finite_or_none(v) for k, v in c.items()} for c in curve]},
-              "train_acc": {"r2": None, "r2_line": None}, "runs": []}
-    all_test, all_pm, all_train = [], [], []
+def _block_groups(runs: list[RunData]) -> list[tuple[tuple[str | None, str | None], list[RunData]]]:
+    """The runs grouped by (model, dataset) block, blocks in order of their first run."""
+    groups: dict[tuple[str | None, str | None], list[RunData]] = {}
     for r in runs:
-        train_acc = np.nanmean(r.acc, axis=1)
-        pm = premem_acc(np.nan_to_num(r.acc), r.nll, p).mean(axis=1) if p is not None else [None] * len(r.epochs)
-        memo = (loglog_perplexity(r.nll) < p).mean(axis=1) if p is not None else [None] * len(r.epochs)
-        cps = []
-        for i, e in enumerate(r.epochs):
-            cps.append({"epoch": e, "train_acc": finite_or_none(train_acc[i]),
-                        "test_acc": finite_or_none(r.test_acc[i]),
-                        "premem_acc": finite_or_none(pm[i]) if p is not None else None,
-                        "train_nll": finite_or_none(np.nanmean(r.nll[i])),
-                        "memorized_frac": finite_or_none(memo[i]) if p is not None else None,
-                        "train_loss": finite_or_none(r.train_loss[i]) if r.train_loss[i] is not None else None})
-        result["runs"].append({"name": r.name, "checkpoints": cps})
-        all_test += list(r.test_acc)
-        all_train += list(train_acc)
-        if p is not None:
-            all_pm += list(pm)
-    if len(all_test) >= 2:
-        result["train_acc"] = {"r2": finite_or_none(r2_identity(all_test, all_train)),
-                               "r2_line": finite_or_none(r2_line(all_test, all_train))}
-        if p is not None:
-            result["premem"]["r2"] = finite_or_none(r2_identity(all_test, all_pm))
-            result["premem"]["r2_line"] = finite_or_none(r2_line(all_test, all_pm))
+        groups.setdefault(block_of(r.settings), []).append(r)
+    return list(groups.items())
+
+
+def _fit_figures(test: list, pm: list, train: list) -> dict:
+    """R^2 about y = x and of a fitted line of PreMemAcc ('r2', 'r2_line', over the checkpoints where it is
+    known) and of train accuracy ('train_acc': {'r2', 'r2_line'}) against test accuracy; None where undefined."""
+    known = [(t, x) for t, x in zip(test, pm) if x is not None and np.isfinite(x)]
+    out = {"r2": None, "r2_line": None, "train_acc": {"r2": None, "r2_line": None}}
+    if len(test) >= 2:
+        out["train_acc"] = {"r2": finite_or_none(r2_identity(test, train)),
+                            "r2_line": finite_or_none(r2_line(test, train))}
+    if len(known) >= 2:
+        ts, xs = [k[0] for k in known], [k[1] for k in known]
+        out["r2"], out["r2_line"] = finite_or_none(r2_identity(ts, xs)), finite_or_none(r2_line(ts, xs))
+    return out
+
+
+def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], fit: str = "identity",
+            fixed_p: float | None = None, calibrate_mode: str = "per_block") -> dict:
+    """The headline figures: the chosen p, the calibration curve, R^2 of PreMemAcc and train accuracy against
+    test accuracy, per-run per-checkpoint values, and the same per (model, dataset) block.
+
+    `calibrate_mode` 'per_block' (premem.calibrate's default) calibrates p separately in each block of runs
+    sharing a model and a dataset (block_of), on the calibration runs of that block; 'pooled' calibrates one p on
+    all calibration runs together. `fixed_p` replaces every block's p. Returns a dict with
+      'premem': {'p', 'r2', 'r2_line', 'calibration_runs', 'calibration', 'calibrate'}: with one block (or
+        pooled) exactly that one calibration; with several blocks under per_block, 'p' is None (each block has
+        its own), 'calibration' is empty and 'r2'/'r2_line' pool every checkpoint, each at its own block's p;
+      'train_acc': {'r2', 'r2_line'} over all checkpoints; 'test_acc_range' [min, max] or None;
+      'checkpoints' (count); 'runs': [{'name', 'checkpoints': [...]}];
+      'blocks': [{'model', 'dataset', 'runs', 'p', 'r2', 'r2_line', 'train_acc', 'calibration',
+        'calibration_runs', 'checkpoints', 'test_acc_range'}], 'runs' naming the block's runs (accuracies are
+        fractions in [0, 1]; p is on the log(log(perplexity)) scale);
+      'notes': what could not be calibrated and why.
+    """
+    if calibrate_mode not in ("per_block", "pooled"):
+        raise ValueError(f"calibrate_mode must be 'per_block' or 'pooled', got {calibrate_mode!r}")
+    chosen = set(calibration_runs)
+    groups = _block_groups(runs)
+    pooled = calibrate_mode == "pooled" or len(groups) <= 1
+
+    def calib_data(rs: list[RunData]) -> list:
+        # accuracy not measured (NaN) counts 0 in PreMemAcc: exact for examples skipped as settled
+        return [(np.nan_to_num(r.acc), r.nll, r.test_acc) for r in rs if r.name in chosen]
+
+    def tidy(curve: list[dict]) -> list[dict]:
+        return [{k: finite_or_none(v) for k, v in c.items()} for c in curve]
+
+    notes: list[str] = []
+    block_p: dict[tuple, float | None] = {}
+    block_curve: dict[tuple, list[dict]] = {}
+    for key, rs in groups:  # each block's own calibration (under pooled, a diagnostic: where it would put p)
+        data = calib_data(rs)
+        block_p[key], curve_b = calibrate(data, ps, fit)
+        block_curve[key] = tidy(curve_b)
+        if pooled or fixed_p is not None:
+            continue
+        if block_p[key] is None:
+            why = "has no calibration runs" if not data else "has no spread of test accuracy on its calibration runs"
+            notes.append(f"Block {block_label(key)} {why}: p could not be calibrated there, so its runs have no "
+                         "PreMemAcc.")
+    if len(groups) == 1:  # one block: its calibration is the study's, whichever the mode
+        p_all, curve_all = block_p[groups[0][0]], list(block_curve[groups[0][0]])
+    elif pooled:
+        p_all, curve_all = calibrate(calib_data(runs), ps, fit)
+        curve_all = tidy(curve_all)
+    else:
+        p_all, curve_all = None, []
+    if fixed_p is not None:
+        p_all = fixed_p
+    if pooled or fixed_p is not None:  # one p for every block
+        block_p = dict.fromkeys(block_p, p_all)
+    result = {"premem": {"p": p_all, "r2": None, "r2_line": None, "calibration_runs": calibration_runs,
+                         "calibration": curve_all, "calibrate": calibrate_mode},
+              "train_acc": {"r2": None, "r2_line": None}, "runs": [], "blocks": [], "notes": notes}
+    all_test, all_pm, all_train = [], [], []
+    for key, rs in groups:
+        p = block_p[key]
+        b_test, b_pm, b_train = [], [], []
+        for r in rs:
+            train_acc = np.nanmean(r.acc, axis=1)
+            pm = premem_acc(np.nan_to_num(r.acc), r.nll, p).mean(axis=1) if p is not None else [None] * len(r.epochs)
+            memo = (loglog_perplexity(r.nll) < p).mean(axis=1) if p is not None else [None] * len(r.epochs)
+            cps = []
+            for i, e in enumerate(r.epochs):
+                cps.append({"epoch": e, "train_acc": finite_or_none(train_acc[i]),
+                            "test_acc": finite_or_none(r.test_acc[i]),
+                            "premem_acc": finite_or_none(pm[i]) if p is not None else None,
+                            "train_nll": finite_or_none(np.nanmean(r.nll[i])),
+                            "memorized_frac": finite_or_none(memo[i]) if p is not None else None,
+                            "train_loss": finite_or_none(r.train_loss[i]) if r.train_loss[i] is not None else None})
+            result["runs"].append({"name": r.name, "checkpoints": cps})
+            b_test += list(r.test_acc)
+            b_train += list(train_acc)
+            b_pm += list(pm) if p is not None else [None] * len(r.epochs)
+        figures = _fit_figures(b_test, b_pm, b_train)
+        result["blocks"].append({
+            "model": key[0], "dataset": key[1], "runs": [r.name for r in rs], "p": p,
+            "r2": figures["r2"], "r2_line": figures["r2_line"], "train_acc": figures["train_acc"],
+            "calibration": block_curve[key], "calibration_runs": [r.name for r in rs if r.name in chosen],
+            "checkpoints": len(b_test),
+            "test_acc_range": [float(min(b_test)), float(max(b_test))] if b_test else None})
+        all_test += b_test
+        all_train += b_train
+        all_pm += b_pm
+    # in run order, as the runs came (the blocks only group them)
+    order = {r.name: i for i, r in enumerate(runs)}
+    result["runs"].sort(key=lambda e: order[e["name"]])
+    figures = _fit_figures(all_test, all_pm, all_train)
+    result["train_acc"] = figures["train_acc"]
+    if pooled and p_all is None:
+        figures["r2"] = figures["r2_line"] = None
+    result["premem"]["r2"], result["premem"]["r2_line"] = figures["r2"], figures["r2_line"]
     result["test_acc_range"] = [float(min(all_test)), float(max(all_test))] if all_test else None
     result["checkpoints"] = len(all_test)
     return result
@@ -197,24 +288,36 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
 
 def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[float], calibration_runs: list[str],
                   fit: str = "identity", fixed_p: float | None = None, study: dict | None = None,
-                  notes: list[str] | None = None, gap_extra=None) -> tuple[dict, dict]:
+                  notes: list[str] | None = None, gap_extra=None,
+                  calibrate_mode: str = "per_block") -> tuple[dict, dict]:
     """(summary, dynamics) for the report: what summary.json holds and the per-example pictures.
 
     `run_entries`: one dict per run shown, in order, with 'id', 'name', 'status', 'error' and 'settings'; each
-    gets the 'checkpoints' that `analyze` computed for the RunData of the same name (none if it has none).
-    `study`: {'name', 'path', 'text'} shown as the study's source. `gap_extra`: a callable returning more
-    perplexity-gap entries (or None), called only when p is known.
+    gets the 'checkpoints' that `analyze` computed for the RunData of the same name (none if it has none) and
+    'p', its (model, dataset) block's p (None where not calibrated). `study`: {'name', 'path', 'text'} shown as the
+    study's source. `gap_extra`: a callable returning more perplexity-gap entries (or None), called only when some
+    p is known. `calibrate_mode`: 'per_block' or 'pooled' (see `analyze`); summary['blocks'] has one entry per
+    block, summary['premem'] the single calibration (or, for several blocks calibrated apart, p None and the
+    R^2 of every checkpoint at its block's p).
     """
-    core = analyze(runs, ps, calibration_runs, fit, fixed_p)
-    p = core["premem"]["p"]
+    core = analyze(runs, ps, calibration_runs, fit, fixed_p, calibrate_mode)
     per_run = {r["name"]: r["checkpoints"] for r in core["runs"]}
-    entries = [dict(e) | {"checkpoints": per_run.get(e["name"], [])} for e in run_entries]
-    notes = list(notes or [])
+    p_of = {name: b["p"] for b in core["blocks"] for name in b["runs"]}
+    p_of_block = {(b["model"], b["dataset"]): b["p"] for b in core["blocks"]}
+    entries = [dict(e) | {"checkpoints": per_run.get(e["name"], []),
+                          "p": p_of.get(e["name"], p_of_block.get(block_of(e.get("settings") or {})))}
+               for e in run_entries]
+    notes = list(notes or []) + core["notes"]
     missing = [r["name"] for r in entries if r["status"] != "done"]
     if missing:
         notes.append(f"{len(missing)} of {len(entries)} runs are not complete; figures use finished checkpoints only.")
-    if p is None and entries:  # a study without grid runs (curation only) has nothing to calibrate
+    known = any(p is not None for p in p_of.values())
+    if not known and entries and not core["notes"]:  # a study without grid runs (curation only): nothing to calibrate
         notes.append("p could not be calibrated: the calibration runs have no spread of test accuracy yet.")
+    data = {r.name: r for r in runs}
+    for b in core["blocks"]:
+        b["perplexity_gap"] = (perplexity_gap([data[n] for n in b["runs"]], b["p"]) if b["p"] is not None
+                               else None)
     summary = {
         "spec": dict(study or {"name": "", "path": "", "text": ""}),
         "generated_at": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -222,13 +325,14 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
         "train_acc": core["train_acc"],
         "test_acc_range": core["test_acc_range"],
         "checkpoints": core["checkpoints"],
+        "blocks": core["blocks"],
         "notes": notes,
         "runs": entries,
     }
     dynamics = {}
-    if p is not None:
-        summary["perplexity_gap"] = perplexity_gap(runs, p) | ((gap_extra() if gap_extra else None) or {})
-        dynamics = {r.name: dynamics_picture(r, p) for r in runs}
+    if known:
+        summary["perplexity_gap"] = perplexity_gap(runs, p_of) | ((gap_extra() if gap_extra else None) or {})
+        dynamics = {r.name: dynamics_picture(r, p_of[r.name]) for r in runs if p_of[r.name] is not None}
     return summary, dynamics
 
 
@@ -238,12 +342,11 @@ SAMPLES_SHOWN = 24  # train examples per run page shown with their samples besid
 def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]) -> None:
     """Give each run of summary['runs'] its training loss curve ('loss_curve': [{step, epoch, loss}]) and, at its
     last finished checkpoint, a selection of train examples with their samples beside their targets
-    ('samples': {epoch, p, examples: [...]}, memorized ones marked at the calibrated p)."""
+    ('samples': {epoch, p, examples: [...]}, memorized ones marked at the run's block's calibrated p)."""
     from premem.data.format import target_of
     from premem.data.loaders import DataError, load_splits
     from premem.evaluate import grade
 
-    p = summary["premem"]["p"]
     grid = plan.runs_by_name()
     train_jobs = [j for j in plan.jobs if j.kind == "train" and j.run in grid]
     records = store.records([j.id for j in train_jobs])
@@ -278,6 +381,7 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
         rows = [r for r in store.examples([job_id], with_samples=True) if r["split"] == "train"]
         rows.sort(key=lambda r: str(r["example_id"]))
         run = data_by_run[name]
+        p = entry.get("p")  # the run's own block's p
         col = {e: i for i, e in enumerate(run.example_ids)}
         pm = premem_acc(np.nan_to_num(run.acc), run.nll, p)[-1] if p is not None else None
         shown = []
@@ -328,12 +432,13 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
     text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
     summary, dynamics = build_summary(runs, run_entries, ps=spec.premem.p_grid.values(),
                                       calibration_runs=calibration, fit=spec.premem.fit, fixed_p=spec.premem.p,
+                                      calibrate_mode=spec.premem.calibrate,
                                       study={"name": spec.name, "path": spec_path or "", "text": text},
                                       gap_extra=lambda: irreducible_floor(spec))
     from premem.analysis_measures import add_baselines, add_robustness
 
     add_baselines(plan, store, summary)
-    add_robustness(plan, store, summary, runs, summary["premem"]["p"])
+    add_robustness(plan, store, summary, runs, {e["name"]: e["p"] for e in summary["runs"]})
     add_run_details(plan, store, summary, runs)
     from premem.analysis_curation import curation_summary
 

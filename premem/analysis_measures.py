@@ -7,6 +7,7 @@ Both read the results of `measure` and `perturb` jobs and add to a summary that 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -140,19 +141,25 @@ def _stats(values: list[float]) -> dict:
             "q1": float(np.quantile(a, 0.25)), "q3": float(np.quantile(a, 0.75)), "values": [float(v) for v in a]}
 
 
-def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData], p: float | None) -> None:
+def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
+                   p: float | None | Mapping[str, float | None]) -> None:
     """Per-example accuracy under the original and each perturbed prompt, binned by the example's PreMemAcc at
-    the perturbed checkpoint (calibrated p), pooled over the perturbed checkpoints: summary['robustness']
-    [prompt label][bin label] = {n, mean, median, q1, q3, values} and summary['robustness_meta']."""
+    the perturbed checkpoint, pooled over the perturbed checkpoints: summary['robustness'][prompt label][bin
+    label] = {n, mean, median, q1, q3, values} (accuracies as fractions in [0, 1]) and
+    summary['robustness_meta'] ('p': the one p used, None when the runs' blocks differ; 'p_by_run').
+
+    `p`: one calibrated p for every run, or a mapping run name -> the p of its (model, dataset) block (runs
+    whose p is None, or missing, are left out)."""
     spec = plan.spec
-    if spec.perturbations is None or p is None:
+    p_of = {r.name: (p.get(r.name) if isinstance(p, Mapping) else p) for r in runs}
+    if spec.perturbations is None or all(v is None for v in p_of.values()):
         return
     jobs, _ = store.done_jobs([j for j in plan.jobs if j.kind == "perturb"])
-    data = {r.name: r for r in runs}
-    # the example's PreMemAcc at each checkpoint of each run
+    data = {r.name: r for r in runs if p_of[r.name] is not None}
+    # the example's PreMemAcc at each checkpoint of each run, at its block's p
     pm_at: dict[tuple[str, int], dict[str, float]] = {}
-    for r in runs:
-        pm = premem_acc(np.nan_to_num(r.acc), r.nll, p)
+    for r in data.values():
+        pm = premem_acc(np.nan_to_num(r.acc), r.nll, p_of[r.name])
         for i, e in enumerate(r.epochs):
             pm_at[(r.name, e)] = dict(zip(r.example_ids, pm[i].tolist()))
     # the report names a prompt by its text without surrounding spaces ("original": none); the spec makes sure
@@ -185,7 +192,10 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
             values[label_of[j.settings["preamble"]]][bin_of(pm)].append(r["n_correct"] / r["n_samples"])
     if not used:
         return
+    ps_used = {p_of[c["run"]] for c in used}
+    shared = next(iter(ps_used)) if len(ps_used) == 1 else None
     summary["robustness"] = {lab: {bin_label(*b): _stats(values[lab][k]) for k, b in enumerate(BINS)}
                              for lab in labels}
     summary["robustness_meta"] = {"preambles": labels, "checkpoints": used, "samples": spec.perturbations.samples,
-                                  "bins": [bin_label(*b) for b in BINS], "p": p}
+                                  "bins": [bin_label(*b) for b in BINS], "p": shared,
+                                  "p_by_run": {c["run"]: p_of[c["run"]] for c in used}}

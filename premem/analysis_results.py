@@ -29,3 +29,15 @@ class RunData:
 def finite_or_none(x) -> float | None:
     """`x` as a float, or None when it is missing, NaN or infinite (summary.json holds no NaN: JSON has none)."""
     return float(x) if x is not None and np.isfinite(x) else None
+
+
+def block_of(settings: dict) -> tuple[str | None, str | None]:
+    """The (model, dataset) block a run belongs to, from its settings: each as text, or None when the run does
+    not say (a results table without that column). Runs of one block share a calibrated p."""
+    model, dataset = settings.get("model"), settings.get("dataset")
+    return (None if model is None else str(model), None if dataset is None else str(dataset))
+
+
+def block_label(key: tuple[str | None, str | None]) -> str:
+    """A block as people read it: 'model / dataset' ('-' for a part the runs do not name)."""
+    return " / ".join("-" if part is None else part for part in key)

@@ -421,6 +421,7 @@ def _count(n: int, word: str) -> str:
 
 def cmd_analyze(args) -> int:
     from premem.analysis import build_summary
+    from premem.analysis_results import block_label
     from premem.report.html import write_report
     from premem.tables import TableError, read_results
 
@@ -448,6 +449,7 @@ def cmd_analyze(args) -> int:
     command = " ".join(["premem analyze", args.results] + (["--runs", args.runs] if args.runs else [])
                        + [f"--p-grid={grid_text}"] + ([f"--p={args.p:g}"] if args.p is not None else [])
                        + ([f"--fit={args.fit}"] if args.fit != "identity" else [])
+                       + (["--pooled"] if args.pooled else [])
                        + (["--calibrate-on", *args.calibrate_on] if args.calibrate_on else []))
     text = (f"{command}\n\n{_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, "
             f"{_count(n_cps, 'checkpoint')}.\n"
@@ -457,7 +459,8 @@ def cmd_analyze(args) -> int:
                for r in res.runs]
     summary, dynamics = build_summary(res.runs, entries, ps=ps, calibration_runs=calibration, fit=args.fit,
                                       fixed_p=args.p, study={"name": Path(args.results).name, "path": args.results,
-                                                             "text": text}, notes=res.notes)
+                                                             "text": text}, notes=res.notes,
+                                      calibrate_mode="pooled" if args.pooled else "per_block")
     kept: list[str] = []
     path = write_report(summary, dynamics, Path(args.out), kept=kept)
     _print_kept(kept)
@@ -467,7 +470,17 @@ def cmd_analyze(args) -> int:
         return "n/a" if v is None else f"{v:.3f}"
 
     print(f"Read {_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, {_count(n_cps, 'checkpoint')}.")
-    print(f"PreMemAcc: p = {num(pm['p'])}, R^2 = {num(pm['r2'])}; train accuracy: R^2 = {num(tr['r2'])}.")
+    blocks = summary["blocks"]
+    if len(blocks) > 1 and pm["p"] is None:
+        print(f"PreMemAcc, p calibrated per (model, dataset) block: R^2 = {num(pm['r2'])} over every checkpoint at "
+              f"its block's p; train accuracy: R^2 = {num(tr['r2'])}.")
+    else:
+        print(f"PreMemAcc: p = {num(pm['p'])}, R^2 = {num(pm['r2'])}; train accuracy: R^2 = {num(tr['r2'])}.")
+    if len(blocks) > 1:
+        for b in blocks:
+            print(f"  {block_label((b['model'], b['dataset']))}: p = {num(b['p'])}, R^2 = {num(b['r2'])} (fitted line "
+                  f"{num(b['r2_line'])}), train accuracy R^2 = {num(b['train_acc']['r2'])}; "
+                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}.")
     for note in summary["notes"]:
         print(f"Note: {note}")
     print(f"Report: {path} (in {time.time() - t0:.1f}s)")
@@ -569,6 +582,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--p", type=float, default=None, help="use this p instead of calibrating")
     p.add_argument("--fit", choices=("identity", "line"), default="identity",
                    help="calibrate by R^2 about y = x (identity, default) or of a fitted line")
+    p.add_argument("--pooled", action="store_true",
+                   help="calibrate one p on all calibration runs together (default: one p per (model, dataset) "
+                        "block, from the table's model and dataset columns)")
     p.add_argument("--calibrate-on", nargs="+", default=None, metavar="RUN",
                    help="runs that calibrate p: names, or selectors key=value[,key=value] on run settings "
                         "(default: all runs)")

@@ -639,7 +639,8 @@ class RunSelector(Strict):
 
 
 class PreMem(Strict):
-    """PreMemAcc: the grid of thresholds p and the runs that calibrate p."""
+    """PreMemAcc: the grid of thresholds p, the runs that calibrate p and whether p is calibrated per (model,
+    dataset) block or pooled."""
 
     p_grid: PGrid = Field(default_factory=PGrid, description="Thresholds p on the log(log(perplexity)) scale.")
     p: float | None = Field(None, description="Use this p instead of calibrating.")
@@ -648,6 +649,13 @@ class PreMem(Strict):
     )
     fit: Literal["identity", "line"] = Field(
         "identity", description="Calibrate by R^2 about y = x (identity) or of a fitted line (line)."
+    )
+    calibrate: Literal["per_block", "pooled"] = Field(
+        "per_block", description="per_block: calibrate p separately for each (model, dataset) block of runs, on "
+        "that block's calibration runs (calibrate_on within the block), as the paper does per task and model; "
+        "each run's PreMemAcc, memorized fraction and dynamics use its own block's p, and the report gives each "
+        "block its p and R^2. pooled: one p calibrated on all calibration runs together (the same as per_block "
+        "when the study has one model and one dataset)."
     )
 
 

@@ -304,6 +304,93 @@ class _Study:
         }
 
 
+def _calibration_figure(st: _Study, curve: Any, p: float | None, csv_name: str,
+                        title: str = "Calibration: R² against p") -> dict | None:
+    """The calibration curve (R² about y = x and of a fitted line against p) as a figure, its CSV written under
+    ``csv_name``, a dashed line at the chosen ``p``; None when there is no curve."""
+    calib = [as_dict(c) for c in as_list(curve)]
+    calib = sorted([c for c in calib if num(c.get("p")) is not None], key=lambda c: num(c.get("p")))
+    if not calib:
+        return None
+    st.csvs[csv_name] = csv_text(
+        ["p", "r2", "r2_line", "chosen"],
+        [[num(c.get("p")), num(c.get("r2")), num(c.get("r2_line")),
+          int(p is not None and abs(num(c.get("p")) - p) < 1e-12)] for c in calib],
+    )
+    yvals = [v for c in calib for v in (num(c.get("r2")), num(c.get("r2_line"))) if v is not None]
+    floor = -1.0
+    clipped = bool(yvals) and min(yvals) < floor
+    y_range = (floor, 1.0) if clipped else (min(min(yvals, default=0.0), 0.0), 1.0)
+    ser = [
+        svg.Series(name="R² about y = x", points=[(c.get("p"), c.get("r2")) for c in calib],
+                   tooltips=[f"p = {format_p(c.get('p'))}\nR² about y = x: {format_num(c.get('r2'))}"
+                             for c in calib], color="#1f77b4"),
+        svg.Series(name="R² of fitted line", points=[(c.get("p"), c.get("r2_line")) for c in calib],
+                   tooltips=[f"p = {format_p(c.get('p'))}\nR² of fitted line: {format_num(c.get('r2_line'))}"
+                             for c in calib], color="#ff7f0e", dashed=True),
+    ]
+    chart = svg.line_chart(
+        ser, title=title, x_label="p (log of mean target NLL)",
+        y_label="R² (calibration runs)", y_range=y_range, vline=p,
+        vline_label=f"chosen p = {format_p(p)}" if p is not None else None, width=720, height=340,
+    )
+    return {"svg": Markup(chart), "csv": f"data/{csv_name}", "clipped": clipped, "floor": floor}
+
+
+def _block_name(b: Mapping[str, Any]) -> str:
+    return " / ".join("–" if b.get(k) is None else str(b.get(k)) for k in ("model", "dataset"))
+
+
+def _blocks(st: _Study) -> dict | None:
+    """The (model, dataset) blocks of summary['blocks'], each calibrated on its own under premem.calibrate
+    per_block: a table (p, R² about y = x and of a fitted line, train accuracy's R²) and, per block, PreMemAcc
+    against test accuracy and the block's calibration curve. None for a study of one block (the page as before)."""
+    blocks = [b for b in (as_dict(x) for x in as_list(st.summary.get("blocks"))) if b]
+    if len(blocks) < 2:
+        return None
+    mode = str(as_dict(st.summary.get("premem")).get("calibrate") or "per_block")
+    rows, csv_rows, figures = [], [], []
+    for k, b in enumerate(blocks, start=1):
+        train = as_dict(b.get("train_acc"))
+        names = {str(x) for x in as_list(b.get("runs"))}
+        runs = [r for r in st.runs if r.id in names or r.name in names]
+        rng = as_list(b.get("test_acc_range"))
+        rows.append({"name": _block_name(b), "model": DASH if b.get("model") is None else str(b.get("model")),
+                     "dataset": DASH if b.get("dataset") is None else str(b.get("dataset")),
+                     "p": format_p(b.get("p")), "r2": format_num(b.get("r2")), "r2_line": format_num(b.get("r2_line")),
+                     "train_r2": format_num(train.get("r2")), "train_r2_line": format_num(train.get("r2_line")),
+                     "n_runs": len(names), "checkpoints": format_general(b.get("checkpoints")),
+                     "test_range": (f"{format_num(rng[0])} – {format_num(rng[1])}" if len(rng) == 2 else DASH),
+                     "n_calibration": len(as_list(b.get("calibration_runs")))})
+        csv_rows.append([b.get("model"), b.get("dataset"), num(b.get("p")), num(b.get("r2")), num(b.get("r2_line")),
+                         num(train.get("r2")), num(train.get("r2_line")), len(names), num(b.get("checkpoints")),
+                         len(as_list(b.get("calibration_runs")))])
+        series, pts_rows = [], []
+        for run in runs:
+            pts = [(c.get("premem_acc"), c.get("test_acc")) for c in run.checkpoints]
+            series.append(svg.Series(name=run.name, points=pts, tooltips=[_run_tip(run, c) for c in run.checkpoints],
+                                     color=run.color, href=run.href))
+            pts_rows += [[run.id, run.name, c.get("epoch"), num(c.get("premem_acc")), num(c.get("test_acc"))]
+                         for c in run.checkpoints]
+        # one range for both axes (y = x stays the diagonal), up to the block's largest value: a block whose
+        # accuracies stay low (MATH) is not squeezed into a corner
+        top = max((v for row in pts_rows for v in row[3:5] if v is not None), default=1.0)
+        hi = min(1.0, max(0.1, math.ceil((top + 0.02) * 10) / 10))
+        name = f"block{k}_premem_vs_test.csv"
+        st.csvs[name] = csv_text(["run_id", "run_name", "epoch", "premem_acc", "test_acc"], pts_rows)
+        scatter = svg.scatter_chart(
+            series, title=f"{_block_name(b)}: PreMemAcc vs test accuracy", x_label="PreMemAcc",
+            y_label="Test accuracy", x_range=(0, hi), y_range=(0, hi), diagonal=True,
+            annotation=[_r2_text(b.get("r2")), f"p = {format_p(b.get('p'))}"], width=470, height=440)
+        figures.append({"name": _block_name(b), "svg": Markup(scatter), "csv": f"data/{name}",
+                        "calibration": _calibration_figure(st, b.get("calibration"), num(b.get("p")),
+                                                           f"block{k}_calibration.csv",
+                                                           f"{_block_name(b)}: R² against p")})
+    st.csvs["blocks.csv"] = csv_text(["model", "dataset", "p", "r2", "r2_line", "train_r2", "train_r2_line", "runs",
+                                      "checkpoints", "calibration_runs"], csv_rows)
+    return {"rows": rows, "csv": "data/blocks.csv", "figures": figures, "pooled": mode == "pooled"}
+
+
 # --------------------------------------------------------------------------------------------- index
 
 
@@ -339,34 +426,8 @@ def _index(st: _Study) -> Page:
                        "r2": format_num(r2)})
 
     # calibration
-    calib = [as_dict(c) for c in as_list(premem.get("calibration"))]
-    calib = sorted([c for c in calib if num(c.get("p")) is not None], key=lambda c: num(c.get("p")))
     p = num(premem.get("p"))
-    calibration = None
-    if calib:
-        st.csvs["calibration.csv"] = csv_text(
-            ["p", "r2", "r2_line", "chosen"],
-            [[num(c.get("p")), num(c.get("r2")), num(c.get("r2_line")),
-              int(p is not None and abs(num(c.get("p")) - p) < 1e-12)] for c in calib],
-        )
-        yvals = [v for c in calib for v in (num(c.get("r2")), num(c.get("r2_line"))) if v is not None]
-        floor = -1.0
-        clipped = bool(yvals) and min(yvals) < floor
-        y_range = (floor, 1.0) if clipped else (min(min(yvals, default=0.0), 0.0), 1.0)
-        ser = [
-            svg.Series(name="R² about y = x", points=[(c.get("p"), c.get("r2")) for c in calib],
-                       tooltips=[f"p = {format_p(c.get('p'))}\nR² about y = x: {format_num(c.get('r2'))}"
-                                 for c in calib], color="#1f77b4"),
-            svg.Series(name="R² of fitted line", points=[(c.get("p"), c.get("r2_line")) for c in calib],
-                       tooltips=[f"p = {format_p(c.get('p'))}\nR² of fitted line: {format_num(c.get('r2_line'))}"
-                                 for c in calib], color="#ff7f0e", dashed=True),
-        ]
-        chart = svg.line_chart(
-            ser, title="Calibration: R² against p", x_label="p (log of mean target NLL)",
-            y_label="R² (calibration runs)", y_range=y_range, vline=p,
-            vline_label=f"chosen p = {format_p(p)}" if p is not None else None, width=720, height=340,
-        )
-        calibration = {"svg": Markup(chart), "csv": "data/calibration.csv", "clipped": clipped, "floor": floor}
+    calibration = _calibration_figure(st, premem.get("calibration"), p, "calibration.csv")
     calibration_runs = []
     for x in as_list(premem.get("calibration_runs")):
         run = st.find_run(x)
@@ -432,6 +493,7 @@ def _index(st: _Study) -> Page:
     n_runs_with_points = len({run.id for run in runs for c in run.checkpoints
                               if num(c.get("premem_acc")) is not None and num(c.get("test_acc")) is not None})
     r2_pm, r2_tr = num(premem.get("r2")), num(train.get("r2"))
+    blocks = _blocks(st)
     ctx = st.base_ctx("index", "Overview") | {
         "spec_text": None if st.spec.get("text") is None else str(st.spec.get("text")),
         "notes": notes,
@@ -450,6 +512,8 @@ def _index(st: _Study) -> Page:
         "legend_runs": _legend([r for r in runs if r.checkpoints]),
         "calibration": calibration,
         "calibration_runs": calibration_runs,
+        "blocks": blocks,
+        "per_block": blocks is not None and p is None and not blocks["pooled"],
         "gap_rows": gap_rows,
         "runs": table,
         "has_measures": st.has_measures,
