@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from premem.analysis_results import RunData, finite_or_none
+from premem.analysis_results import RunData, block_label, block_of, finite_or_none
 from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan
@@ -36,11 +36,21 @@ TEST_KEYS = {"premem": ("premem_acc", "PreMemAcc"), "gradient_variance": ("gradi
 
 
 def bin_label(lo: float, hi: float) -> str:
-    return f"{lo:.1f}-{hi:.1f}"
+    """A bin as the report and summary.json name it: '0.0-0.2'; the bin of PreMemAcc = 1.0 alone is '1.0'."""
+    return f"{lo:.1f}" if lo == hi else f"{lo:.1f}-{hi:.1f}"
 
 
-def bin_of(value: float) -> int:
-    """Index in BINS of a PreMemAcc value: [0, 0.2), [0.2, 0.4), ..., [0.8, 1.0] (the last bin is closed)."""
+def bins_for(perfect_bin: bool) -> tuple[tuple[float, float], ...]:
+    """The PreMemAcc bins of the robustness figure: five of width 0.2, the last closed ([0.8, 1.0]); with
+    `perfect_bin`, six: [0.8, 1.0) and PreMemAcc = 1.0 on its own (the authors' GSM8K panel of Fig. 7)."""
+    return BINS[:-1] + ((0.8, 1.0), (1.0, 1.0)) if perfect_bin else BINS
+
+
+def bin_of(value: float, perfect_bin: bool = False) -> int:
+    """Index in bins_for(perfect_bin) of a PreMemAcc value: [0, 0.2), [0.2, 0.4), ..., [0.8, 1.0] (the last bin
+    closed), or with `perfect_bin` ..., [0.8, 1.0), {1.0}."""
+    if perfect_bin and value >= 1.0:
+        return len(BINS)
     return min(int(value / 0.2 + 1e-9), len(BINS) - 1)
 
 
@@ -147,6 +157,8 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
     the perturbed checkpoint, pooled over the perturbed checkpoints: summary['robustness'][prompt label][bin
     label] = {n, mean, median, q1, q3, values} (accuracies as fractions in [0, 1]) and
     summary['robustness_meta'] ('p': the one p used, None when the runs' blocks differ; 'p_by_run').
+    Binned per (model, dataset) block: summary['robustness_blocks'] lists each block's {block, model, dataset,
+    robustness, meta}; with one block summary['robustness'] is that block's, with several it is left out.
 
     `p`: one calibrated p for every run, or a mapping run name -> the p of its (model, dataset) block (runs
     whose p is None, or missing, are left out)."""
@@ -172,9 +184,14 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
             while label in labels and labels[label] != pre:
                 label += " "
             labels.setdefault(label, pre)
-    values: dict[str, list[list[float]]] = {lab: [[] for _ in BINS] for lab in labels}
+    perfect = spec.perturbations.perfect_bin
+    bins = bins_for(perfect)
     label_of = {text: lab for lab, text in labels.items()}
-    used: list[dict] = []
+    block_of_run = {r.name: block_of(r.settings) for r in data.values()}
+    # per (model, dataset) block, as the paper draws one panel per task: a bin pooled over two tasks would mix
+    # two scales of difficulty (and two p)
+    values: dict[tuple, dict[str, list[list[float]]]] = {}
+    used: dict[tuple, list[dict]] = {}
     rows = store.examples([j.id for j in jobs])
     by_job: dict[str, list[dict]] = {}
     for r in rows:
@@ -183,19 +200,35 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
         pms = pm_at.get((j.run, j.epoch))
         if pms is None or j.run not in data:
             continue  # its checkpoint's evaluation is not finished yet
-        if {"run": j.run, "epoch": j.epoch} not in used:
-            used.append({"run": j.run, "epoch": j.epoch})
+        key = block_of_run[j.run]
+        block_used = used.setdefault(key, [])
+        if {"run": j.run, "epoch": j.epoch} not in block_used:
+            block_used.append({"run": j.run, "epoch": j.epoch})
+        block_values = values.setdefault(key, {lab: [[] for _ in bins] for lab in labels})
         for r in by_job.get(j.id, []):
             pm = pms.get(str(r["example_id"]))
             if pm is None or not r["n_samples"]:
                 continue
-            values[label_of[j.settings["preamble"]]][bin_of(pm)].append(r["n_correct"] / r["n_samples"])
+            block_values[label_of[j.settings["preamble"]]][bin_of(pm, perfect)].append(r["n_correct"] / r["n_samples"])
     if not used:
         return
-    ps_used = {p_of[c["run"]] for c in used}
-    shared = next(iter(ps_used)) if len(ps_used) == 1 else None
-    summary["robustness"] = {lab: {bin_label(*b): _stats(values[lab][k]) for k, b in enumerate(BINS)}
-                             for lab in labels}
-    summary["robustness_meta"] = {"preambles": labels, "checkpoints": used, "samples": spec.perturbations.samples,
-                                  "bins": [bin_label(*b) for b in BINS], "p": shared,
-                                  "p_by_run": {c["run"]: p_of[c["run"]] for c in used}}
+    panels = []
+    for key in sorted(used, key=lambda k: tuple("" if x is None else x for x in k)):
+        checkpoints = used[key]
+        ps_used = {p_of[c["run"]] for c in checkpoints}
+        meta = {"preambles": labels, "checkpoints": checkpoints, "samples": spec.perturbations.samples,
+                "bins": [bin_label(*b) for b in bins], "p": next(iter(ps_used)) if len(ps_used) == 1 else None,
+                "p_by_run": {c["run"]: p_of[c["run"]] for c in checkpoints}}
+        panels.append({"block": block_label(key), "model": key[0], "dataset": key[1], "meta": meta,
+                       "robustness": {lab: {bin_label(*b): _stats(values[key][lab][k]) for k, b in enumerate(bins)}
+                                      for lab in labels}})
+    summary["robustness_blocks"] = panels
+    if len(panels) == 1:  # one block: summary['robustness'] as it has always been
+        summary["robustness"] = panels[0]["robustness"]
+        summary["robustness_meta"] = panels[0]["meta"]
+    else:  # several: no pooled figure (it would mix tasks); the report draws one panel per block
+        all_used = [c for panel in panels for c in panel["meta"]["checkpoints"]]
+        summary["robustness_meta"] = {"preambles": labels, "checkpoints": all_used,
+                                      "samples": spec.perturbations.samples, "bins": [bin_label(*b) for b in bins],
+                                      "p": None, "p_by_run": {c["run"]: p_of[c["run"]] for c in all_used},
+                                      "blocks": [panel["block"] for panel in panels]}

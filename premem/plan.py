@@ -143,7 +143,9 @@ def build_plan(spec: Spec) -> Plan:
     if spec.metrics.enabled():
         an_settings["metrics"] = spec.metrics.model_dump(mode="json")
     if spec.perturbations is not None:
-        an_settings["perturbations"] = spec.perturbations.model_dump(mode="json")
+        # perfect_bin only regroups the figure: hashed when on, so specs without it keep their analysis id
+        an_settings["perturbations"] = spec.perturbations.model_dump(
+            mode="json", exclude=None if spec.perturbations.perfect_bin else {"perfect_bin"})
     if spec.curation is not None:
         an_settings["curation"] = spec.curation.model_dump(mode="json")
     deps = tuple(eval_ids + extra_ids)

@@ -725,6 +725,9 @@ class Perturbations(Strict):
     runs: Literal["all"] | list[RunSelector] = Field("all", description="Runs perturbed: `all` or selectors.")
     epochs: Literal["final", "all"] | list[int] = Field(
         "final", description="Checkpoints perturbed: `final` (each run's last epoch), `all`, or a list of epochs.")
+    perfect_bin: bool = Field(
+        False, description="Give PreMemAcc = 1.0 a bin of its own: six bins ([0, 0.2), ..., [0.8, 1.0), 1.0) as the "
+        "authors' GSM8K panel of Fig. 7; false: five, the last closed ([0.8, 1.0]).")
 
     @field_validator("preambles")
     @classmethod

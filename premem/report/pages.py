@@ -230,7 +230,7 @@ class _Study:
         self._dyn_taken: set[str] = set()
         self.dyn_slugs: dict[str, str] = {}
         self.has_measures = bool(as_dict(summary.get("baselines")))
-        self.has_robustness = bool(as_dict(summary.get("robustness")))
+        self.has_robustness = bool(as_dict(summary.get("robustness")) or as_list(summary.get("robustness_blocks")))
         self.curation = as_dict(summary.get("curation"))
         self.has_curation = bool(self.curation)
 
@@ -659,9 +659,9 @@ def _measures_page(st: _Study) -> Page:
 # --------------------------------------------------------------------------------------------- robustness
 
 
-def _robustness_page(st: _Study) -> Page:
-    rob = as_dict(st.summary.get("robustness"))
-    meta = as_dict(st.summary.get("robustness_meta"))
+def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
+    """One robustness figure (violins by PreMemAcc bin, one colour per prompt), its table and its CSV rows
+    ('stat_rows', 'value_rows'), from a summary's {prompt: {bin: stats}} and its meta."""
     preambles = {str(k): "" if v is None else str(v) for k, v in as_dict(meta.get("preambles")).items()}
     prompts = [str(p) for p in rob]
     prompts = (["original"] if "original" in prompts else []) + [p for p in prompts if p != "original"]
@@ -705,9 +705,6 @@ def _robustness_page(st: _Study) -> Page:
             width=1100, height=440,
         )
         figure = {"svg": Markup(chart)}
-        st.csvs["robustness.csv"] = csv_text(
-            ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"], stat_rows)
-        st.csvs["robustness_values.csv"] = csv_text(["prompt", "premem_bin", "accuracy"], value_rows)
 
     table = []
     for b in bins:
@@ -725,14 +722,33 @@ def _robustness_page(st: _Study) -> Page:
         run = st.find_run(c.get("run"))
         checkpoints.append({"run": run.name if run else str(c.get("run") or DASH), "href": run.href if run else None,
                             "epoch": format_general(c.get("epoch"))})
+    return {"figure": figure, "table": table, "checkpoints": checkpoints, "stat_rows": stat_rows,
+            "value_rows": value_rows,
+            "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
+                         "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)]}
+
+
+def _robustness_page(st: _Study) -> Page:
+    meta = as_dict(st.summary.get("robustness_meta"))
+    blocks = [as_dict(b) for b in as_list(st.summary.get("robustness_blocks"))]
+    if len(blocks) > 1:  # one panel per (model, dataset) block, as the paper's one per task
+        panels = [_robustness_panel(st, as_dict(b.get("robustness")), as_dict(b.get("meta")))
+                  | {"title": str(b.get("block") or DASH)} for b in blocks]
+    else:
+        panels = [_robustness_panel(st, as_dict(st.summary.get("robustness")), meta) | {"title": None}]
+    panels = [p for p in panels if p["figure"] is not None]
+    if panels:
+        several = len(panels) > 1
+        st.csvs["robustness.csv"] = csv_text(
+            (["block"] if several else []) + ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"],
+            [([p["title"]] if several else []) + row for p in panels for row in p["stat_rows"]])
+        st.csvs["robustness_values.csv"] = csv_text(
+            (["block"] if several else []) + ["prompt", "premem_bin", "accuracy"],
+            [([p["title"]] if several else []) + row for p in panels for row in p["value_rows"]])
     ctx = st.base_ctx("robustness", "Robustness to perturbed prompts") | {
-        "available": bool(prompts),
+        "available": bool(panels),
         "missing": ROBUSTNESS_MISSING if st.runs else NO_RUNS_MISSING.format(what="accuracies under perturbed prompts"),
-        "figure": figure,
-        "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
-                     "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)],
-        "table": table,
-        "checkpoints": checkpoints,
+        "panels": panels,
         "samples": format_general(meta.get("samples")) if meta.get("samples") is not None else None,
     }
     return Page("robustness.html", "robustness.html.j2", ctx)
