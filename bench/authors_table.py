@@ -45,14 +45,54 @@ FRACTION = {"full": 1.0, "half": 0.5, "quarter": 0.25}
 PLOTTED = {"half": (1, 3, 5), "quarter": (1, 3, 5)}
 
 
-def answer_types(folder: Path, split: str) -> np.ndarray:
-    """The (examples, k) answer types of `split` at one checkpoint (0 correct, 1 wrong, 2 unparseable), from the
-    first file present in the notebooks' order of preference. Raises FileNotFoundError when there is none."""
-    for name in ANSWER_TYPES:
+def answer_file(folder: Path, split: str, names: tuple[str, ...] = ANSWER_TYPES) -> Path:
+    """The answer-types file of `split` at one checkpoint folder: the first of `names` (default: the notebooks'
+    order of preference) that exists. Raises FileNotFoundError when there is none."""
+    for name in names:
         path = folder / f"{split}_answer_{name}.npy"
         if path.exists():
-            return np.load(path)
-    raise FileNotFoundError(f"{folder}: no {split}_answer_types*.npy")
+            return path
+    raise FileNotFoundError(f"{folder}: no {split}_answer_{'|'.join(names)}.npy")
+
+
+def answer_types(folder: Path, split: str, names: tuple[str, ...] = ANSWER_TYPES) -> np.ndarray:
+    """The (examples, k) answer types of `split` at one checkpoint (0 correct, 1 wrong, 2 unparseable), from the
+    first file of `names` present (default: the notebooks' order of preference)."""
+    return np.load(answer_file(folder, split, names))
+
+
+def checkpoints(run_folder: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every checkpoint-STEP folder of a run, in step order (the order of the epochs)."""
+    return sorted((int(p.name.split("-")[1]), p) for p in run_folder.glob("checkpoint-*") if p.is_dir())
+
+
+def train_subset(run_folder: Path, settings: dict) -> np.ndarray | None:
+    """The train examples a half or quarter run trained on (its subsample_idxs.npy), None for a full-data run:
+    their arrays cover the whole train split and, as in the notebooks, only these examples are kept."""
+    sub = run_folder / "subsample_idxs.npy"
+    return np.load(sub) if settings["dataset_fraction"] < 1 and sub.exists() else None
+
+
+def run_arrays(run_folder: Path, settings: dict, train_names: tuple[str, ...] = ANSWER_TYPES,
+               test_names: tuple[str, ...] = ANSWER_TYPES) -> dict:
+    """One run as the notebooks read it (gsm8k_analyze.ipynb / math_analyze.ipynb cell 1), checkpoints in step
+    order: {'acc': (checkpoints, examples) share of correct train samples, 'nll': same shape, mean target NLL in
+    nats/token = log(perplexity), computed in float32 as theirs, 'test': (checkpoints,) share of correct test
+    samples, 'files': [(train file, test file) names per checkpoint], 'steps': [step per checkpoint]}.
+    Answer files: per checkpoint and split, the first of `train_names` / `test_names` present."""
+    acc, nll, test, files, steps = [], [], [], [], []
+    for step, cp in checkpoints(run_folder):
+        tr, te = answer_file(cp, "train", train_names), answer_file(cp, "test", test_names)
+        acc.append((np.load(tr) == 0).mean(axis=1))
+        test.append(float((np.load(te) == 0).mean()))
+        nll.append(np.log(np.load(cp / "train_perplexities.npy")))
+        files.append((tr.name, te.name))
+        steps.append(step)
+    acc, nll = np.array(acc), np.array(nll)
+    keep = train_subset(run_folder, settings)
+    if keep is not None:
+        acc, nll = acc[:, keep], nll[:, keep]
+    return {"acc": acc, "nll": nll, "test": np.array(test), "files": files, "steps": steps}
 
 
 def runs_of(ckpts: Path) -> list[tuple[str, dict, Path]]:
@@ -80,9 +120,8 @@ def build_table(root: Path):
         raise SystemExit(f"{root}: no ckpts/ folder here")
     parts = []
     for name, settings, folder in runs_of(ckpts):
-        steps = sorted((int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*") if p.is_dir())
-        sub = folder / "subsample_idxs.npy"
-        keep = np.load(sub) if settings["dataset_fraction"] < 1 and sub.exists() else None
+        steps = checkpoints(folder)
+        keep = train_subset(folder, settings)
         clipped = 0
         for step, cp in steps:
             train, test = answer_types(cp, "train"), answer_types(cp, "test")
