@@ -196,7 +196,9 @@ def _checkpoint_bytes(job) -> int:
 
     h, layers, mlp = size["hidden"], size["layers"], size["mlp"]
     params = WordTokenizer.for_arithmetic_task().vocab_size * h + layers * (4 * h * h + 3 * h * mlp + 2 * h) + h
-    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and job.kind == "train" else 4
+    # a train job under training.precision pure writes weights in the model's dtype; mixed writes float32 ones
+    pure = job.kind == "train" and job.settings.get("training", {}).get("precision") == "pure"
+    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and pure else 4
     return params * (weight + (8 if job.kind == "train" else 0))
 
 

@@ -76,7 +76,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     loaded by hub id or folder exactly as a user would. With training.lora, epoch 1 puts fresh adapters on
     it and every checkpoint holds the adapter only (premem.lora). With training.shards > 1 the model is
     sharded over that many processes (premem.sharded)."""
-    from premem.train import Diverged, load_optimizer_state, make_optimizer, save_checkpoint
+    from premem.train import Diverged, grad_scaler, load_optimizer_state, make_optimizer, save_checkpoint, scaler_state
 
     s = job.settings
     if s["training"].get("shards", 1) > 1:
@@ -88,14 +88,20 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     opt = make_optimizer(setup.loaded.model, setup.recipe)
     if setup.resumes:
         load_optimizer_state(opt, setup.source)
+    # float16 mixed precision: the loss scale goes on from the previous epoch's
+    scaler = grad_scaler(setup.recipe, setup.loaded.device, state=scaler_state(setup.source) if setup.resumes
+                         else None)
     try:
-        out = _train(job, setup.loaded, opt, setup.seqs, setup.recipe, setup.start_step, progress)
+        out = _train(job, setup.loaded, opt, setup.seqs, setup.recipe, setup.start_step, progress, scaler)
     except Diverged as e:
         # an outcome of the run, not an error: recorded with its step, the run's later epochs and evaluations
         # are skipped (there is no checkpoint to go on from), and the other runs go on
         return diverged_result(s, e)
     staging = store.staging(job.id)
-    save_checkpoint(setup.loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
+    state = {"epoch": s["epoch"], "step": out["end_step"]}
+    if scaler is not None:
+        state["grad_scaler"] = scaler.state_dict()
+    save_checkpoint(setup.loaded, opt, staging, state)
     if setup.lora_base is not None:
         from premem.lora import write_base
 
@@ -104,11 +110,11 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     return train_result(s, out, len(setup.seqs))
 
 
-def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress) -> dict:
+def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress, scaler=None) -> dict:
     from premem.train import train_epoch
 
     s = job.settings
-    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress)
+    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress, scaler=scaler)
 
 
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:

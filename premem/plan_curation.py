@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
 from premem.plan_job import Job, make_job, section_content
-from premem.plan_settings import train_settings
+from premem.plan_settings import hashed_training, train_settings
 from premem.spec import Spec
 
 ROUND0 = "curation/round0"
@@ -52,7 +52,7 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
     model, ds = spec.model(model_name), spec.dataset(ds_name)
     res = spec.resources
     base = base_of[model_name]
-    training = spec.training.for_run(model_name, ds_name).model_dump(mode="json", exclude={"fixed_step_epochs"})
+    training = hashed_training(spec.training.for_run(model_name, ds_name), model)
     if c.batch_size is not None:
         training["batch_size"] = c.batch_size
     evaluation = spec.evaluation.model_dump(mode="json", exclude={"skip_settled"})

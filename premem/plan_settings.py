@@ -36,9 +36,20 @@ class Pair:
             keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
             matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
         recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
-        # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
-        self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+        self.training = hashed_training(recipe, model)
         self.batch_size = recipe.batch_size
+
+
+def hashed_training(recipe, model) -> dict:
+    """A run's training recipe (spec.Training, overrides resolved) as its train jobs hash it: fixed_step_epochs
+    left out (it only chooses a run's epochs, which are hashed themselves), and `precision` in only for a model
+    whose dtype is not float32 (a float32 model trains the same under mixed and pure, so its ids are those of
+    studies made before the option existed; a bfloat16/float16 model's recipe always names it)."""
+    out = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+    out.pop("precision", None)
+    if model.dtype != "float32":
+        out["precision"] = recipe.precision
+    return out
 
 
 class Pairs:

@@ -399,6 +399,7 @@ class TrainingOverride(Strict):
     batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per optimizer step.")
     max_grad_norm: PositiveFloat | None = Field(None, description="Gradient clipping norm.")
     micro_batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per forward/backward pass.")
+    precision: Literal["mixed", "pure"] | None = Field(None, description="mixed or pure (see training.precision).")
 
     @model_validator(mode="after")
     def _one_warmup(self):
@@ -433,6 +434,14 @@ class Training(Strict):
         None, ge=1, le=65536, description="Examples per forward/backward pass; a step accumulates the gradients "
         "of batch_size / micro_batch_size passes (the same update as one pass over the batch). null = the whole "
         "batch at once. 7-9B models on one GPU need a few examples per pass.")
+    precision: Literal["mixed", "pure"] = Field(
+        "mixed", description="How a model whose `dtype` is bfloat16 or float16 is trained. mixed (the paper's "
+        "way, and the default): float32 master weights and float32 AdamW state, forward and backward passes under "
+        "autocast to the model's dtype (float16 with a gradient scaler); checkpoints keep the float32 weights, "
+        "evaluation reads them in the model's dtype; LoRA keeps its adapters in float32 on base weights in the "
+        "model's dtype. pure: weights, gradients and optimizer state all in the model's dtype, which halves "
+        "the memory of full finetuning but rounds away small updates (bfloat16 keeps 8 bits of mantissa: a "
+        "5e-7 learning-rate step of a weight near 0.02 is lost). A float32 model trains the same either way.")
     shards: int = Field(
         1, ge=1, le=64, description="Processes a training job shards the model over with FSDP (weights, gradients "
         "and optimizer state split between them): one per GPU on cuda (ask resources.train.gpus for as many), one "
@@ -451,6 +460,8 @@ class Training(Strict):
         for k in ("lora", "micro_batch_size"):
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("precision") == "mixed":  # it matters only for a bfloat16/float16 model: see plan_settings
+            d.pop("precision")
         if d.get("shards") == 1:
             d.pop("shards")
         if not d.get("overrides"):
