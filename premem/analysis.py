@@ -331,10 +331,12 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
                                       study={"name": spec.name, "path": spec_path or "", "text": text},
                                       gap_extra=lambda: irreducible_floor(spec))
     from premem.analysis_measures import add_baselines, add_robustness
+    from premem.precision import mark_precision
 
     add_baselines(plan, store, summary)
     add_robustness(plan, store, summary, runs, summary["premem"]["p"])
     add_run_details(plan, store, summary, runs)
+    mark_precision(plan, summary)  # runs trained in pure bfloat16/float16: a note and their settings
     from premem.analysis_curation import curation_summary
 
     curation = curation_summary(plan, store)

@@ -125,3 +125,14 @@ def test_float16_mixed_precision_scales_the_loss_and_keeps_its_scale(model, tmp_
     states = [json.loads((store.artifact(j.id) / "train_state.json").read_text()) for j in jobs]
     assert all(s["grad_scaler"]["scale"] > 0 for s in states)
     assert {w.dtype for w in weights(store.artifact(jobs[-1].id)).values()} == {torch.float32}
+
+
+def test_the_report_marks_runs_trained_in_pure_bfloat16(model):
+    from premem.precision import mark_precision
+
+    for precision, marked in (("pure", True), ("mixed", False)):
+        plan = build_plan(parse_spec(spec_text(model, "bfloat16", precision, 1e-4), "s.yaml"))
+        summary = {"notes": [], "runs": [{"name": r.name, "settings": r.settings()} for r in plan.runs]}
+        mark_precision(plan, summary)
+        assert (summary["runs"][0]["settings"].get("precision") == "pure bfloat16") == marked
+        assert [("pure bfloat16" in n) for n in summary["notes"]] == ([True] if marked else [])
