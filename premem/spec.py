@@ -833,6 +833,10 @@ RAY_UNIT = 0.0001  # Ray counts resources in units of 0.0001 and refuses a reque
 class JobResources(Strict):
     cpus: float = Field(1, ge=RAY_UNIT, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
+    gpu_memory_gib: PositiveFloat | None = Field(
+        None, description="Memory of each GPU these jobs get, in GiB (train jobs: `premem plan` compares each "
+        "one's estimated peak with it and `premem apply` refuses a job that cannot fit). null = this machine's "
+        "GPU when it has one, else 80 GiB assumed. Not part of any job's identity.")
 
     @field_validator("gpus")
     @classmethod
