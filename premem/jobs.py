@@ -127,8 +127,16 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = job_sections(job)
     s, ev = job.settings, job.settings["evaluation"]
     t0 = time.time()
+    # target perplexity in float32 (evaluation.scoring_dtype; a float32 model's settings do not name it)
+    score_dtype = s.get("scoring_dtype", model_spec.dtype)
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
-                                                       job_device(job), job.resources.get("gpus", 0), s["seed"])
+                                                       job_device(job), job.resources.get("gpus", 0), s["seed"],
+                                                       scoring_dtype=score_dtype)
+    sampling_dtype = ev["sampling_dtype"]
+    if make_sampler is None and loaded is not None and score_dtype != model_spec.dtype:
+        # scored in float32: the transformers sampler then runs in the sampling dtype, else the model's, as
+        # before; the weights are cast in place once scoring is done (no second copy beside them)
+        make_sampler = _cast_sampler(loaded, sampling_dtype or model_spec.dtype, ev["batch_size"])
     train = _evaluated_train(job, ds, ev["train_examples"])
     test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
@@ -153,6 +161,19 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
             "sampler": used,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
+
+
+def _cast_sampler(loaded, dtype: str, batch_size: int):
+    """A make_sampler for evaluate_checkpoint: casts `loaded` to `dtype` in place and samples with it."""
+    def make():
+        from premem.models import DTYPES
+        from premem.sampling import TransformersSampler
+
+        loaded.model.to(DTYPES[dtype])
+        loaded.dtype = DTYPES[dtype]
+        return TransformersSampler(loaded, batch_size=batch_size)
+
+    return make
 
 
 def _earlier_train_results(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, float | None]]]:

@@ -40,6 +40,16 @@ class Pair:
         self.batch_size = recipe.batch_size
 
 
+def scoring_settings(spec: Spec, model) -> dict:
+    """What an evaluate job's settings say about the dtype target perplexity is scored in: {"scoring_dtype":
+    "float32" or the model's dtype} for a model whose dtype is not float32 (evaluation.scoring_dtype), {} for a
+    float32 model (it scores in float32 either way, so its ids are those of studies made before the option) and
+    under evaluation.scoring vllm (which scores in the model's dtype)."""
+    if model.dtype == "float32" or spec.evaluation.scoring != "transformers":
+        return {}
+    return {"scoring_dtype": "float32" if spec.evaluation.scoring_dtype == "float32" else model.dtype}
+
+
 def hashed_training(recipe, model) -> dict:
     """A run's training recipe (spec.Training, overrides resolved) as its train jobs hash it: fixed_step_epochs
     left out (it only chooses a run's epochs, which are hashed themselves), and `precision` in only for a model

@@ -554,7 +554,13 @@ class Evaluation(Strict):
         "vLLM's prompt logprobs (a CUDA GPU and vLLM; Hugging Face models only).")
     sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
-        "faster on CPUs with AMX/AVX512-BF16; perplexity is always computed in the model's dtype.")
+        "faster on CPUs with AMX/AVX512-BF16; perplexity is computed as `scoring_dtype` says.")
+    scoring_dtype: Literal["float32", "model"] = Field(
+        "float32", description="Dtype of the weights and passes that compute target perplexity (transformers "
+        "scoring): float32 (the default: a checkpoint's float32 master weights, scored exactly), or `model`, the "
+        "model's own dtype. Scoring a bfloat16 model in bfloat16 moves log(log(perplexity)) of memorized "
+        "examples by up to about one 0.05 step of the p grid (bench/scoring_precision.py), so examples cross "
+        "thresholds. A float32 model scores the same either way.")
     skip_settled: bool = Field(
         False, description="Skip sampling a train example at a checkpoint when its PreMemAcc there is already "
         "settled at 0: memorized now (log(log(perplexity)) below every p the analysis uses: the smallest of "
@@ -568,6 +574,8 @@ class Evaluation(Strict):
         d = handler(self)
         if d.get("scoring") == "transformers":
             d.pop("scoring")
+        if d.get("scoring_dtype") == "float32":  # jobs hash it beside the section, for non-float32 models only
+            d.pop("scoring_dtype")
         return d
 
 

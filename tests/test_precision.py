@@ -136,3 +136,33 @@ def test_the_report_marks_runs_trained_in_pure_bfloat16(model):
         mark_precision(plan, summary)
         assert (summary["runs"][0]["settings"].get("precision") == "pure bfloat16") == marked
         assert [("pure bfloat16" in n) for n in summary["notes"]] == ([True] if marked else [])
+
+
+def test_evaluation_scores_perplexity_in_float32_and_samples_in_the_models_dtype(model, tmp_path):
+    from premem.data.format import prompt_of, target_of
+    from premem.jobs import run_evaluate
+    from premem.jobs_context import run_examples
+    from premem.models import load_model
+    from premem.sampling import target_nll
+
+    evaluation = "\nevaluation: {samples: 1, max_new_tokens: 4, test_examples: 2}\n"
+    nlls = {}
+    for choice in ("float32", "model"):
+        text = spec_text(model, "bfloat16", None, 1e-3) + evaluation.replace("}", f", scoring_dtype: {choice}}}")
+        plan = build_plan(parse_spec(text, "s.yaml"))
+        store = Store(tmp_path / choice)
+        train_job = next(j for j in plan.jobs if j.kind == "train")
+        store.record(train_job, "done", result=run_train_epoch(train_job, store, lambda m: None))
+        ev = next(j for j in plan.jobs if j.kind == "evaluate")
+        assert ev.settings["scoring_dtype"] == ("float32" if choice == "float32" else "bfloat16")
+        rows = [r for r in run_evaluate(ev, store, lambda m: None)["_examples"] if r["split"] == "train"]
+        ckpt = load_model(store.artifact(train_job.id), device="cpu", dtype=ev.settings["scoring_dtype"])
+        from premem.jobs_context import job_sections
+
+        pairs = [(prompt_of(e.question), target_of(e.solution)) for e in run_examples(ev, job_sections(ev)[1])]
+        want = [n for n, _ in target_nll(ckpt, pairs)]
+        assert [r["nll"] for r in rows] == pytest.approx(want, rel=1e-6)
+        nlls[choice] = want
+    assert nlls["float32"] != nlls["model"]  # bfloat16 scoring does move them
+    f32 = build_plan(parse_spec(spec_text(model, "float32", None, 1e-3) + evaluation, "s.yaml"))
+    assert all("scoring_dtype" not in j.settings for j in f32.jobs if j.kind == "evaluate")
