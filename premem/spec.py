@@ -445,8 +445,8 @@ class Training(Strict):
     shards: int = Field(
         1, ge=1, le=64, description="Processes a training job shards the model over with FSDP (weights, gradients "
         "and optimizer state split between them): one per GPU on cuda (ask resources.train.gpus for as many), one "
-        "per CPU core on cpu. 1 = no sharding. A 7-9B model's full finetuning needs it: AdamW keeps 12 bytes a "
-        "parameter beside the weights.")
+        "per CPU core on cpu. 1 = no sharding. A 7-9B model's full finetuning needs it: under mixed precision "
+        "weights, gradients and AdamW state take 16 bytes a parameter (`premem plan` prints the memory per GPU).")
     overrides: list[TrainingOverride] = Field(
         default_factory=list, description="Recipes of particular models and datasets (the paper trains Llama3 "
         "and Gemma2 differently): each names a `model` and/or `dataset` and the fields it changes; the last "
