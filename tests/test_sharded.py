@@ -101,3 +101,19 @@ def test_sharded_mixed_precision_keeps_float32_master_weights_and_state(model, t
     for name, w in results[1].items():
         moved = (w - base[name]).norm()
         assert (results[2][name] - w).norm() <= 0.1 * moved + 1e-6, name
+
+
+def test_sharded_float16_mixed_precision_scales_the_loss_across_processes(model, tmp_path):
+    # float16 passes need a gradient scaler; sharded, every process must skip the same steps (ShardedGradScaler
+    # agrees on non-finite gradients): both epochs finish and the checkpoint keeps the scale and float32 weights
+    import json
+
+    from safetensors.torch import load_file
+
+    store = Store(tmp_path / "s")
+    jobs = train_jobs(tmp_path, model, 2, dtype="float16")
+    outs = [run(j, store) for j in jobs]
+    assert all("diverged" not in o for o in outs)
+    folder = store.artifact(jobs[-1].id)
+    assert json.loads((folder / "train_state.json").read_text())["grad_scaler"]["scale"] > 0
+    assert {w.dtype for w in load_file(str(folder / "model.safetensors")).values()} == {torch.float32}
