@@ -7,6 +7,8 @@ what ran before, so a resumed run sees the same batches as an undisturbed one.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import random
@@ -148,8 +150,6 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 def autocast_context(recipe: Recipe, device: torch.device | str):
     """The context the forward passes of `recipe` run in: torch.autocast to recipe.autocast on `device`'s kind
     (mixed precision), or a context that does nothing."""
-    import contextlib
-
     if recipe.autocast is None:
         return contextlib.nullcontext()
     from premem.models import DTYPES
@@ -188,7 +188,7 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
     under torch.autocast (mixed precision); `scaler` (grad_scaler) scales the loss of float16 passes."""
     model = loaded.model
     model.train()
-    cast = lambda: autocast_context(recipe, loaded.device)  # noqa: E731 - a fresh context per pass
+    cast = functools.partial(autocast_context, recipe, loaded.device)  # a fresh context per pass
     skipped = 0
     order = epoch_order(len(seqs), seed, epoch)
     losses: list[float] = []
@@ -254,7 +254,7 @@ def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro:
             continue
         # right padding needs no attention mask under causal attention: real tokens never see the pads after
         # them, and pads carry no loss; leaving the mask out keeps attention on its fast causal path
-        with cast() if cast is not None else _nothing():
+        with (cast or contextlib.nullcontext)():
             loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (n / total)
         part = float(loss.detach())
         if not math.isfinite(part):
@@ -269,12 +269,6 @@ def _loss_tokens(seq: tuple[list[int], int | list[bool]]) -> int:
     """Tokens of one sequence that carry loss (those after its prompt, or its learn mask's, the first excepted)."""
     ids, learn = seq
     return len(ids) - max(learn, 1) if isinstance(learn, int) else sum(learn[1:])
-
-
-def _nothing():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None, rank: int,
@@ -297,7 +291,7 @@ def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, 
         weight = 1.0 if part else 0.0
         ids, mask, labels = padded_batch(part or chunk[:1], loaded.codec.pad_id, loaded.device)
         n = int((labels[:, 1:] != -100).sum())
-        with cast() if cast is not None else _nothing():
+        with (cast or contextlib.nullcontext)():
             loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (weight * n / total * world)
         (scaler.scale(loss) if scaler is not None else loss).backward()
         value += float(loss.detach()) / world
