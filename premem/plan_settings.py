@@ -1,6 +1,7 @@
 """The settings a train job's identity is made of, shared by the grid's runs (premem.plan) and curation's
-rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`) and one epoch's
-train-job settings (`train_settings`).
+rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`), a run's recipe as
+hashed (`hashed_training`: training.precision only for a non-float32 model), one epoch's train-job settings
+(`train_settings`), and the scoring dtype an evaluate job names (`scoring_settings`, likewise).
 
 What goes into these dicts is hashed into job ids (premem.plan_job.content_hash), so any change here changes
 stored studies' ids: tests/test_job_ids.py pins them.
