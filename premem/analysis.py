@@ -436,10 +436,12 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
                                       study={"name": spec.name, "path": spec_path or "", "text": text},
                                       gap_extra=lambda: irreducible_floor(spec))
     from premem.analysis_measures import add_baselines, add_robustness
+    from premem.precision import mark_precision
 
     add_baselines(plan, store, summary)
     add_robustness(plan, store, summary, runs, {e["name"]: e["p"] for e in summary["runs"]})
     add_run_details(plan, store, summary, runs)
+    mark_precision(plan, summary)  # runs trained in pure bfloat16/float16: a note and their settings
     from premem.analysis_curation import curation_summary
 
     curation = curation_summary(plan, store)

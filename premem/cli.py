@@ -106,9 +106,18 @@ def cmd_plan(args) -> int:
             print("\n".join(e.lines), file=sys.stderr)
             return EXIT_INVALID
         return EXIT_OK
+    from premem.memory import memory_lines, plan_memory, uses_gpu
+
     if args.json:
-        print(json.dumps({"spec": spec.name, "runs": [r.settings() | {"name": r.name} for r in plan.runs],
-                          "jobs": [job_view(j, status[j.id]) for j in plan.jobs]}, indent=2))
+        view = {"spec": spec.name, "runs": [r.settings() | {"name": r.name} for r in plan.runs],
+                "jobs": [job_view(j, status[j.id]) for j in plan.jobs]}
+        if uses_gpu(spec):  # each (model, dataset) pair's train-job memory per GPU (premem.memory)
+            from premem.memory import gpu_memory
+
+            gib, src = gpu_memory(spec)
+            view["train_memory"] = {"gpu_gib": gib, "gpu_gib_source": src,
+                                    "pairs": [e.as_dict() for e in plan_memory(plan)]}
+        print(json.dumps(view, indent=2))
         return EXIT_OK
     for j in plan.jobs:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
@@ -116,6 +125,8 @@ def cmd_plan(args) -> int:
     print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({_runs_text(plan)})")
     from premem.cost import plan_footer
 
+    if uses_gpu(spec):
+        print("\n".join(memory_lines(plan)))
     print("\n".join(plan_footer(plan, status, args.spec)))
     return EXIT_OK
 
@@ -196,7 +207,9 @@ def _checkpoint_bytes(job) -> int:
 
     h, layers, mlp = size["hidden"], size["layers"], size["mlp"]
     params = WordTokenizer.for_arithmetic_task().vocab_size * h + layers * (4 * h * h + 3 * h * mlp + 2 * h) + h
-    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and job.kind == "train" else 4
+    # a train job under training.precision pure writes weights in the model's dtype; mixed writes float32 ones
+    pure = job.kind == "train" and job.settings.get("training", {}).get("precision") == "pure"
+    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and pure else 4
     return params * (weight + (8 if job.kind == "train" else 0))
 
 
@@ -271,6 +284,12 @@ def cmd_apply(args) -> int:
     plan = build_plan(spec)
     store = _store(spec)
     records = store.records([j.id for j in plan.jobs]) if store.exists() else {}
+    from premem.memory import memory_problem
+
+    problem = memory_problem(plan, {j.id for j in plan.jobs if j.id not in records or records[j.id].status != "done"})
+    if problem:  # a train job that cannot fit its GPU: refused before any job runs
+        print(f"premem: {problem}; nothing was run.", file=sys.stderr)
+        return EXIT_INVALID
     problem = _store_problem(spec, [j for j in plan.jobs if j.id not in records or records[j.id].status != "done"])
     if problem:
         print(f"premem: {problem}; nothing was run.", file=sys.stderr)

@@ -76,7 +76,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     loaded by hub id or folder exactly as a user would. With training.lora, epoch 1 puts fresh adapters on
     it and every checkpoint holds the adapter only (premem.lora). With training.shards > 1 the model is
     sharded over that many processes (premem.sharded)."""
-    from premem.train import Diverged, load_optimizer_state, make_optimizer, save_checkpoint
+    from premem.train import Diverged, grad_scaler, load_optimizer_state, make_optimizer, save_checkpoint, scaler_state
 
     s = job.settings
     if s["training"].get("shards", 1) > 1:
@@ -88,14 +88,20 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     opt = make_optimizer(setup.loaded.model, setup.recipe)
     if setup.resumes:
         load_optimizer_state(opt, setup.source)
+    # float16 mixed precision: the loss scale goes on from the previous epoch's
+    scaler = grad_scaler(setup.recipe, setup.loaded.device, state=scaler_state(setup.source) if setup.resumes
+                         else None)
     try:
-        out = _train(job, setup.loaded, opt, setup.seqs, setup.recipe, setup.start_step, progress)
+        out = _train(job, setup.loaded, opt, setup.seqs, setup.recipe, setup.start_step, progress, scaler)
     except Diverged as e:
         # an outcome of the run, not an error: recorded with its step, the run's later epochs and evaluations
         # are skipped (there is no checkpoint to go on from), and the other runs go on
         return diverged_result(s, e)
     staging = store.staging(job.id)
-    save_checkpoint(setup.loaded, opt, staging, {"epoch": s["epoch"], "step": out["end_step"]})
+    state = {"epoch": s["epoch"], "step": out["end_step"]}
+    if scaler is not None:
+        state["grad_scaler"] = scaler.state_dict()
+    save_checkpoint(setup.loaded, opt, staging, state)
     if setup.lora_base is not None:
         from premem.lora import write_base
 
@@ -104,11 +110,11 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     return train_result(s, out, len(setup.seqs))
 
 
-def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress) -> dict:
+def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progress, scaler=None) -> dict:
     from premem.train import train_epoch
 
     s = job.settings
-    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress)
+    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress, scaler=scaler)
 
 
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
@@ -121,8 +127,16 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = job_sections(job)
     s, ev = job.settings, job.settings["evaluation"]
     t0 = time.time()
+    # target perplexity in float32 (evaluation.scoring_dtype; a float32 model's settings do not name it)
+    score_dtype = s.get("scoring_dtype", model_spec.dtype)
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
-                                                       job_device(job), job.resources.get("gpus", 0), s["seed"])
+                                                       job_device(job), job.resources.get("gpus", 0), s["seed"],
+                                                       scoring_dtype=score_dtype)
+    sampling_dtype = ev["sampling_dtype"]
+    if make_sampler is None and loaded is not None and score_dtype != model_spec.dtype:
+        # scored in float32: the transformers sampler then runs in the sampling dtype, else the model's, as
+        # before; the weights are cast in place once scoring is done (no second copy beside them)
+        make_sampler = _cast_sampler(loaded, sampling_dtype or model_spec.dtype, ev["batch_size"])
     train = _evaluated_train(job, ds, ev["train_examples"])
     test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
@@ -147,6 +161,19 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
             "sampler": used,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
+
+
+def _cast_sampler(loaded, dtype: str, batch_size: int):
+    """A make_sampler for evaluate_checkpoint: casts `loaded` to `dtype` in place and samples with it."""
+    def make():
+        from premem.models import DTYPES
+        from premem.sampling import TransformersSampler
+
+        loaded.model.to(DTYPES[dtype])
+        loaded.dtype = DTYPES[dtype]
+        return TransformersSampler(loaded, batch_size=batch_size)
+
+    return make
 
 
 def _earlier_train_results(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, float | None]]]:

@@ -47,8 +47,12 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
         source, revision = model_spec.hf, model_spec.revision
     else:
         raise UserError("a built-in model needs a `pretrain` section (nothing to finetune from)")
+    mixed = autocast_dtype(s) is not None
+    # mixed precision: full finetuning keeps float32 master weights (a checkpoint of an earlier epoch holds
+    # them); LoRA keeps the frozen base in the model's dtype and only its adapters in float32
+    dtype = "float32" if mixed and lora is None else model_spec.dtype
     try:
-        loaded = load_model(source, device=device, dtype=model_spec.dtype,
+        loaded = load_model(source, device=device, dtype=dtype,
                             trust_remote_code=model_spec.trust_remote_code, revision=revision,
                             trainable_adapter=True)
     except (OSError, ValueError) as e:  # no such hub id or folder, gated repo, remote code refused: the spec's
@@ -65,6 +69,10 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
             import json
 
             base = json.loads((Path(source) / BASE_FILE).read_text())
+        if mixed:
+            for p in loaded.model.parameters():
+                if p.requires_grad:
+                    p.data = p.data.float()
     examples = _training_examples(job, ds, store)
     try:
         seqs = encode_examples(loaded, examples, max_length=max_length_of(loaded, model_spec))
@@ -90,6 +98,16 @@ def _training_examples(job: Job, ds, store: Store) -> list:
     return examples
 
 
+def autocast_dtype(s: dict) -> str | None:
+    """The dtype a train job's forward and backward passes autocast to (mixed precision: the model's bfloat16 or
+    float16), or None when they run in the weights' own dtype (a float32 model, or training.precision pure).
+    `s`: the job's settings; a float32 model's recipe names no precision (plan_settings.hashed_training)."""
+    dtype = s["model"].get("dtype", "float32")
+    if dtype == "float32" or s["training"].get("precision", "mixed") != "mixed":
+        return None
+    return dtype
+
+
 def _recipe(s: dict, n_examples: int):
     """The run's optimisation recipe (train.Recipe) and its optimizer steps per epoch."""
     from premem.train import Recipe, steps_per_epoch
@@ -102,7 +120,7 @@ def _recipe(s: dict, n_examples: int):
     recipe = Recipe(learning_rate=s["learning_rate"], total_steps=total, batch_size=t["batch_size"],
                     optimizer=t["optimizer"], weight_decay=t["weight_decay"], betas=tuple(t["betas"]),
                     schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"],
-                    micro_batch_size=t.get("micro_batch_size"))
+                    micro_batch_size=t.get("micro_batch_size"), autocast=autocast_dtype(s))
     return recipe, per_epoch
 
 
@@ -116,7 +134,7 @@ def train_result(s: dict, out: dict, n_examples: int) -> dict:
     losses = out["losses"]
     return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
             "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": downsample(losses),
-            "examples": n_examples}
+            "examples": n_examples} | ({"skipped_steps": out["skipped_steps"]} if "skipped_steps" in out else {})
 
 
 def downsample(xs: list[float], n: int = 200) -> list[float]:

@@ -13,7 +13,7 @@ from typing import Any
 from premem.plan_counts import job_counts
 from premem.plan_curation import CurationPlan, curation_jobs
 from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
-from premem.plan_settings import Pair, Pairs, train_settings
+from premem.plan_settings import Pair, Pairs, scoring_settings, train_settings
 from premem.spec import Spec
 from premem.spec_runs import (SELECTOR_KEYS, PerturbedEpochs, Run, atc_reference, expand_runs, match_runs,
                               measured_runs, perturbed_epochs, selected_runs, unmatched_selectors)
@@ -103,6 +103,7 @@ def build_plan(spec: Spec) -> Plan:
                            "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
             if pair.files:
                 ev_settings["data_files"] = pair.files
+            ev_settings.update(scoring_settings(spec, model))
             ev_deps: tuple[str, ...] = (train.id,)
             if settle_below is not None:
                 # skipping reads the run's earlier checkpoints' per-example results (its extra dependencies);

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
 from premem.plan_job import Job, make_job, section_content
-from premem.plan_settings import train_settings
+from premem.plan_settings import hashed_training, scoring_settings, train_settings
 from premem.spec import Spec
 
 ROUND0 = "curation/round0"
@@ -52,11 +52,11 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
     model, ds = spec.model(model_name), spec.dataset(ds_name)
     res = spec.resources
     base = base_of[model_name]
-    training = spec.training.for_run(model_name, ds_name).model_dump(mode="json", exclude={"fixed_step_epochs"})
+    training = hashed_training(spec.training.for_run(model_name, ds_name), model)
     if c.batch_size is not None:
         training["batch_size"] = c.batch_size
     # the curated dataset's settings (evaluation.overrides resolved); skip_settled does not apply to curation
-    evaluation = spec.evaluation.for_dataset(ds_name).model_dump(mode="json", exclude={"skip_settled"})
+    evaluation = spec.evaluation.for_dataset(ds_name).model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
     jobs: list = []
 
     def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:
@@ -89,6 +89,7 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
             ev = dict(evaluation, train_examples=None if selects else 0,
                       test_examples=evaluation["test_examples"] if final else 0)
             s = {"model": section_content(model), "dataset": section_content(ds), "evaluation": ev,
+                 **scoring_settings(spec, model),
                  "dataset_fraction": 1.0, "seed": spec.seed, "device": spec.device}
             fp = dataset_fingerprint(ds)
             if fp:

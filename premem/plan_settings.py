@@ -1,6 +1,7 @@
 """The settings a train job's identity is made of, shared by the grid's runs (premem.plan) and curation's
-rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`) and one epoch's
-train-job settings (`train_settings`).
+rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`), a run's recipe as
+hashed (`hashed_training`: training.precision only for a non-float32 model), one epoch's train-job settings
+(`train_settings`), and the scoring dtype an evaluate job names (`scoring_settings`, likewise).
 
 What goes into these dicts is hashed into job ids (premem.plan_job.content_hash), so any change here changes
 stored studies' ids: tests/test_job_ids.py pins them.
@@ -37,14 +38,35 @@ class Pair:
             keys = ((None, None), (model.name, None), (None, ds.name), (model.name, ds.name))
             matching = [spec.training.overrides[i] for i in sorted(i for k in keys for i in overrides.get(k, ()))]
         recipe = spec.training.for_run(model.name, ds.name, matching)  # training.overrides resolved
-        # fixed_step_epochs only chooses a run's epochs, which are hashed themselves
-        self.training = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+        self.training = hashed_training(recipe, model)
         self.batch_size = recipe.batch_size
         # evaluation.overrides resolved for this dataset; a dataset no override names dumps exactly as a spec
         # without overrides. skip_settled is hashed only when on (premem.plan adds what it changes), so turning
         # it off leaves every evaluation's id as it was
         self.evaluation = spec.evaluation.for_dataset(ds.name)
-        self.evaluation_content = self.evaluation.model_dump(mode="json", exclude={"skip_settled"})
+        self.evaluation_content = self.evaluation.model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
+
+
+def scoring_settings(spec: Spec, model) -> dict:
+    """What an evaluate job's settings say about the dtype target perplexity is scored in: {"scoring_dtype":
+    "float32" or the model's dtype} for a model whose dtype is not float32 (evaluation.scoring_dtype), {} for a
+    float32 model (it scores in float32 either way, so its ids are those of studies made before the option) and
+    under evaluation.scoring vllm (which scores in the model's dtype)."""
+    if model.dtype == "float32" or spec.evaluation.scoring != "transformers":
+        return {}
+    return {"scoring_dtype": "float32" if spec.evaluation.scoring_dtype == "float32" else model.dtype}
+
+
+def hashed_training(recipe, model) -> dict:
+    """A run's training recipe (spec.Training, overrides resolved) as its train jobs hash it: fixed_step_epochs
+    left out (it only chooses a run's epochs, which are hashed themselves), and `precision` in only for a model
+    whose dtype is not float32 (a float32 model trains the same under mixed and pure, so its ids are those of
+    studies made before the option existed; a bfloat16/float16 model's recipe always names it)."""
+    out = recipe.model_dump(mode="json", exclude={"fixed_step_epochs"})
+    out.pop("precision", None)
+    if model.dtype != "float32":
+        out["precision"] = recipe.precision
+    return out
 
 
 class Pairs:

@@ -1,7 +1,9 @@
 """One epoch of a run trained with the model sharded over several processes (training.shards > 1): FSDP
 (torch.distributed's fully_shard) over the job's GPUs, one process per GPU with NCCL; on a CPU, one process
-per shard with gloo (what the tests run). A 7-9B model's AdamW state (12 bytes a parameter beside its weights)
-does not fit one 80 GB GPU; sharded over N, each GPU holds 1/N of weights, gradients and optimizer state.
+per shard with gloo (what the tests run). A 7-9B model's full finetuning under mixed precision (float32
+weights, gradients and AdamW state: 16 bytes a parameter, premem.memory) does not fit one 141 GB GPU; sharded
+over N, each GPU holds 1/N of weights, gradients and optimizer state. Under mixed precision the passes run under
+autocast on the float32 shards, and the checkpoint keeps the float32 weights (premem.train).
 
 The train job's Ray task spawns the processes (Ray gives the task its GPUs through CUDA_VISIBLE_DEVICES, so
 process r uses cuda:r), relays rank 0's progress lines and returns rank 0's result. Each process takes every
@@ -100,7 +102,7 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
     from torch.distributed.fsdp import fully_shard
 
     from premem.models import resolve_device
-    from premem.train import STATE_FILE, Diverged, make_optimizer, train_epoch
+    from premem.train import STATE_FILE, Diverged, grad_scaler, make_optimizer, scaler_state, train_epoch
 
     try:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
@@ -134,13 +136,16 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
             set_state_dict(model, opt, model_state_dict={}, optim_state_dict=osd,
                            options=StateDictOptions(full_state_dict=True))
 
+        scaler = grad_scaler(setup.recipe, device, sharded=True,
+                             state=scaler_state(setup.source) if setup.resumes else None)
+
         def report(line: str) -> None:
             if rank == 0:
                 messages.put(("progress", line))
 
         try:
             out = train_epoch(setup.loaded, opt, setup.seqs, setup.recipe, s["seed"], s["epoch"], setup.start_step,
-                              report, shard=(rank, world))
+                              report, shard=(rank, world), scaler=scaler)
         except Diverged as e:  # every process sees the same summed loss, so all stop here together
             if rank == 0:
                 messages.put(("result", diverged_result(s, e)))
@@ -155,8 +160,10 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
             staging = store.staging(job.id)
             save_model(model, setup.loaded.codec, staging, state_dict=weights)
             torch.save(optim, staging / OPTIMIZER_FULL_FILE)
-            (staging / STATE_FILE).write_text(json.dumps({"epoch": s["epoch"], "step": out["end_step"],
-                                                          "shards": world}))
+            state = {"epoch": s["epoch"], "step": out["end_step"], "shards": world}
+            if scaler is not None:
+                state["grad_scaler"] = scaler.state_dict()
+            (staging / STATE_FILE).write_text(json.dumps(state))
             store.publish(staging, job.id)
             messages.put(("result", train_result(s, out, len(setup.seqs)) | {"shards": world}))
         dist.barrier()

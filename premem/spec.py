@@ -399,6 +399,7 @@ class TrainingOverride(Strict):
     batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per optimizer step.")
     max_grad_norm: PositiveFloat | None = Field(None, description="Gradient clipping norm.")
     micro_batch_size: int | None = Field(None, ge=1, le=65536, description="Examples per forward/backward pass.")
+    precision: Literal["mixed", "pure"] | None = Field(None, description="mixed or pure (see training.precision).")
 
     @model_validator(mode="after")
     def _one_warmup(self):
@@ -433,11 +434,19 @@ class Training(Strict):
         None, ge=1, le=65536, description="Examples per forward/backward pass; a step accumulates the gradients "
         "of batch_size / micro_batch_size passes (the same update as one pass over the batch). null = the whole "
         "batch at once. 7-9B models on one GPU need a few examples per pass.")
+    precision: Literal["mixed", "pure"] = Field(
+        "mixed", description="How a model whose `dtype` is bfloat16 or float16 is trained. mixed (the paper's "
+        "way, and the default): float32 master weights and float32 AdamW state, forward and backward passes under "
+        "autocast to the model's dtype (float16 with a gradient scaler); checkpoints keep the float32 weights, "
+        "evaluation reads them in the model's dtype; LoRA keeps its adapters in float32 on base weights in the "
+        "model's dtype. pure: weights, gradients and optimizer state all in the model's dtype, which halves "
+        "the memory of full finetuning but rounds away small updates (bfloat16 keeps 8 bits of mantissa: a "
+        "5e-7 learning-rate step of a weight near 0.02 is lost). A float32 model trains the same either way.")
     shards: int = Field(
         1, ge=1, le=64, description="Processes a training job shards the model over with FSDP (weights, gradients "
         "and optimizer state split between them): one per GPU on cuda (ask resources.train.gpus for as many), one "
-        "per CPU core on cpu. 1 = no sharding. A 7-9B model's full finetuning needs it: AdamW keeps 12 bytes a "
-        "parameter beside the weights.")
+        "per CPU core on cpu. 1 = no sharding. A 7-9B model's full finetuning needs it: under mixed precision "
+        "weights, gradients and AdamW state take 16 bytes a parameter (`premem plan` prints the memory per GPU).")
     overrides: list[TrainingOverride] = Field(
         default_factory=list, description="Recipes of particular models and datasets (the paper trains Llama3 "
         "and Gemma2 differently): each names a `model` and/or `dataset` and the fields it changes; the last "
@@ -451,6 +460,8 @@ class Training(Strict):
         for k in ("lora", "micro_batch_size"):
             if d.get(k) is None:
                 d.pop(k, None)
+        if d.get("precision") == "mixed":  # it matters only for a bfloat16/float16 model: see plan_settings
+            d.pop("precision")
         if d.get("shards") == 1:
             d.pop("shards")
         if not d.get("overrides"):
@@ -573,7 +584,13 @@ class Evaluation(Strict):
         "vLLM's prompt logprobs (a CUDA GPU and vLLM; Hugging Face models only).")
     sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
         None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
-        "faster on CPUs with AMX/AVX512-BF16; perplexity is always computed in the model's dtype.")
+        "faster on CPUs with AMX/AVX512-BF16; perplexity is computed as `scoring_dtype` says.")
+    scoring_dtype: Literal["float32", "model"] = Field(
+        "float32", description="Dtype of the weights and passes that compute target perplexity (transformers "
+        "scoring): float32 (the default: a checkpoint's float32 master weights, scored exactly), or `model`, the "
+        "model's own dtype. Scoring a bfloat16 model in bfloat16 moves log(log(perplexity)) of memorized "
+        "examples by up to about one 0.05 step of the p grid (bench/scoring_precision.py), so examples cross "
+        "thresholds. A float32 model scores the same either way.")
     skip_settled: bool = Field(
         False, description="Skip sampling a train example at a checkpoint when its PreMemAcc there is already "
         "settled at 0: memorized now (log(log(perplexity)) below every p the analysis uses: the smallest of "
@@ -595,6 +612,8 @@ class Evaluation(Strict):
             d.pop("scoring")
         if not d.get("overrides"):
             d.pop("overrides", None)
+        if d.get("scoring_dtype") == "float32":  # jobs hash it beside the section, for non-float32 models only
+            d.pop("scoring_dtype")
         return d
 
     def for_dataset(self, dataset: str) -> "Evaluation":
@@ -896,6 +915,10 @@ RAY_UNIT = 0.0001  # Ray counts resources in units of 0.0001 and refuses a reque
 class JobResources(Strict):
     cpus: float = Field(1, ge=RAY_UNIT, description="CPU cores a job asks Ray for (also its torch threads).")
     gpus: float = Field(0, ge=0, description="GPUs a job asks Ray for.")
+    gpu_memory_gib: PositiveFloat | None = Field(
+        None, description="Memory of each GPU these jobs get, in GiB (train jobs: `premem plan` compares each "
+        "one's estimated peak with it and `premem apply` refuses a job that cannot fit). null = this machine's "
+        "GPU when it has one, else 80 GiB assumed. Not part of any job's identity.")
 
     @field_validator("gpus")
     @classmethod

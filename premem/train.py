@@ -7,6 +7,8 @@ what ran before, so a resumed run sees the same batches as an undisturbed one.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import random
@@ -47,6 +49,10 @@ class Recipe:
     warmup_steps: int = 0
     max_grad_norm: float | None = 1.0
     micro_batch_size: int | None = None  # examples per forward/backward pass (gradient accumulation)
+    # mixed precision: forward and backward passes under torch.autocast to this dtype ("bfloat16" or "float16",
+    # the latter with a gradient scaler) while weights and optimizer state stay in their own dtype (float32);
+    # None: every pass in the weights' dtype
+    autocast: str | None = None
 
 
 class TooLong(ValueError):
@@ -141,17 +147,49 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return math.ceil(n / batch_size)
 
 
+def autocast_context(recipe: Recipe, device: torch.device | str):
+    """The context the forward passes of `recipe` run in: torch.autocast to recipe.autocast on `device`'s kind
+    (mixed precision), or a context that does nothing."""
+    if recipe.autocast is None:
+        return contextlib.nullcontext()
+    from premem.models import DTYPES
+
+    return torch.autocast(torch.device(device).type, dtype=DTYPES[recipe.autocast])
+
+
+def grad_scaler(recipe: Recipe, device: torch.device | str, sharded: bool = False, state: dict | None = None):
+    """The gradient scaler float16 autocast needs (its small gradients would underflow), restored from `state`
+    (a scaler's state_dict, as a checkpoint's train_state.json keeps it); None without float16 autocast. A
+    sharded model's scaler agrees across processes on whether a step had non-finite gradients."""
+    if recipe.autocast != "float16":
+        return None
+    kind = torch.device(device).type
+    if sharded:
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        scaler = ShardedGradScaler(kind)
+    else:
+        scaler = torch.amp.GradScaler(kind)
+    if state:
+        scaler.load_state_dict(state)
+    return scaler
+
+
 def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: list[tuple[list[int], int]],
                 recipe: Recipe, seed: int, epoch: int, start_step: int,
-                progress: Progress | None = None, shard: tuple[int, int] | None = None) -> dict:
+                progress: Progress | None = None, shard: tuple[int, int] | None = None, scaler=None) -> dict:
     """Train one epoch over `seqs`; return {'steps', 'end_step', 'losses' (mean target NLL per step, nats),
-    'tokens', 'seconds'}. Raises Diverged on a non-finite loss.
+    'tokens', 'seconds', 'skipped_steps' (steps a float16 gradient scaler skipped for non-finite gradients)}.
+    Raises Diverged on a non-finite loss (or, without a scaler, a non-finite gradient norm).
 
     `shard` = (rank, world): this process is one of `world` that hold a sharded model (premem.sharded); each
     takes every world-th example of each batch, and losses and token counts are summed over the processes, so
-    every process sees the same figures (and diverges at the same step)."""
+    every process sees the same figures (and diverges at the same step). With recipe.autocast the passes run
+    under torch.autocast (mixed precision); `scaler` (grad_scaler) scales the loss of float16 passes."""
     model = loaded.model
     model.train()
+    cast = functools.partial(autocast_context, recipe, loaded.device)  # a fresh context per pass
+    skipped = 0
     order = epoch_order(len(seqs), seed, epoch)
     losses: list[float] = []
     step = start_step
@@ -164,17 +202,27 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
         for g in optimizer.param_groups:
             g["lr"] = recipe.learning_rate * lr_factor(step, recipe)
         if shard is None:
-            value, n_tokens = _accumulate(model, chunk, loaded, recipe.micro_batch_size)
+            value, n_tokens = _accumulate(model, chunk, loaded, recipe.micro_batch_size, cast, scaler)
         else:
-            value, n_tokens = _accumulate_shard(model, chunk, loaded, recipe.micro_batch_size, *shard)
+            value, n_tokens = _accumulate_shard(model, chunk, loaded, recipe.micro_batch_size, *shard, cast=cast,
+                                                scaler=scaler)
         if not math.isfinite(value):
             raise Diverged(step, value)
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients
         if recipe.max_grad_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
             norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # a sharded model's: a DTensor
-            if not math.isfinite(norm):  # a finite loss with an infinite gradient: the step would write NaN weights
+            if not math.isfinite(norm) and scaler is None:
+                # a finite loss with an infinite gradient: the step would write NaN weights (a scaler skips it)
                 raise Diverged(step, norm, what="gradient norm")
-        optimizer.step()
+        if scaler is not None:
+            scale = scaler.get_scale()
+            scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+            scaler.update()
+            skipped += scaler.get_scale() < scale
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(value)
         tokens += n_tokens
@@ -183,11 +231,14 @@ def train_epoch(loaded: LoadedModel, optimizer: torch.optim.Optimizer, seqs: lis
         if progress and (now - last > 1.0 or b == n_steps - 1):
             progress(f"epoch {epoch} step {b + 1}/{n_steps} loss {value:.3f}")
             last = now
-    return {"steps": n_steps, "end_step": step, "losses": losses, "tokens": tokens,
-            "seconds": time.time() - t0}
+    out = {"steps": n_steps, "end_step": step, "losses": losses, "tokens": tokens, "seconds": time.time() - t0}
+    if scaler is not None:
+        out["skipped_steps"] = int(skipped)
+    return out
 
 
-def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None) -> tuple[float, int]:
+def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None, cast=None,
+                scaler=None) -> tuple[float, int]:
     """Forward and backward over one optimizer step's examples, `micro` at a time (all at once when None);
     return (mean loss per loss-carrying token over the whole batch, tokens read). Each pass's mean loss is
     weighted by its share of the batch's loss-carrying tokens, so the accumulated gradient is the gradient of
@@ -203,11 +254,12 @@ def _accumulate(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro:
             continue
         # right padding needs no attention mask under causal attention: real tokens never see the pads after
         # them, and pads carry no loss; leaving the mask out keeps attention on its fast causal path
-        loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (n / total)
+        with (cast or contextlib.nullcontext)():
+            loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (n / total)
         part = float(loss.detach())
         if not math.isfinite(part):
             return part, tokens
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         value += part
         tokens += int(mask.sum())
     return value, tokens
@@ -220,7 +272,7 @@ def _loss_tokens(seq: tuple[list[int], int | list[bool]]) -> int:
 
 
 def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, micro: int | None, rank: int,
-                      world: int) -> tuple[float, int]:
+                      world: int, cast=None, scaler=None) -> tuple[float, int]:
     """_accumulate for one of `world` processes holding a sharded model: this process's share of the batch
     (every world-th example), weighted by its share of the whole batch's loss-carrying tokens and by `world`
     (the sharded model averages gradients over the processes, so the sum is the batch's mean-loss gradient).
@@ -239,8 +291,9 @@ def _accumulate_shard(model: torch.nn.Module, chunk: list, loaded: LoadedModel, 
         weight = 1.0 if part else 0.0
         ids, mask, labels = padded_batch(part or chunk[:1], loaded.codec.pad_id, loaded.device)
         n = int((labels[:, 1:] != -100).sum())
-        loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (weight * n / total * world)
-        loss.backward()
+        with (cast or contextlib.nullcontext)():
+            loss = model(input_ids=ids, labels=labels, use_cache=False).loss * (weight * n / total * world)
+        (scaler.scale(loss) if scaler is not None else loss).backward()
         value += float(loss.detach()) / world
         tokens += int(mask.sum()) if part else 0
     stats = torch.tensor([value, float(tokens)], dtype=torch.float64)
@@ -253,6 +306,15 @@ def save_checkpoint(loaded: LoadedModel, optimizer: torch.optim.Optimizer, folde
     save_model(loaded.model, loaded.codec, folder)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(state))
+
+
+def scaler_state(folder: Path) -> dict | None:
+    """The float16 gradient scaler's state a checkpoint in `folder` recorded (None when it has none), so the
+    next epoch goes on with the scale the last one reached."""
+    path = Path(folder) / STATE_FILE
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("grad_scaler")
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, folder: Path) -> bool:

@@ -162,18 +162,21 @@ def auto_sampler(model_spec, device: str) -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
-def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device: str, gpus: float, seed: int):
+def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device: str, gpus: float, seed: int,
+                        scoring_dtype: str | None = None):
     """What evaluates a checkpoint under evaluation.sampler/scoring: (loaded, scorer, make_sampler) for
     `premem.evaluate.evaluate_checkpoint`. All-transformers: the loaded model and (None, None). With vLLM
     anywhere, one engine serves it; when scoring stays with transformers, the transformers model is scored
-    with first and moved off the GPU before the engine starts (both would not fit beside a 7-9B model)."""
+    with first and moved off the GPU before the engine starts (both would not fit beside a 7-9B model).
+    `scoring_dtype`: the dtype the transformers model is loaded in when it scores (None: the model's)."""
     from premem.models import load_model
 
     sampler, scoring = evaluation.get("sampler", "transformers"), evaluation.get("scoring", "transformers")
     if sampler == "auto":
         sampler = auto_sampler(model_spec, device)
+    score_dtype = scoring_dtype or model_spec.dtype
     if sampler != "vllm" and scoring != "vllm":
-        return load_model(folder, device=device, dtype=model_spec.dtype,
+        return load_model(folder, device=device, dtype=score_dtype,
                           trust_remote_code=model_spec.trust_remote_code), None, None
     # vLLM serves in the sampling dtype when one is set, else the model's (float32 is its slow path)
     dtype = evaluation.get("sampling_dtype") or model_spec.dtype
@@ -192,7 +195,7 @@ def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device
         loaded = load_model(folder, device=device, dtype=model_spec.dtype,
                             trust_remote_code=model_spec.trust_remote_code)
         return loaded, engine().target_nll, None
-    loaded = load_model(folder, device=device, dtype=model_spec.dtype, trust_remote_code=model_spec.trust_remote_code)
+    loaded = load_model(folder, device=device, dtype=score_dtype, trust_remote_code=model_spec.trust_remote_code)
 
     def after_scoring() -> VLLMBackend:
         _release(loaded)

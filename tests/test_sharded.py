@@ -16,11 +16,11 @@ from tests.tiny_hf import FIXTURES, make_tiny_hf
 pytestmark = pytest.mark.slow
 
 
-def spec_text(model: Path, shards: int, batch: int = 5, micro: str = "") -> str:
+def spec_text(model: Path, shards: int, batch: int = 5, micro: str = "", dtype: str = "float32") -> str:
     return f"""
 name: shard
 device: cpu
-models: [{{name: m, hf: {model}}}]
+models: [{{name: m, hf: {model}, dtype: {dtype}}}]
 datasets:
   - name: g
     gsm8k: {{train_file: {FIXTURES / 'gsm8k_train.jsonl'}, test_file: {FIXTURES / 'gsm8k_test.jsonl'}}}
@@ -77,3 +77,43 @@ def test_a_sharded_run_cannot_go_on_from_an_unsharded_epoch(model, tmp_path):
                            epoch=2, resources=two[1].resources)
     with pytest.raises(UserError, match="holds no sharded optimizer state"):
         run_train_epoch(job, store, lambda m: None)
+
+
+def test_sharded_mixed_precision_keeps_float32_master_weights_and_state(model, tmp_path):
+    # a bfloat16 model under the default training.precision (mixed): both sharded epochs run their passes under
+    # autocast on float32 weights, the checkpoints keep float32 weights and optimizer state, and the weights
+    # follow the unsharded run's (bfloat16 passes over other splits of the batch: close, not equal)
+    results = {}
+    for shards in (1, 2):
+        store = Store(tmp_path / f"s{shards}")
+        jobs = train_jobs(tmp_path, model, shards, dtype="bfloat16")
+        assert jobs[0].settings["training"]["precision"] == "mixed"
+        for j in jobs:
+            run(j, store)
+        folder = store.artifact(jobs[-1].id)
+        from safetensors.torch import load_file
+
+        results[shards] = load_file(str(folder / "model.safetensors"))
+        assert {w.dtype for w in results[shards].values()} == {torch.float32}
+    osd = torch.load(folder / "optimizer_full.pt", weights_only=True)["state"]
+    assert {t.dtype for st in osd.values() for k, t in st.items() if k != "step"} == {torch.float32}
+    base = load_model(model, device="cpu").model.state_dict()
+    for name, w in results[1].items():
+        moved = (w - base[name]).norm()
+        assert (results[2][name] - w).norm() <= 0.1 * moved + 1e-6, name
+
+
+def test_sharded_float16_mixed_precision_scales_the_loss_across_processes(model, tmp_path):
+    # float16 passes need a gradient scaler; sharded, every process must skip the same steps (ShardedGradScaler
+    # agrees on non-finite gradients): both epochs finish and the checkpoint keeps the scale and float32 weights
+    import json
+
+    from safetensors.torch import load_file
+
+    store = Store(tmp_path / "s")
+    jobs = train_jobs(tmp_path, model, 2, dtype="float16")
+    outs = [run(j, store) for j in jobs]
+    assert all("diverged" not in o for o in outs)
+    folder = store.artifact(jobs[-1].id)
+    assert json.loads((folder / "train_state.json").read_text())["grad_scaler"]["scale"] > 0
+    assert {w.dtype for w in load_file(str(folder / "model.safetensors")).values()} == {torch.float32}
