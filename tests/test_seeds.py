@@ -1,0 +1,117 @@
+"""Seeds as an axis (grid.seeds, runs[].seed, curation.seeds): each seed its own runs with their own job ids; a
+seed equal to the spec's plans exactly the jobs of the spec without seeds; the summary averages over seeds."""
+import json
+from pathlib import Path
+
+import pytest
+
+from premem.plan import build_plan, job_counts, match_runs
+from premem.spec import RunSelector, SpecError, parse_spec
+
+BASE = """
+name: seeds
+seed: 0
+models:
+  - name: tiny
+    builtin: tiny
+    size: {layers: 2, hidden: 32, heads: 2, mlp: 64, max_length: 192}
+    pretrain: {dataset: arithmetic, examples: 100}
+datasets:
+  - name: arithmetic
+    builtin: arithmetic
+    train_size: 16
+    test_size: 8
+premem: {p: -0.75}
+metrics: {weight_distance: {}, runs: all}
+perturbations: {runs: all, epochs: final, samples: 2}
+"""
+GRID = "grid: {learning_rate: [1.0e-3, 2.0e-3], epochs: [2]%s}\n"
+
+
+def plan(grid_extra: str = "", extra: str = ""):
+    return build_plan(parse_spec(BASE + GRID % grid_extra + extra, "seeds.yaml"))
+
+
+def by_label(p) -> dict[str, str]:
+    return {j.label: j.id for j in p.jobs}
+
+
+def test_grid_seeds_multiply_the_runs_each_with_its_own_ids():
+    plain, seeded = plan(), plan(", seeds: [0, 1, 2]")
+    assert len(seeded.runs) == 3 * len(plain.runs)
+    assert [r.name for r in plain.runs] == ["tiny/arithmetic/lr0.001-ep2-frac1", "tiny/arithmetic/lr0.002-ep2-frac1"]
+    assert [r.name for r in seeded.runs[:3]] == [f"tiny/arithmetic/lr0.001-ep2-frac1/seed{s}" for s in (0, 1, 2)]
+    assert {r.base_name for r in seeded.runs} == {r.name for r in plain.runs}
+    kinds = ("train", "evaluate", "measure", "perturb")
+    n = {k: sum(j.kind == k for j in plain.jobs) for k in kinds}
+    assert {k: sum(j.kind == k for j in seeded.jobs) for k in kinds} == {k: 3 * v for k, v in n.items()}
+    assert job_counts(seeded.spec) == {k: sum(j.kind == k for j in seeded.jobs) for k in job_counts(seeded.spec)}
+    # pretraining is per model: the seeds repeat finetuning from the same base model
+    assert [j.id for j in seeded.jobs if j.kind == "pretrain"] == [j.id for j in plain.jobs if j.kind == "pretrain"]
+    ids = [j.id for j in seeded.jobs if j.kind != "analysis"]
+    assert len(ids) == len(set(ids))  # every seed's jobs are its own
+    for j in seeded.jobs:
+        if j.kind in kinds:
+            assert j.settings["seed"] == int(j.run.rsplit("seed", 1)[1])
+
+
+def test_the_spec_seed_among_the_seeds_keeps_the_ids_of_the_spec_without_seeds():
+    plain, seeded = by_label(plan()), by_label(plan(", seeds: [0, 1, 2]"))
+    for label, job_id in plain.items():
+        if label == "analysis and report":
+            continue
+        name = label.replace("-frac1", "-frac1/seed0")
+        assert seeded[name] == job_id, label
+    other = by_label(plan(", seeds: [5]"))
+    assert not set(other.values()) & {v for k, v in plain.items() if "pretrain" not in k}
+
+
+def test_a_run_seed_and_selectors_by_seed():
+    p = plan(", seeds: [0, 1]", "runs: [{learning_rate: 3.0e-3, epochs: 1, seed: 7}, {learning_rate: 4.0e-3, epochs: 1}]\n")
+    names = [r.name for r in p.runs]
+    assert "tiny/arithmetic/lr0.003-ep1-frac1/seed7" in names
+    assert "tiny/arithmetic/lr0.004-ep1-frac1" in names  # no seed given: the spec's, no seed part
+    assert [r.name for r in match_runs(p.runs, [RunSelector(seed=1)])] == [
+        "tiny/arithmetic/lr0.001-ep2-frac1/seed1", "tiny/arithmetic/lr0.002-ep2-frac1/seed1"]
+    assert len(match_runs(p.runs, [RunSelector(seed=0)])) == 3  # spec.seed 0: the unseeded extra run too
+    calib = build_plan(parse_spec(BASE.replace("premem: {p: -0.75}", "premem: {calibrate_on: [{seed: 1}]}")
+                                  + GRID % ", seeds: [0, 1]", "s.yaml"))
+    assert calib.jobs[-1].settings["calibration_runs"] == [r.name for r in calib.runs if r.seed == 1]
+    with pytest.raises(SpecError, match="selects no run"):
+        parse_spec(BASE.replace("runs: all, epochs", "runs: [{seed: 9}], epochs") + GRID % ", seeds: [0, 1]", "s.yaml")
+    with pytest.raises(SpecError, match="listed twice"):
+        plan(", seeds: [1, 1]")
+    with pytest.raises(SpecError, match="seed must lie"):
+        plan(", seeds: [-1]")
+
+
+CURATION = """
+curation:
+  rounds: 2
+  new_examples: 4
+  learning_rate: 1.0e-3
+  epochs: 2
+"""
+
+
+def curation_plan(extra: str = ""):
+    text = BASE.replace("metrics: {weight_distance: {}, runs: all}\nperturbations: {runs: all, epochs: final, "
+                        "samples: 2}\n", "") + CURATION + extra
+    return build_plan(parse_spec(text, "cur.yaml"))
+
+
+def test_curation_seeds_plan_the_study_once_per_seed():
+    one, two = curation_plan(), curation_plan("  seeds: [0, 1]\n")
+    assert len(two.jobs) - 1 == 2 * (len(one.jobs) - 1) - 1  # pretraining shared, the analysis once
+    assert job_counts(two.spec) == {k: sum(j.kind == k for j in two.jobs) for k in job_counts(two.spec)}
+    assert [s for s, _ in two.curation.per_seed()] == [0, 1]
+    names = [r.name for r in two.curation.runs]
+    assert "curation/round0/seed0" in names and "curation/iid/round2/seed1" in names
+    labels = [j.label for j in two.jobs]
+    assert len(labels) == len(set(labels))
+    # seed 0 == the spec's seed: the jobs of the spec without seeds, under names with a seed part
+    plain = {j.id for j in one.jobs if j.kind != "analysis"}
+    seed0 = {j.id for j in two.curation.parts[0].jobs} | {j.id for j in two.jobs if j.kind == "pretrain"}
+    assert seed0 == plain
+    assert not {j.id for j in two.curation.parts[1].jobs} & plain
+    assert one.curation.per_seed() == [(None, one.curation)]
