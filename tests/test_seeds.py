@@ -115,3 +115,46 @@ def test_curation_seeds_plan_the_study_once_per_seed():
     assert seed0 == plain
     assert not {j.id for j in two.curation.parts[1].jobs} & plain
     assert one.curation.per_seed() == [(None, one.curation)]
+
+
+def test_seed_groups_average_over_seeds_with_a_t_interval():
+    import numpy as np
+    from scipy.stats import t
+
+    from premem.analysis import build_summary
+    from premem.analysis_results import RunData
+
+    runs, entries = [], []
+    tests = {0: [0.2, 0.5], 1: [0.4, 0.5], 2: [0.6, 0.5]}
+    for seed, test_acc in tests.items():
+        name = f"m/d/lr0.001-ep2-frac1/seed{seed}"
+        acc = np.array([[0.1 * seed, 0.0], [0.5, 0.5]])
+        nll = np.array([[2.0, 2.0], [0.5, 0.5]])
+        settings = {"model": "m", "dataset": "d", "learning_rate": 1e-3, "epochs": 2, "dataset_fraction": 1.0,
+                    "seed": seed}
+        runs.append(RunData(name, settings, [1, 2], ["a", "b"], acc, nll, np.array(test_acc), [None, None]))
+        entries.append({"id": name, "name": name, "status": "done", "error": None, "settings": settings,
+                        "seed": seed, "seed_group": "m/d/lr0.001-ep2-frac1"})
+    lone = "m/d/lr0.002-ep2-frac1"  # no seed group: a run of a spec without seeds
+    runs.append(RunData(lone, {"model": "m", "dataset": "d"}, [1], ["a"], np.array([[1.0]]), np.array([[1.0]]),
+                        np.array([0.9]), [None]))
+    entries.append({"id": lone, "name": lone, "status": "done", "error": None, "settings": {}, "seed": 0})
+    summary, _ = build_summary(runs, entries, ps=[-1.0, 0.0], calibration_runs=[], fixed_p=0.0)
+    [group] = summary["seed_groups"]
+    assert group["name"] == "m/d/lr0.001-ep2-frac1" and group["seeds"] == [0, 1, 2]
+    assert group["runs"] == [e["name"] for e in entries[:3]]
+    first, last = group["checkpoints"]
+    assert first["epoch"] == 1 and first["n"] == 3
+    half = t.ppf(0.975, 2) * 0.2 / np.sqrt(3)  # sd of 0.2, 0.4, 0.6 is 0.2
+    assert first["test_acc"] == pytest.approx(0.4)
+    assert first["test_acc_ci"] == pytest.approx([0.4 - half, 0.4 + half])
+    assert first["train_acc"] == pytest.approx(np.mean([0.0, 0.05, 0.1]))
+    pm = [e["checkpoints"][0]["premem_acc"] for e in summary["runs"][:3]]
+    assert first["premem_acc"] == pytest.approx(np.mean(pm))
+    assert last["test_acc"] == pytest.approx(0.5) and last["test_acc_ci"] == pytest.approx([0.5, 0.5])
+    assert [e["seed"] for e in summary["runs"]] == [0, 1, 2, 0]
+    # one seed: the mean, no interval; no seed groups: no key
+    one, _ = build_summary(runs[:1], entries[:1], ps=[-1.0, 0.0], calibration_runs=[], fixed_p=0.0)
+    assert one["seed_groups"][0]["checkpoints"][0]["test_acc_ci"] is None
+    none, _ = build_summary(runs[3:], entries[3:], ps=[-1.0, 0.0], calibration_runs=[], fixed_p=0.0)
+    assert "seed_groups" not in none
