@@ -1,8 +1,7 @@
 """Seeds as an axis (grid.seeds, runs[].seed, curation.seeds): each seed its own runs with their own job ids; a
 seed equal to the spec's plans exactly the jobs of the spec without seeds; the summary averages over seeds."""
-import json
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from premem.plan import build_plan, job_counts, match_runs
@@ -158,3 +157,71 @@ def test_seed_groups_average_over_seeds_with_a_t_interval():
     assert one["seed_groups"][0]["checkpoints"][0]["test_acc_ci"] is None
     none, _ = build_summary(runs[3:], entries[3:], ps=[-1.0, 0.0], calibration_runs=[], fixed_p=0.0)
     assert "seed_groups" not in none
+
+
+class FakeStore:
+    """Just what curation_summary reads: records(ids) -> {id: record with status and result}."""
+
+    def __init__(self, results: dict[str, dict]):
+        from types import SimpleNamespace
+
+        self._records = {k: SimpleNamespace(status="done", result=v) for k, v in results.items()}
+
+    def records(self, ids):
+        return {i: self._records[i] for i in ids if i in self._records}
+
+
+# test accuracy per seed, strategy and round (round 0 shared by every strategy of a seed)
+CURVES = {0: {"iid": [0.2, 0.3, 0.4], "premem": [0.2, 0.4, 0.5]},
+          1: {"iid": [0.3, 0.35, 0.45], "premem": [0.3, 0.5, 0.55]}}
+
+
+def test_curation_with_two_seeds_averages_curves_and_ratios():
+    from scipy.stats import t
+
+    from premem.analysis_curation import curation_summary
+    from premem.curate import efficiency
+
+    p = curation_plan('  strategies: ["premem", "iid"]\n  seeds: [0, 1]\n  targets: [0.3, 0.4]\n')
+    results = {}
+    for seed, part in p.curation.per_seed():
+        for run in part.runs:
+            strategy = run.strategies[0] if run.round else "iid"
+            results[run.train[-1]] = {"examples": 16 + 4 * run.round}
+            results[run.final_eval] = {"test_acc": CURVES[seed][strategy][run.round]}
+    cur = curation_summary(p, FakeStore(results))
+    assert cur["seeds"] == [0, 1] and set(cur["per_seed"]) == {"0", "1"} and cur["originals"] == 16
+    half = t.ppf(0.975, 1) * np.std([0.2, 0.3], ddof=1) / np.sqrt(2)
+    first = cur["iid"]["curve"][0]
+    assert first["round"] == 0 and first["n"] == 2 and first["status"] == "done"
+    assert first["run"] == "curation/round0" and first["runs"] == ["curation/round0/seed0", "curation/round0/seed1"]
+    assert first["test_acc"] == pytest.approx(0.25) and first["test_acc_ci"] == pytest.approx([0.25 - half, 0.25 + half])
+    assert first["size"] == 16 and first["size_ci"] == pytest.approx([16, 16])
+    assert [q["test_acc"] for q in cur["premem"]["curve"]] == pytest.approx([0.25, 0.45, 0.525])
+    per = {s: efficiency([(16 + 4 * r, a) for r, a in enumerate(CURVES[s]["iid"])],
+                         [(16 + 4 * r, a) for r, a in enumerate(CURVES[s]["premem"])], [0.3, 0.4]) for s in (0, 1)}
+    for k, row in enumerate(cur["premem"]["efficiency"]):
+        ratios = [per[s][k]["ratio"] for s in (0, 1)]
+        assert row["target"] == [0.3, 0.4][k] and row["n"] == 2
+        assert row["ratio"] == pytest.approx(np.mean(ratios))
+        h = t.ppf(0.975, 1) * np.std(ratios, ddof=1) / np.sqrt(2)
+        assert row["ratio_ci"] == pytest.approx([np.mean(ratios) - h, np.mean(ratios) + h])
+        assert cur["per_seed"]["0"]["premem"]["efficiency"][k]["ratio"] == pytest.approx(ratios[0])
+    seed_means = [np.mean([e["ratio"] for e in per[s]]) for s in (0, 1)]
+    assert cur["premem"]["mean_ratio"] == pytest.approx(np.mean(seed_means))
+    assert cur["premem"]["mean_ratio_ci"] is not None
+
+
+def test_curation_without_seeds_keeps_its_summary_shape():
+    from premem.analysis_curation import curation_summary
+
+    p = curation_plan('  strategies: ["premem", "iid"]\n')
+    results = {}
+    for run in p.curation.runs:
+        strategy = run.strategies[0] if run.round else "iid"
+        results[run.train[-1]] = {"examples": 16 + 4 * run.round}
+        results[run.final_eval] = {"test_acc": CURVES[0][strategy][run.round]}
+    cur = curation_summary(p, FakeStore(results))
+    assert "seeds" not in cur and "per_seed" not in cur
+    assert [q["test_acc"] for q in cur["premem"]["curve"]] == [0.2, 0.4, 0.5]
+    assert "test_acc_ci" not in cur["premem"]["curve"][0]
