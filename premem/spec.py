@@ -1299,7 +1299,7 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             names = ", ".join(r.name for r in ref[:4]) + (" ..." if len(ref) > 4 else "")
             out.append((("metrics", "atc", "reference"),
                         f"must select exactly one run; it selects {len(ref)}" + (f" ({names})" if ref else "")
-                        + ": add learning_rate, epochs or dataset_fraction"))
+                        + ": add learning_rate, epochs, dataset_fraction or seed"))
         elif atc.epoch is not None and atc.epoch > ref[0].epochs:
             out.append((("metrics", "atc", "epoch"), f"the reference run has {ref[0].epochs} epochs"))
     pert = spec.perturbations

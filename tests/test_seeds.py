@@ -225,3 +225,34 @@ def test_curation_without_seeds_keeps_its_summary_shape():
     assert "seeds" not in cur and "per_seed" not in cur
     assert [q["test_acc"] for q in cur["premem"]["curve"]] == [0.2, 0.4, 0.5]
     assert "test_acc_ci" not in cur["premem"]["curve"][0]
+
+
+def test_analyze_plan_of_a_seeded_grid_gives_seed_groups_and_a_report(tmp_path):
+    from premem.analysis import analyze_plan
+    from premem.report.html import render_pages
+    from premem.store import Store
+
+    p = build_plan(parse_spec(BASE.replace("metrics: {weight_distance: {}, runs: all}\nperturbations: {runs: all, "
+                                           "epochs: final, samples: 2}\n", "") + GRID % ", seeds: [0, 1, 2]",
+                              "s.yaml"))
+    store = Store(tmp_path / "store")
+    for job in p.jobs:
+        if job.kind == "train":
+            store.record(job, "done", result={"mean_loss": 1.0})
+        if job.kind != "evaluate":
+            continue
+        seed = job.settings["seed"]
+        rows = [{"split": "train", "example_id": f"train-{e}", "n_samples": 4, "n_correct": (e + seed) % 5,
+                 "n_unparseable": 0, "nll": 0.1 * (e + 1), "n_target_tokens": 10} for e in range(4)]
+        rows += [{"split": "test", "example_id": f"test-{t}", "n_samples": 4, "n_correct": (t + seed + job.epoch) % 5,
+                  "n_unparseable": 0} for t in range(3)]
+        store.record(job, "done", result={}, examples=rows)
+    summary, _ = analyze_plan(p, store)
+    assert [e["seed"] for e in summary["runs"]] == [0, 1, 2, 0, 1, 2]
+    groups = summary["seed_groups"]
+    assert [g["name"] for g in groups] == ["tiny/arithmetic/lr0.001-ep2-frac1", "tiny/arithmetic/lr0.002-ep2-frac1"]
+    last = groups[0]["checkpoints"][-1]
+    tests = [e["checkpoints"][-1]["test_acc"] for e in summary["runs"][:3]]
+    assert last["n"] == 3 and last["test_acc"] == pytest.approx(np.mean(tests)) and len(last["test_acc_ci"]) == 2
+    page = render_pages(summary, {})["index.html"]
+    assert '<section id="seeds"' in page and "seed: 2" in page
