@@ -15,6 +15,7 @@ import numpy as np
 
 # RunData is also imported from here (tests, scripts): it lives in premem.analysis_results
 from premem.analysis_results import RunData, block_label, block_of, finite_or_none
+from premem.analysis_seeds import seed_groups
 from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
 from premem.plan import Plan
 from premem.spec_runs import selected_runs
@@ -298,7 +299,9 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
     study's source. `gap_extra`: a callable returning more perplexity-gap entries (or None), called only when some
     p is known. `calibrate_mode`: 'per_block' or 'pooled' (see `analyze`); summary['blocks'] has one entry per
     block, summary['premem'] the single calibration (or, for several blocks calibrated apart, p None and the
-    R^2 of every checkpoint at its block's p).
+    R^2 of every checkpoint at its block's p). An entry may carry 'seed' and 'seed_group' (the name it shares with
+    the runs that differ from it only by seed): summary['seed_groups'] then averages each group over its seeds
+    (premem.analysis_seeds).
     """
     core = analyze(runs, ps, calibration_runs, fit, fixed_p, calibrate_mode)
     per_run = {r["name"]: r["checkpoints"] for r in core["runs"]}
@@ -329,6 +332,9 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
         "notes": notes,
         "runs": entries,
     }
+    groups = seed_groups(entries)  # entries with a 'seed_group': only when the spec gives seeds
+    if groups:
+        summary["seed_groups"] = groups
     dynamics = {}
     if known:
         summary["perplexity_gap"] = perplexity_gap(runs, p_of) | ((gap_extra() if gap_extra else None) or {})
@@ -427,8 +433,9 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
     for run in plan.runs:
         info = status.get(run.name, {"status": "incomplete", "error": None})
         run_entries.append({"id": run.name, "name": run.name, "status": info["status"], "error": info["error"],
-                            "settings": run.settings()} | ({"diverged_step": info["diverged_step"]}
-                                                          if "diverged_step" in info else {}))
+                            "settings": run.settings(), "seed": run.seed}
+                           | ({"seed_group": run.base_name} if run.seeded else {})
+                           | ({"diverged_step": info["diverged_step"]} if "diverged_step" in info else {}))
     text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
     summary, dynamics = build_summary(runs, run_entries, ps=spec.premem.p_grid.values(),
                                       calibration_runs=calibration, fit=spec.premem.fit, fixed_p=spec.premem.p,

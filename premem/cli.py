@@ -77,7 +77,7 @@ def _runs_text(plan) -> str:
     round 0 once, the IFD scorer)."""
     text = f"{len(plan.runs)} runs"
     if plan.curation is not None:
-        n = len(plan.curation.runs) + (plan.curation.scorer is not None)
+        n = len(plan.curation.runs) + sum(part.scorer is not None for _, part in plan.curation.per_seed())
         text += f", {n} curation models"
     return text
 

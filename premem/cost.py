@@ -423,7 +423,7 @@ def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
         if s.get("train_split") is not None:
             n = st.test if s["train_split"] == "test" else st.train
         else:
-            r = int(job.run.rsplit("round", 1)[1])
+            r = int(job.run.rsplit("round", 1)[1].split("/")[0])  # curation/<strategy>/round<r>[/seed<s>]
             n = st.train + sum(c.per_round()[:r])
         return Work(trained=n * example, loads=1, authors_loads=1)
     if job.kind == "evaluate":

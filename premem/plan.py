@@ -68,6 +68,7 @@ def build_plan(spec: Spec) -> Plan:
         # pretraining always runs in float32 on built-in code: the finetuning dtype and remote-code switch
         # must not rerun it
         model = {k: v for k, v in section_content(m).items() if k not in ("dtype", "trust_remote_code")}
+        # pretraining is per model, not per run: grid.seeds repeat the finetuning runs from the same base model
         settings = {"model": model, "dataset": generator, "seed": spec.seed, "device": spec.device}
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
                   resources=res.pretrain.model_dump())
@@ -94,13 +95,13 @@ def build_plan(spec: Spec) -> Plan:
         pert_epochs = set(pert_of.of(run)) if run in perturbed else set()
         for epoch in range(1, run.epochs + 1):
             settings = train_settings(spec, model, ds, pair.training, run.learning_rate, run.epochs,
-                                      run.dataset_fraction, epoch, pair)
+                                      run.dataset_fraction, epoch, pair, seed=run.seed)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=train_res)
             ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content,
                            "evaluation": pair.evaluation_content,
-                           "dataset_fraction": run.dataset_fraction, "seed": spec.seed, "device": spec.device}
+                           "dataset_fraction": run.dataset_fraction, "seed": run.seed, "device": spec.device}
             if pair.files:
                 ev_settings["data_files"] = pair.files
             ev_settings.update(scoring_settings(spec, model))
@@ -157,8 +158,8 @@ def build_plan(spec: Spec) -> Plan:
 
 def _checkpoint_settings(spec: Spec, pair: Pair, run: Run, with_data: bool = True) -> dict:
     """What identifies a checkpoint's inputs beyond its train job: the model, the run's training examples
-    (the test split's size left out: these jobs read train examples only), the seed and the device."""
-    out: dict[str, Any] = {"model": pair.model_content, "seed": spec.seed, "device": spec.device}
+    (the test split's size left out: these jobs read train examples only), the run's seed and the device."""
+    out: dict[str, Any] = {"model": pair.model_content, "seed": run.seed, "device": spec.device}
     if with_data:
         out.update(dataset=pair.train_data, dataset_fraction=run.dataset_fraction)
         if pair.train_files:

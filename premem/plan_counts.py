@@ -39,12 +39,16 @@ def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
         counts["perturb"] = sum(len(epochs.of(r)) * prompts[builtin[r.dataset]] for r in match_runs(runs, pert.runs))
     c = spec.curation
     if c is not None:  # as plan_curation.curation_jobs: round 0, the IFD scorer, each strategy's rounds
-        counts["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
-        counts["evaluate"] += c.epochs if "premem" in c.strategies else 1
+        cur = dict.fromkeys(CODE_VERSIONS, 0)
+        cur["train"] += c.epochs * (1 + len(c.strategies) * c.rounds)
+        cur["evaluate"] += c.epochs if "premem" in c.strategies else 1
         for strategy in c.strategies:
-            counts["collect"] += c.rounds
-            counts["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
+            cur["collect"] += c.rounds
+            cur["evaluate"] += c.rounds + ((c.epochs - 1) * (c.rounds - 1) if strategy == "premem" else 0)
         if "ifd" in c.strategies:
-            counts["train"] += c.ifd.epochs
-            counts["score"] += 1
+            cur["train"] += c.ifd.epochs
+            cur["score"] += 1
+        n_seeds = len(c.seeds or [None])  # curation.seeds repeat all of it, once per seed
+        for kind, n in cur.items():
+            counts[kind] += n_seeds * n
     return counts

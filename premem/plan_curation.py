@@ -9,7 +9,7 @@ premem's collect jobs and the rounds after them, nothing of the rivals'.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
@@ -31,22 +31,47 @@ class CurationRun:
     train: tuple[str, ...]  # train job ids, one per epoch
     evals: tuple[str, ...]  # evaluate job ids (every epoch when its PreMemAcc selects, else the final one)
     final_eval: str  # the evaluation with test accuracy (the final epoch's)
+    seed: int | None = None  # its seed when curation.seeds are given (None: the spec's seed, names without one)
 
 
 @dataclass
 class CurationPlan:
-    """The jobs of the curation section and where each strategy's points and collect jobs are."""
+    """The jobs of the curation section and where each strategy's points and collect jobs are. With
+    curation.seeds, `parts` holds one such plan per seed (in `seeds` order) and this one joins them: its runs and
+    jobs are all of theirs, its collects are keyed '<strategy>/seed<s>' and its scorer is None; read a seed's
+    collects and scorer through `per_seed`."""
 
     runs: list[CurationRun]
     collects: dict[str, list[str]]  # strategy -> collect job id per round 1..n
     scorer: str | None  # the IFD score job
     jobs: list[Job]  # every job, in dependency order
+    seeds: list[int] = field(default_factory=list)  # curation.seeds (empty: none given)
+    parts: list[CurationPlan] = field(default_factory=list)  # one plan per seed, with seeds
+
+    def per_seed(self) -> list[tuple[int | None, CurationPlan]]:
+        """[(seed, that seed's plan)]: [(None, self)] without curation.seeds."""
+        return list(zip(self.seeds, self.parts)) if self.parts else [(None, self)]
 
 
 def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
     """The curation section's jobs, in dependency order. `base_of`: model name -> the id of its pretrain job
     (None for a hub model). A round's train jobs have the grid's train-job settings (premem.plan_settings) plus
-    what the round adds."""
+    what the round adds. With curation.seeds the whole study (round 0, the IFD scorer, every strategy's rounds)
+    is planned once per seed, each hashing its seed where the spec's seed is hashed otherwise (so a seed equal
+    to the spec's plans the jobs of a spec without seeds, under names with a seed part); the base model's
+    pretraining is shared."""
+    seeds = spec.curation.seeds
+    if not seeds:
+        return _seed_jobs(spec, base_of, spec.seed, None)
+    parts = [_seed_jobs(spec, base_of, s, s) for s in seeds]
+    return CurationPlan(runs=[r for p in parts for r in p.runs],
+                        collects={f"{k}/seed{s}": v for s, p in zip(seeds, parts) for k, v in p.collects.items()},
+                        scorer=None, jobs=[j for p in parts for j in p.jobs], seeds=list(seeds), parts=parts)
+
+
+def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int | None) -> CurationPlan:
+    """The curation jobs of one seed; `named`: the seed that names and labels them (None: no seed part)."""
+    tag, label_tag = (f"/seed{named}", f" seed {named}") if named is not None else ("", "")
     c = spec.curation
     model_name, ds_name = spec.curation_pair()
     model, ds = spec.model(model_name), spec.dataset(ds_name)
@@ -62,7 +87,7 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
     def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:
         prev, out = base, []
         for epoch in range(1, epochs + 1):
-            s = train_settings(spec, model, ds, training, lr, epochs, 1.0, epoch)
+            s = train_settings(spec, model, ds, training, lr, epochs, 1.0, epoch, seed=seed)
             deps = (prev,) if prev else ()
             if collect is not None:  # the examples this round adds (a dependency, read from its artifact)
                 s["collected"] = collect
@@ -89,8 +114,8 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
             ev = dict(evaluation, train_examples=None if selects else 0,
                       test_examples=evaluation["test_examples"] if final else 0)
             s = {"model": section_content(model), "dataset": section_content(ds), "evaluation": ev,
-                 **scoring_settings(spec, model),
-                 "dataset_fraction": 1.0, "seed": spec.seed, "device": spec.device}
+                **scoring_settings(spec, model),
+                "dataset_fraction": 1.0, "seed": seed, "device": spec.device}
             fp = dataset_fingerprint(ds)
             if fp:
                 s["data_files"] = fp
@@ -103,21 +128,21 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
         ev = evaluations(name, tr, selects)
         jobs.extend(tr + ev)
         return CurationRun(name, tuple(strategies), round_, collect, tuple(j.id for j in tr),
-                           tuple(j.id for j in ev), ev[-1].id)
+                           tuple(j.id for j in ev), ev[-1].id, named)
 
-    runs = [add_run(ROUND0, c.strategies, 0, None, "premem" in c.strategies)]
+    runs = [add_run(ROUND0 + tag, c.strategies, 0, None, "premem" in c.strategies)]
     scorer = None
     if "ifd" in c.strategies:
         ifd = c.ifd
-        tr = train_chain("curation/ifd-scorer", None, ifd.learning_rate or c.learning_rate, ifd.epochs, ifd.split)
-        s = {"model": section_content(model), "dataset": section_content(ds), "seed": spec.seed,
+        tr = train_chain("curation/ifd-scorer" + tag, None, ifd.learning_rate or c.learning_rate, ifd.epochs, ifd.split)
+        s = {"model": section_content(model), "dataset": section_content(ds), "seed": seed,
              "device": spec.device}
         fp = dataset_fingerprint(ds)
         if fp:
             s["data_files"] = fp
         if ifd.unconditional != "after_cue":  # hashed only when set, so existing score jobs keep their ids
             s["unconditional"] = ifd.unconditional
-        score = make_job("score", "score IFD of the originals", s, (tr[-1].id,), "curation/ifd-scorer",
+        score = make_job("score", "score IFD of the originals" + label_tag, s, (tr[-1].id,), "curation/ifd-scorer" + tag,
                          None, res.evaluate.model_dump())
         jobs.extend(tr + [score])
         scorer = score.id
@@ -128,7 +153,7 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
         prev_collect, prev_run = None, runs[0]
         collects[strategy] = []
         for r, n_new in enumerate(c.per_round(), start=1):
-            s = {"strategy": strategy, "round": r, "new_examples": n_new, "dataset": train_data, "seed": spec.seed,
+            s = {"strategy": strategy, "round": r, "new_examples": n_new, "dataset": train_data, "seed": seed,
                  "source": source["settings"]}
             fp = dataset_fingerprint(ds, splits=("train",))
             if fp:
@@ -144,12 +169,12 @@ def curation_jobs(spec: Spec, base_of: dict[str, str | None]) -> CurationPlan:
             elif strategy == "heuristic":
                 s |= {"percent": c.heuristic.percent}
             s["after"] = prev_collect  # which dependency is the previous round's collection (None in round 1)
-            collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new)", s, deps,
-                               f"curation/{strategy}/round{r}", None, res.evaluate.model_dump())
+            collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new){label_tag}", s, deps,
+                               f"curation/{strategy}/round{r}{tag}", None, res.evaluate.model_dump())
             jobs.append(collect)
             collects[strategy].append(collect.id)
             selects = strategy == "premem" and r < c.rounds
-            prev_run = add_run(f"curation/{strategy}/round{r}", [strategy], r, collect.id, selects)
+            prev_run = add_run(f"curation/{strategy}/round{r}{tag}", [strategy], r, collect.id, selects)
             runs.append(prev_run)
             prev_collect = collect.id
     return CurationPlan(runs=runs, collects=collects, scorer=scorer, jobs=jobs)

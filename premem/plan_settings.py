@@ -88,13 +88,15 @@ class Pairs:
 
 
 def train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
-                   epoch: int, pair: Pair | None = None) -> dict:
+                   epoch: int, pair: Pair | None = None, seed: int | None = None) -> dict:
     """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies); `pair`
-    holds what they share with the pair's other jobs (made here when not given)."""
+    holds what they share with the pair's other jobs (made here when not given). `seed`: the run's (grid.seeds,
+    a run's seed, curation.seeds); None = the spec's. It is hashed under the one key "seed", so a run whose seed
+    is the spec's has the id it had before seeds were an axis."""
     pair = pair or Pair(spec, model, ds)
     settings = {"model": pair.model_content, "dataset": pair.train_data, "training": training,
                 "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
-                "seed": spec.seed, "device": spec.device}
+                "seed": spec.seed if seed is None else seed, "device": spec.device}
     if pair.train_files:
         settings["data_files"] = pair.train_files
     if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)

@@ -516,6 +516,17 @@ class Grid(Strict):
         description="Fractions of the training set; with `training.fixed_step_epochs`, fractions below 1 "
         "take their epochs from the fixed-step rule instead of the epochs list.",
     )
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="Seeds to repeat every grid run with (data order, sampling, any random "
+        "initialisation), each its own run named .../seed<s>; null = the spec's `seed` alone, names unchanged.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
+        d = handler(self)
+        if d.get("seeds") is None:
+            d.pop("seeds", None)
+        return d
 
 
 class RunSpec(Strict):
@@ -526,6 +537,16 @@ class RunSpec(Strict):
     dataset_fraction: float = Field(1.0, gt=0, le=1, description="Fraction of the training set.")
     model: str | None = Field(None, description="Model name; default every model.")
     dataset: str | None = Field(None, description="Dataset name; default every dataset.")
+    seed: int | None = Field(None, description="Seed of this run (its name gains .../seed<s>); null = the spec's "
+                             "`seed`.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
+        d = handler(self)
+        if d.get("seed") is None:
+            d.pop("seed", None)
+        return d
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -655,6 +676,15 @@ class RunSelector(Strict):
     learning_rate: PositiveFloat | None = Field(None, description="Peak learning rate.")
     epochs: int | None = Field(None, description="Epochs.")
     dataset_fraction: float | None = Field(None, description="Fraction of the training set.")
+    seed: int | None = Field(None, description="Seed (grid.seeds or a run's seed; the spec's seed otherwise).")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
+        d = handler(self)
+        if d.get("seed") is None:
+            d.pop("seed", None)
+        return d
 
 
 class PreMem(Strict):
@@ -878,6 +908,18 @@ class Curation(Strict):
     targets: list[Annotated[float, Field(ge=0, le=1)]] | None = Field(
         None, description="Test accuracies at which sample efficiency is read; null = three between round 0's "
         "accuracy and the highest both curves reach.")
+    seeds: list[int] | None = Field(
+        None, min_length=1, description="Seeds to repeat the whole curation study with (round 0, the IFD scorer "
+        "and every strategy's rounds, names .../seed<s>); the report averages curves and efficiency ratios over "
+        "them with intervals. null = the spec's `seed` alone.")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
+        d = handler(self)
+        if d.get("seeds") is None:
+            d.pop("seeds", None)
+        return d
 
     @field_validator("strategies")
     @classmethod
@@ -1218,11 +1260,21 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
         for f in partial))
     epochs_of_runs = sum(r.epochs if r.epochs is not None else
                          max(1, round((spec.training.fixed_step_epochs or 1) / r.dataset_fraction)) for r in spec.runs)
+    epochs_of_grid *= len(g.seeds or [None])  # each seed repeats every grid run
     n_jobs = 2 * len(spec.models) * len(spec.datasets) * (epochs_of_grid + epochs_of_runs)
     if n_jobs > MAX_JOBS:
         out.append((("grid",), f"the study has {n_jobs:,} jobs (a training and an evaluation job per epoch of every "
                     f"run), more than the {MAX_JOBS:,} premem plans at once: split it into several specs"))
-    for loc, seed in [(("seed",), spec.seed)] + [(("datasets", i, "seed"), d.seed) for i, d in enumerate(spec.datasets)]:
+    seeds = [(("seed",), spec.seed)] + [(("datasets", i, "seed"), d.seed) for i, d in enumerate(spec.datasets)]
+    seeds += [(("grid", "seeds", i), x) for i, x in enumerate(spec.grid.seeds or [])]
+    seeds += [(("runs", i, "seed"), r.seed) for i, r in enumerate(spec.runs) if r.seed is not None]
+    if spec.curation is not None:
+        seeds += [(("curation", "seeds", i), x) for i, x in enumerate(spec.curation.seeds or [])]
+    for loc, values in ((("grid", "seeds"), spec.grid.seeds),
+                        (("curation", "seeds"), spec.curation.seeds if spec.curation is not None else None)):
+        if values and len(set(values)) != len(values):
+            out.append((loc, "a seed is listed twice"))
+    for loc, seed in seeds:
         if not 0 <= seed <= MAX_SEED:
             out.append((loc, f"a seed must lie in 0..{MAX_SEED} (2**63 - 1), got {seed}"))
     for field in ("store", "report"):
@@ -1270,7 +1322,7 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             names = ", ".join(r.name for r in ref[:4]) + (" ..." if len(ref) > 4 else "")
             out.append((("metrics", "atc", "reference"),
                         f"must select exactly one run; it selects {len(ref)}" + (f" ({names})" if ref else "")
-                        + ": add learning_rate, epochs or dataset_fraction"))
+                        + ": add learning_rate, epochs, dataset_fraction or seed"))
         elif atc.epoch is not None and atc.epoch > ref[0].epochs:
             out.append((("metrics", "atc", "epoch"), f"the reference run has {ref[0].epochs} epochs"))
     pert = spec.perturbations

@@ -9,7 +9,7 @@ reads spec objects but never imports premem.spec at run time (the import below i
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -26,34 +26,51 @@ class Run:
     learning_rate: float
     epochs: int
     dataset_fraction: float
+    seed: int = 0  # the seed its jobs hash and use (data order, sampling, initialisation): the spec's unless given
+    # whether the spec gave the seed (grid.seeds, a run's seed): only then does the name show it, so a spec
+    # without seeds names its runs as before. Not part of a run's identity: the same settings and seed are one run
+    seeded: bool = field(default=False, compare=False)
 
     @cached_property  # formatted once: a plan names each run in several labels per epoch
-    def name(self) -> str:
+    def base_name(self) -> str:
+        """The name without its seed part: what the runs of one seed group share."""
         return f"{self.model}/{self.dataset}/lr{self.learning_rate:g}-ep{self.epochs}-frac{self.dataset_fraction:g}"
 
+    @cached_property
+    def name(self) -> str:
+        return f"{self.base_name}/seed{self.seed}" if self.seeded else self.base_name
+
     def settings(self) -> dict:
-        return {"model": self.model, "dataset": self.dataset, "learning_rate": self.learning_rate,
-                "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
+        out = {"model": self.model, "dataset": self.dataset, "learning_rate": self.learning_rate,
+               "epochs": self.epochs, "dataset_fraction": self.dataset_fraction}
+        if self.seeded:
+            out["seed"] = self.seed
+        return out
 
 
 def expand_runs(spec: Spec) -> list[Run]:
-    """Every run of the spec: the grid (models x datasets x lrs x epochs x fractions) then the extra runs,
-    without duplicates, in a stable order."""
+    """Every run of the spec: the grid (models x datasets x lrs x epochs x fractions x seeds) then the extra runs,
+    without duplicates, in a stable order. Without grid.seeds (or a run's seed) a run has the spec's seed and
+    its name has no seed part."""
     rule = spec.training.fixed_step_epochs
+    grid_seeds = [(s, True) for s in spec.grid.seeds] if spec.grid.seeds else [(spec.seed, False)]
     runs: list[Run] = []
     for m in spec.models:
         for d in spec.datasets:
             for lr in spec.grid.learning_rate:
                 for frac in spec.grid.dataset_fraction:
                     if frac < 1 and rule:
-                        runs.append(Run(m.name, d.name, lr, max(1, round(rule / frac)), frac))
+                        runs.extend(Run(m.name, d.name, lr, max(1, round(rule / frac)), frac, seed, seeded)
+                                    for seed, seeded in grid_seeds)
                     else:
-                        runs.extend(Run(m.name, d.name, lr, e, frac) for e in spec.grid.epochs)
+                        runs.extend(Run(m.name, d.name, lr, e, frac, seed, seeded)
+                                    for e in spec.grid.epochs for seed, seeded in grid_seeds)
             for r in spec.runs:
                 if r.model not in (None, m.name) or r.dataset not in (None, d.name):
                     continue
                 epochs = r.epochs if r.epochs is not None else max(1, round(rule / r.dataset_fraction))
-                runs.append(Run(m.name, d.name, r.learning_rate, epochs, r.dataset_fraction))
+                seed, seeded = (r.seed, True) if r.seed is not None else (spec.seed, False)
+                runs.append(Run(m.name, d.name, r.learning_rate, epochs, r.dataset_fraction, seed, seeded))
     seen, out = set(), []
     for r in runs:
         if r not in seen:
@@ -62,13 +79,13 @@ def expand_runs(spec: Spec) -> list[Run]:
     return out
 
 
-SELECTOR_KEYS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction")
+SELECTOR_KEYS = ("model", "dataset", "learning_rate", "epochs", "dataset_fraction", "seed")
 
 
 def _selector_masks(selectors) -> dict[tuple[str, ...], dict[tuple, list[int]]]:
     """Selectors grouped by the fields they set: {fields set: {their values: indexes of the selectors}}. A run
     matches a selector when its values of those fields equal the selector's, so one dict lookup per group
-    (at most 2^5 groups) replaces a comparison with every selector: matching stays linear in runs + selectors."""
+    (at most 2^6 groups) replaces a comparison with every selector: matching stays linear in runs + selectors."""
     groups: dict[tuple[str, ...], dict[tuple, list[int]]] = {}
     for i, s in enumerate(selectors):
         keys = tuple(k for k in SELECTOR_KEYS if getattr(s, k) is not None)

@@ -625,25 +625,32 @@ def export_curation_table(plan, store) -> pa.Table:
     """Every example the curation's strategies collected (table 'curation'): one row per strategy and collected
     example, from each strategy's last finished collect job (its artifact holds every round's), with the round
     that added it, the original it is a variant of, and its question, solution and answer."""
-    from premem.curate import read_collected
-
     cols: dict[str, list] = {k: [] for k in ("run", "strategy", "round", "example_id", "original_id", "question",
                                              "solution", "answer", "difficulty")}
     cp = plan.curation
     if cp is not None:
         records = store.records([j for ids in cp.collects.values() for j in ids])
-        for strategy, ids in cp.collects.items():
-            done = [j for j in ids if records.get(j) is not None and records[j].status == "done"]
-            if not done:
-                continue
-            for ex in read_collected(store.artifact(done[-1])):
-                for k, v in (("run", f"curation/{strategy}/round{len(done)}"), ("strategy", strategy),
-                             ("round", ex.round), ("example_id", ex.id), ("original_id", ex.original),
-                             ("question", ex.question), ("solution", ex.solution), ("answer", ex.answer),
-                             ("difficulty", ex.difficulty)):
-                    cols[k].append(v)
+        for seed, part in cp.per_seed():  # curation.seeds: each seed's collections, runs named .../seed<s>
+            tag = f"/seed{seed}" if seed is not None else ""
+            _add_collected(cols, store, records, part.collects, tag)
     types = {"round": pa.int64(), "difficulty": pa.int64()}
     return pa.table({k: pa.array(v, type=types.get(k, pa.string())) for k, v in cols.items()})
+
+
+def _add_collected(cols: dict[str, list], store, records: dict, collects: dict[str, list[str]], tag: str) -> None:
+    """The rows of export_curation_table for one seed's collect jobs (`tag`: its runs' name suffix)."""
+    from premem.curate import read_collected
+
+    for strategy, ids in collects.items():
+        done = [j for j in ids if records.get(j) is not None and records[j].status == "done"]
+        if not done:
+            continue
+        for ex in read_collected(store.artifact(done[-1])):
+            for k, v in (("run", f"curation/{strategy}/round{len(done)}{tag}"), ("strategy", strategy),
+                         ("round", ex.round), ("example_id", ex.id), ("original_id", ex.original),
+                         ("question", ex.question), ("solution", ex.solution), ("answer", ex.answer),
+                         ("difficulty", ex.difficulty)):
+                cols[k].append(v)
 
 
 def write_table(table: pa.Table, path: str | Path, fmt: str) -> Path:

@@ -148,6 +148,8 @@ def _run_label(run: Run) -> str:
 
 def _run_tip(run: Run, c: Mapping[str, Any], extra: Sequence[tuple[str, str]] = ()) -> str:
     lines = [_run_label(run), f"epoch {format_general(c.get('epoch'))}"]
+    if run.raw.get("seed_group") is not None:  # a run of a seeds axis: which seed this point is
+        lines.append(f"seed: {format_general(run.raw.get('seed'))}")
     lines += [f"{lbl}: {val}" for lbl, val in extra]
     for key, lbl in (("train_acc", "train acc"), ("test_acc", "test acc"), ("premem_acc", "PreMemAcc"),
                      ("memorized_frac", "memorized"), ("train_nll", "train NLL")):
@@ -471,16 +473,20 @@ def _index(st: _Study) -> Page:
             "test": format_num(last.get("test_acc")),
             "premem": format_num(last.get("premem_acc")),
             "error": err, "error_short": None if err is None else short(err),
+            "seed": format_general(r.get("seed")),
         })
         step = num(r.get("diverged_step"))
         run_rows.append([run.id, run.name, status, None if step is None else int(step), sett.get("model"),
                          sett.get("dataset"), num(sett.get("learning_rate")), sett.get("epochs"),
                          num(sett.get("dataset_fraction")), len(cps), num(last.get("train_acc")),
                          num(last.get("test_acc")), num(last.get("premem_acc")), err])
+    seeds = _seed_groups(st)
+    if seeds is not None:  # a seeds axis: each run's seed as the last column
+        run_rows = [row + [num(run.raw.get("seed"))] for row, run in zip(run_rows, runs)]
     st.csvs["runs.csv"] = csv_text(
         ["run_id", "run_name", "status", "diverged_step", "model", "dataset", "learning_rate", "epochs",
-         "dataset_fraction", "n_checkpoints", "final_train_acc", "final_test_acc", "final_premem_acc", "error"],
-        run_rows)
+         "dataset_fraction", "n_checkpoints", "final_train_acc", "final_test_acc", "final_premem_acc", "error"]
+        + (["seed"] if seeds is not None else []), run_rows)
     cp_keys = ["train_acc", "test_acc", "premem_acc", "train_nll", "memorized_frac", "train_loss"]
     cp_keys += [k for k, _, _ in CHECKPOINT_COLUMNS if k not in cp_keys
                 and any(k in c for run in runs for c in run.checkpoints)]
@@ -520,8 +526,48 @@ def _index(st: _Study) -> Page:
         "has_robustness": st.has_robustness,
         "no_runs": not runs,
         "curation": _curation_index(st),
+        "seeds": seeds,
     }
     return Page("index.html", "index.html.j2", ctx)
+
+
+# --------------------------------------------------------------------------------------------- seeds
+
+
+def _with_ci(mean: Any, ci: Any, digits: int = 3) -> str:
+    """"0.412 [0.371, 0.453]": a mean over seeds with its interval, or the mean alone when there is none."""
+    lo_hi = [num(v) for v in as_list(ci)]
+    text = format_num(mean, digits)
+    if len(lo_hi) == 2 and None not in lo_hi and num(mean) is not None:
+        text += f" [{format_num(lo_hi[0], digits)}, {format_num(lo_hi[1], digits)}]"
+    return text
+
+
+def _seed_groups(st: _Study) -> dict | None:
+    """The index page's seeds table (summary['seed_groups']): each group's mean test accuracy and PreMemAcc at
+    its last epoch over its seeds, with 95 % t-intervals; its CSV (seed_groups.csv, every epoch) goes into
+    st.csvs. None when the study has no seeds axis."""
+    groups = [as_dict(g) for g in as_list(st.summary.get("seed_groups"))]
+    groups = [g for g in groups if g]
+    if not groups:
+        return None
+    rows, csv_rows = [], []
+    for g in groups:
+        cps = [as_dict(c) for c in as_list(g.get("checkpoints")) if as_dict(c)]
+        last = cps[-1] if cps else {}
+        rows.append({"name": str(g.get("name")), "n_runs": len(as_list(g.get("runs"))),
+                     "seeds": ", ".join(format_general(x) for x in as_list(g.get("seeds"))),
+                     "epoch": format_general(last.get("epoch")), "n": format_general(last.get("n")),
+                     "test": _with_ci(last.get("test_acc"), last.get("test_acc_ci")),
+                     "premem": _with_ci(last.get("premem_acc"), last.get("premem_acc_ci"))})
+        for c in cps:
+            csv_rows.append([g.get("name"), c.get("epoch"), c.get("n")] + [
+                v for k in ("test_acc", "premem_acc", "train_acc")
+                for v in (num(c.get(k)), *((as_list(c.get(f"{k}_ci")) + [None, None])[:2]))])
+    st.csvs["seed_groups.csv"] = csv_text(
+        ["group", "epoch", "n_seeds", "test_acc", "test_acc_lo", "test_acc_hi", "premem_acc", "premem_acc_lo",
+         "premem_acc_hi", "train_acc", "train_acc_lo", "train_acc_hi"], csv_rows)
+    return {"rows": rows, "csv": "data/seed_groups.csv"}
 
 
 # --------------------------------------------------------------------------------------------- dynamics
@@ -795,8 +841,16 @@ def _curve_points(entry: Mapping[str, Any]) -> list[dict]:
             continue
         out.append({"round": _count(p.get("round")), "size": _count(p.get("size")), "test_acc": num(p.get("test_acc")),
                     "run": DASH if p.get("run") is None else str(p.get("run")),
-                    "status": str(p.get("status") or "unknown")})
+                    "status": str(p.get("status") or "unknown")} | _seed_point(p))
     return sorted(out, key=lambda p: (p["round"] is None, p["round"] or 0.0))
+
+
+def _seed_point(p: Mapping[str, Any]) -> dict:
+    """A seed-mean curve point's interval and seed count (curation.seeds); {} for a point of one seed."""
+    ci = [num(v) for v in as_list(p.get("test_acc_ci"))]
+    if p.get("n") is None:
+        return {}
+    return {"test_acc_ci": tuple(ci) if len(ci) == 2 and None not in ci else None, "n": _count(p.get("n"))}
 
 
 def _finished(p: Mapping[str, Any]) -> bool:
@@ -883,7 +937,22 @@ def _curve_tip(name: str, p: Mapping[str, Any]) -> str:
     rnd = format_general(p["round"])
     return "\n".join([name, f"round {rnd}" + (" (the originals, shared by every strategy)" if p["round"] == 0 else ""),
                       f"training-set size: {format_general(p['size'])} examples",
-                      f"test acc: {format_num(p['test_acc'])}", f"run: {p['run']}"])
+                      f"test acc: {format_num(p['test_acc'])}", f"run: {p['run']}"] + _seed_tip(p))
+
+
+def _seed_tip(p: Mapping[str, Any]) -> list[str]:
+    """A seed-mean point's tooltip lines: its seeds and interval (none for a point of one seed)."""
+    if p.get("n") is None:
+        return []
+    ci = p.get("test_acc_ci")
+    return [f"mean over {format_general(p['n'])} seeds" + (
+        f", 95% t-interval [{format_num(ci[0])}, {format_num(ci[1])}]" if ci else "")]
+
+
+def _ci_text(ci: Any) -> str:
+    """" [1.12, 1.48]": a ratio's interval over seeds (curation.seeds), or "" without one."""
+    lo_hi = [num(v) for v in as_list(ci)]
+    return f" [{format_num(lo_hi[0], 2)}, {format_num(lo_hi[1], 2)}]" if len(lo_hi) == 2 and None not in lo_hi else ""
 
 
 def _exhausted(ids: Sequence[Any], shown: int = 6) -> dict:
@@ -905,6 +974,7 @@ def _curation_page(st: _Study) -> Page:
     entries = {s: as_dict(cur.get(s)) for s in strategies}
     points = {s: _curve_points(entries[s]) for s in strategies}
     colors = {s: _strategy_color(s, k) for k, s in enumerate(strategies)}
+    several_seeds = len(as_list(cur.get("seeds"))) > 1  # curation.seeds: seed-mean curves with interval bands
 
     # the figure: finished models only
     st.csvs["curation_curves.csv"] = csv_text(
@@ -918,7 +988,8 @@ def _curation_page(st: _Study) -> Page:
         for s in strategies:
             shown = [p for p in points[s] if _finished(p)]
             series.append(svg.Series(s, [(p["size"], p["test_acc"]) for p in shown],
-                                     tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid"))
+                                     tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid",
+                                     band=[p.get("test_acc_ci") for p in shown] if several_seeds else None))
         chart = svg.line_chart(series, title="Test accuracy against training-set size",
                                x_label="training-set size (examples)", y_label="test accuracy", width=760,
                                height=420, marker_radius=4.2, x_integer=True)
@@ -939,12 +1010,13 @@ def _curation_page(st: _Study) -> Page:
             ratio = num(x.get("ratio"))
             rows.append({"target": format_num(x.get("target")), "iid_size": format_general(num(x.get("iid_size"))),
                          "size": format_general(num(x.get("size"))),
-                         "ratio": DASH if ratio is None else f"{format_num(ratio, 2)}×",
+                         "ratio": DASH if ratio is None else f"{format_num(ratio, 2)}×" + _ci_text(x.get("ratio_ci")),
                          "fewer": ratio is not None and ratio > 1})
         mean, k, n = _mean_ratio(e)
         note = None if e.get("targets_note") is None else str(e.get("targets_note"))
         efficiency.append({"name": s, "color": colors[s], "rows": rows, "note": note,
-                           "mean": DASH if mean is None else f"{format_num(mean, 2)}×", "k": k, "n": n})
+                           "mean": DASH if mean is None else f"{format_num(mean, 2)}×" + _ci_text(e.get("mean_ratio_ci")),
+                           "k": k, "n": n})
         eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size")), num(x.get("ratio")),
                       mean, note] for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
         if not as_list(e.get("efficiency")):
@@ -999,6 +1071,7 @@ def _curation_page(st: _Study) -> Page:
         "has_iid": "iid" in strategies,
         "efficiency": efficiency,
         "rounds": round_tables,
+        "n_seeds": len(as_list(cur.get("seeds"))) if several_seeds else None,
     }
     return Page("curation.html", "curation.html.j2", ctx)
 

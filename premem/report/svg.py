@@ -243,6 +243,7 @@ class Series:
     color: str | None = None
     dashed: bool = False
     href: str | None = None
+    band: Sequence[tuple[Any, Any] | None] | None = None  # per point: (lo, hi) of y, drawn as a shaded band
 
 
 def _as_series(s: Series | Mapping[str, Any]) -> Series:
@@ -255,7 +256,25 @@ def _as_series(s: Series | Mapping[str, Any]) -> Series:
         color=s.get("color"),
         dashed=bool(s.get("dashed", False)),
         href=s.get("href"),
+        band=s.get("band"),
     )
+
+
+def _band_path(pairs: Sequence[tuple[float | None, float | None]], band: Sequence[Any], sx, sy, color: str,
+               clip: str) -> str:
+    """A shaded band between each point's (lo, hi) (e.g. a confidence interval over seeds), along the points that
+    have both; empty when fewer than two do."""
+    upper, lower = [], []
+    for (x, _), b in zip(pairs, band):
+        lo, hi = (_num(b[0]), _num(b[1])) if b is not None and len(b) == 2 else (None, None)
+        if x is None or lo is None or hi is None:
+            continue
+        upper.append(f"{_f(sx(x))},{_f(sy(hi))}")
+        lower.append(f"{_f(sx(x))},{_f(sy(lo))}")
+    if len(upper) < 2:
+        return ""
+    d = "M" + " L".join(upper + lower[::-1]) + " Z"
+    return f'<path d="{d}" fill="{escape(color)}" fill-opacity="0.16" stroke="none" class="band"{clip}/>'
 
 
 def _marker(shape: str, x: float, y: float, r: float, color: str, tip: str, hollow: bool = False) -> str:
@@ -400,6 +419,8 @@ def _xy_chart(
         pairs = [(_num(x), _num(y)) for x, y in _pairs(s.points)]
         tips = list(s.tooltips) if s.tooltips is not None else []
         body = []
+        if s.band:
+            body.append(_band_path(pairs, s.band, sx, sy, color, line_clip))
         if connect:
             d, pen = [], False
             for x, y in pairs:
