@@ -34,16 +34,21 @@ from .common import (
     DASH,
     as_dict,
     as_list,
+    ci_bounds,
+    ci_cells,
     csv_text,
+    format_ci,
     format_general,
     format_lr,
     format_num,
     format_p,
     format_sig,
+    intervals_note,
     num,
     quantiles,
     short,
     slug,
+    with_ci,
 )
 from .dynamics import CATEGORIES, MAX_DYNAMICS_ROWS, prepare_dynamics
 
@@ -142,6 +147,48 @@ def _gap(c: Mapping[str, Any]) -> float | None:
     return None if tr is None or te is None else tr - te
 
 
+def _shown(value: Any, ci: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """A number as a template shows it: its text and, when it has an interval, the interval after it in a muted
+    ``<span class="ci">`` ("0.853 [0.781, 0.902]" as text); the plain text when it has none, so a summary
+    without intervals renders as before."""
+    text = fmt(value) if fmt else format_num(value, decimals)
+    c = format_ci(ci, decimals, fmt)
+    return Markup('{}<span class="ci"> {}</span>').format(text, c) if c else text
+
+
+def _has_ci(items: Sequence[Mapping[str, Any]], key: str) -> bool:
+    """Whether any of ``items`` has an interval for ``key`` (its ``key + "_ci"`` sibling)."""
+    return any(ci_bounds(as_dict(x).get(key + "_ci")) is not None for x in items)
+
+
+def _ci_columns(items: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Those of ``keys`` that have an interval in any of ``items``: each gets ``_low`` and ``_high`` columns in
+    the CSV (none without intervals, so the CSV stays as before)."""
+    return [k for k in keys if _has_ci(items, k)]
+
+
+def _columns_with_ci(keys: Sequence[str], with_ci_keys: Sequence[str]) -> list[str]:
+    """CSV header: each key, followed by ``<key>_low`` and ``<key>_high`` when it has intervals."""
+    out = []
+    for k in keys:
+        out.append(k)
+        if k in with_ci_keys:
+            out += [f"{k}_low", f"{k}_high"]
+    return out
+
+
+def _cells_with_ci(item: Mapping[str, Any], keys: Sequence[str], with_ci_keys: Sequence[str],
+                   value: Any = None) -> list[Any]:
+    """A CSV row's cells for ``keys`` (by ``value(item, key)``, default the number at the key), each followed
+    by its interval's low and high when the key has intervals."""
+    out: list[Any] = []
+    for k in keys:
+        out.append(value(item, k) if value else num(item.get(k)))
+        if k in with_ci_keys:
+            out += ci_cells(item.get(k + "_ci"))
+    return out
+
+
 def _run_label(run: Run) -> str:
     return run.name if run.name == run.id else f"{run.name} ({run.id})"
 
@@ -152,7 +199,7 @@ def _run_tip(run: Run, c: Mapping[str, Any], extra: Sequence[tuple[str, str]] = 
     for key, lbl in (("train_acc", "train acc"), ("test_acc", "test acc"), ("premem_acc", "PreMemAcc"),
                      ("memorized_frac", "memorized"), ("train_nll", "train NLL")):
         if key in c:
-            lines.append(f"{lbl}: {format_num(c.get(key))}")
+            lines.append(f"{lbl}: {with_ci(c.get(key), c.get(key + '_ci'))}")
     return "\n".join(lines)
 
 
@@ -180,11 +227,39 @@ def _error(r: Mapping[str, Any]) -> str | None:
     return None if err is None or str(err).strip() == "" else str(err)
 
 
-def _r2_text(v: Any) -> str:
-    return f"R² = {format_num(v)}"
+def _r2_text(v: Any, ci: Any = None) -> str:
+    return f"R² = {with_ci(v, ci)}"
 
 
-def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, n_runs: int) -> str:
+def _acc_series(run: Run, key: str) -> svg.Series:
+    """One run's checkpoints as ``key`` (x) against test accuracy (y), with error bars where the checkpoints have
+    intervals (``<key>_ci``, ``test_acc_ci``)."""
+    cps = run.checkpoints
+    return svg.Series(name=run.name, points=[(c.get(key), c.get("test_acc")) for c in cps],
+                      tooltips=[_run_tip(run, c) for c in cps], color=run.color, href=run.href,
+                      x_errors=[ci_bounds(c.get(key + "_ci")) for c in cps],
+                      y_errors=[ci_bounds(c.get("test_acc_ci")) for c in cps])
+
+
+def _loro(st: "_Study", loro: Any, root: str = "") -> dict | None:
+    """A leave-one-run-out record ({"min_r2", "run", "r2_by_run"}) for a template: the smallest R² and the run
+    left out for it (with its page), and every fit, smallest first; None when the summary has none."""
+    d = as_dict(loro)
+    if not d:
+        return None
+    by_run = sorted(((str(k), num(v)) for k, v in as_dict(d.get("r2_by_run")).items()),
+                    key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0.0))
+
+    def link(name: Any) -> dict:
+        run = st.find_run(name)
+        return {"name": run.name if run else str(name), "href": f"{root}{run.href}" if run else None}
+
+    return {"r2": format_num(d.get("min_r2")), "run": link(d.get("run") if d.get("run") is not None else DASH),
+            "n": len(by_run), "rows": [link(k) | {"r2": format_num(v)} for k, v in by_run]}
+
+
+def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, n_runs: int,
+                       ci_pm: Any = None, ci_tr: Any = None) -> str:
     if n_points == 0 and r2_pm is None and r2_tr is None:
         return "No checkpoint has both PreMemAcc and test accuracy yet."
     base = (f"R² is measured about the line y = x over {n_points} checkpoint{'s' if n_points != 1 else ''} of "
@@ -192,15 +267,16 @@ def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, 
             f"it predicts test accuracy no better than a constant.")
     if r2_pm is None or r2_tr is None:
         return base
+    pm, tr = with_ci(r2_pm, ci_pm), with_ci(r2_tr, ci_tr)
     if r2_pm >= 0.8 and r2_pm > r2_tr:
-        verdict = (f" PreMemAcc lies close to y = x (R² = {format_num(r2_pm)}) while plain train accuracy does not "
-                   f"(R² = {format_num(r2_tr)}): pre-memorization accuracy predicts test accuracy.")
+        verdict = (f" PreMemAcc lies close to y = x (R² = {pm}) while plain train accuracy does not "
+                   f"(R² = {tr}): pre-memorization accuracy predicts test accuracy.")
     elif r2_pm > r2_tr:
-        verdict = (f" PreMemAcc tracks test accuracy better than train accuracy does (R² {format_num(r2_pm)} vs "
-                   f"{format_num(r2_tr)}), but not closely.")
+        verdict = (f" PreMemAcc tracks test accuracy better than train accuracy does (R² {pm} vs "
+                   f"{tr}), but not closely.")
     else:
-        verdict = (f" Here PreMemAcc (R² = {format_num(r2_pm)}) does not predict test accuracy better than train "
-                   f"accuracy (R² = {format_num(r2_tr)}).")
+        verdict = (f" Here PreMemAcc (R² = {pm}) does not predict test accuracy better than train "
+                   f"accuracy (R² = {tr}).")
     return base + verdict
 
 
@@ -301,6 +377,7 @@ class _Study:
             "generated_at": str(self.summary.get("generated_at") or DASH),
             "n_runs": len(self.runs),
             "n_failed": n_failed,
+            "intervals_note": intervals_note(self.summary.get("intervals")),
         }
 
 
@@ -349,6 +426,9 @@ def _blocks(st: _Study) -> dict | None:
     if len(blocks) < 2:
         return None
     mode = str(as_dict(st.summary.get("premem")).get("calibrate") or "per_block")
+    trains = [as_dict(b.get("train_acc")) for b in blocks]
+    block_ci = _ci_columns(blocks, ["p", "r2", "r2_line"])
+    train_ci = _ci_columns(trains, ["r2", "r2_line"])
     rows, csv_rows, figures = [], [], []
     for k, b in enumerate(blocks, start=1):
         train = as_dict(b.get("train_acc"))
@@ -357,38 +437,49 @@ def _blocks(st: _Study) -> dict | None:
         rng = as_list(b.get("test_acc_range"))
         rows.append({"name": _block_name(b), "model": DASH if b.get("model") is None else str(b.get("model")),
                      "dataset": DASH if b.get("dataset") is None else str(b.get("dataset")),
-                     "p": format_p(b.get("p")), "r2": format_num(b.get("r2")), "r2_line": format_num(b.get("r2_line")),
-                     "train_r2": format_num(train.get("r2")), "train_r2_line": format_num(train.get("r2_line")),
+                     "p": _shown(b.get("p"), b.get("p_ci"), fmt=format_p), "r2": _shown(b.get("r2"), b.get("r2_ci")),
+                     "r2_line": _shown(b.get("r2_line"), b.get("r2_line_ci")),
+                     "train_r2": _shown(train.get("r2"), train.get("r2_ci")),
+                     "train_r2_line": _shown(train.get("r2_line"), train.get("r2_line_ci")),
                      "n_runs": len(names), "checkpoints": format_general(b.get("checkpoints")),
                      "test_range": (f"{format_num(rng[0])} – {format_num(rng[1])}" if len(rng) == 2 else DASH),
-                     "n_calibration": len(as_list(b.get("calibration_runs")))})
-        csv_rows.append([b.get("model"), b.get("dataset"), num(b.get("p")), num(b.get("r2")), num(b.get("r2_line")),
-                         num(train.get("r2")), num(train.get("r2_line")), len(names), num(b.get("checkpoints")),
-                         len(as_list(b.get("calibration_runs")))])
+                     "n_calibration": len(as_list(b.get("calibration_runs"))), "loro": _loro(st, b.get("loro"))})
+        csv_rows.append([b.get("model"), b.get("dataset")] + _cells_with_ci(b, ["p", "r2", "r2_line"], block_ci)
+                        + _cells_with_ci(train, ["r2", "r2_line"], train_ci)
+                        + [len(names), num(b.get("checkpoints")), len(as_list(b.get("calibration_runs")))]
+                        + ([num(as_dict(b.get("loro")).get("min_r2")), as_dict(b.get("loro")).get("run")]
+                           if any(as_dict(x.get("loro")) for x in blocks) else []))
         series, pts_rows = [], []
+        cps_all = [c for run in runs for c in run.checkpoints]
+        pts_ci = _ci_columns(cps_all, ["premem_acc", "test_acc"])
         for run in runs:
-            pts = [(c.get("premem_acc"), c.get("test_acc")) for c in run.checkpoints]
-            series.append(svg.Series(name=run.name, points=pts, tooltips=[_run_tip(run, c) for c in run.checkpoints],
-                                     color=run.color, href=run.href))
-            pts_rows += [[run.id, run.name, c.get("epoch"), num(c.get("premem_acc")), num(c.get("test_acc"))]
+            series.append(_acc_series(run, "premem_acc"))
+            pts_rows += [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, ["premem_acc", "test_acc"], pts_ci)
                          for c in run.checkpoints]
         # one range for both axes (y = x stays the diagonal), up to the block's largest value: a block whose
         # accuracies stay low (MATH) is not squeezed into a corner
-        top = max((v for row in pts_rows for v in row[3:5] if v is not None), default=1.0)
+        top = max((v for c in cps_all for v in (num(c.get("premem_acc")), num(c.get("test_acc"))) if v is not None),
+                  default=1.0)
         hi = min(1.0, max(0.1, math.ceil((top + 0.02) * 10) / 10))
         name = f"block{k}_premem_vs_test.csv"
-        st.csvs[name] = csv_text(["run_id", "run_name", "epoch", "premem_acc", "test_acc"], pts_rows)
+        st.csvs[name] = csv_text(["run_id", "run_name", "epoch"] + _columns_with_ci(["premem_acc", "test_acc"], pts_ci),
+                                 pts_rows)
         scatter = svg.scatter_chart(
             series, title=f"{_block_name(b)}: PreMemAcc vs test accuracy", x_label="PreMemAcc",
             y_label="Test accuracy", x_range=(0, hi), y_range=(0, hi), diagonal=True,
-            annotation=[_r2_text(b.get("r2")), f"p = {format_p(b.get('p'))}"], width=470, height=440)
+            annotation=[_r2_text(b.get("r2"), b.get("r2_ci")), f"p = {with_ci(b.get('p'), b.get('p_ci'), fmt=format_p)}"],
+            width=470, height=440)
         figures.append({"name": _block_name(b), "svg": Markup(scatter), "csv": f"data/{name}",
                         "calibration": _calibration_figure(st, b.get("calibration"), num(b.get("p")),
                                                            f"block{k}_calibration.csv",
                                                            f"{_block_name(b)}: R² against p")})
-    st.csvs["blocks.csv"] = csv_text(["model", "dataset", "p", "r2", "r2_line", "train_r2", "train_r2_line", "runs",
-                                      "checkpoints", "calibration_runs"], csv_rows)
-    return {"rows": rows, "csv": "data/blocks.csv", "figures": figures, "pooled": mode == "pooled"}
+    has_loro = any(as_dict(x.get("loro")) for x in blocks)
+    st.csvs["blocks.csv"] = csv_text(
+        ["model", "dataset"] + _columns_with_ci(["p", "r2", "r2_line"], block_ci)
+        + ["train_" + c for c in _columns_with_ci(["r2", "r2_line"], train_ci)]
+        + ["runs", "checkpoints", "calibration_runs"] + (["loro_min_r2", "loro_run"] if has_loro else []), csv_rows)
+    return {"rows": rows, "csv": "data/blocks.csv", "figures": figures, "pooled": mode == "pooled",
+            "has_loro": has_loro}
 
 
 # --------------------------------------------------------------------------------------------- index
@@ -403,27 +494,25 @@ def _index(st: _Study) -> Page:
 
     n_points = 0
     panels = []
-    for key, label, name, r2 in (
-        ("train_acc", "Train accuracy", "train_vs_test", train.get("r2")),
-        ("premem_acc", "PreMemAcc", "premem_vs_test", premem.get("r2")),
+    all_cps = [c for run in runs for c in run.checkpoints]
+    for key, label, name, r2, r2_ci in (
+        ("train_acc", "Train accuracy", "train_vs_test", train.get("r2"), train.get("r2_ci")),
+        ("premem_acc", "PreMemAcc", "premem_vs_test", premem.get("r2"), premem.get("r2_ci")),
     ):
-        series, rows = [], []
-        for run in runs:
-            pts, tips = [], []
-            for c in run.checkpoints:
-                pts.append((c.get(key), c.get("test_acc")))
-                tips.append(_run_tip(run, c))
-                rows.append([run.id, run.name, c.get("epoch"), num(c.get(key)), num(c.get("test_acc"))])
-            series.append(svg.Series(name=run.name, points=pts, tooltips=tips, color=run.color, href=run.href))
+        with_cis = _ci_columns(all_cps, [key, "test_acc"])
+        series = [_acc_series(run, key) for run in runs]
+        rows = [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, [key, "test_acc"], with_cis)
+                for run in runs for c in run.checkpoints]
         if key == "premem_acc":
-            n_points = sum(1 for r in rows if r[3] is not None and r[4] is not None)
-        st.csvs[f"{name}.csv"] = csv_text(["run_id", "run_name", "epoch", key, "test_acc"], rows)
+            n_points = sum(1 for c in all_cps if num(c.get(key)) is not None and num(c.get("test_acc")) is not None)
+        st.csvs[f"{name}.csv"] = csv_text(["run_id", "run_name", "epoch"] + _columns_with_ci([key, "test_acc"], with_cis),
+                                          rows)
         chart = svg.scatter_chart(
             series, title=f"{label} vs test accuracy", x_label=label, y_label="Test accuracy", x_range=(0, 1),
-            y_range=(0, 1), diagonal=True, annotation=_r2_text(r2), width=470, height=440,
+            y_range=(0, 1), diagonal=True, annotation=_r2_text(r2, r2_ci), width=470, height=440,
         )
         panels.append({"title": f"{label} vs test accuracy", "svg": Markup(chart), "csv": f"data/{name}.csv",
-                       "r2": format_num(r2)})
+                       "r2": with_ci(r2, r2_ci)})
 
     # calibration
     p = num(premem.get("p"))
@@ -453,6 +542,7 @@ def _index(st: _Study) -> Page:
 
     # runs table
     table, run_rows = [], []
+    final_ci = _ci_columns([r.checkpoints[-1] for r in runs if r.checkpoints], ["train_acc", "test_acc", "premem_acc"])
     for run in runs:
         r, cps = run.raw, run.checkpoints
         sett = as_dict(r.get("settings"))
@@ -467,26 +557,28 @@ def _index(st: _Study) -> Page:
             "fraction": format_general(sett.get("dataset_fraction")),
             "status": status, "status_class": cls, "status_text": status_text,
             "n_checkpoints": len(cps),
-            "train": format_num(last.get("train_acc")),
-            "test": format_num(last.get("test_acc")),
-            "premem": format_num(last.get("premem_acc")),
+            "train": _shown(last.get("train_acc"), last.get("train_acc_ci")),
+            "test": _shown(last.get("test_acc"), last.get("test_acc_ci")),
+            "premem": _shown(last.get("premem_acc"), last.get("premem_acc_ci")),
             "error": err, "error_short": None if err is None else short(err),
         })
         step = num(r.get("diverged_step"))
         run_rows.append([run.id, run.name, status, None if step is None else int(step), sett.get("model"),
                          sett.get("dataset"), num(sett.get("learning_rate")), sett.get("epochs"),
-                         num(sett.get("dataset_fraction")), len(cps), num(last.get("train_acc")),
-                         num(last.get("test_acc")), num(last.get("premem_acc")), err])
+                         num(sett.get("dataset_fraction")), len(cps)]
+                        + _cells_with_ci(last, ["train_acc", "test_acc", "premem_acc"], final_ci) + [err])
     st.csvs["runs.csv"] = csv_text(
         ["run_id", "run_name", "status", "diverged_step", "model", "dataset", "learning_rate", "epochs",
-         "dataset_fraction", "n_checkpoints", "final_train_acc", "final_test_acc", "final_premem_acc", "error"],
+         "dataset_fraction", "n_checkpoints"]
+        + ["final_" + k for k in _columns_with_ci(["train_acc", "test_acc", "premem_acc"], final_ci)] + ["error"],
         run_rows)
     cp_keys = ["train_acc", "test_acc", "premem_acc", "train_nll", "memorized_frac", "train_loss"]
     cp_keys += [k for k, _, _ in CHECKPOINT_COLUMNS if k not in cp_keys
                 and any(k in c for run in runs for c in run.checkpoints)]
+    cp_ci = _ci_columns(all_cps, cp_keys)
     st.csvs["checkpoints.csv"] = csv_text(
-        ["run_id", "run_name", "epoch"] + cp_keys,
-        [[run.id, run.name, c.get("epoch")] + [num(c.get(k)) for k in cp_keys]
+        ["run_id", "run_name", "epoch"] + _columns_with_ci(cp_keys, cp_ci),
+        [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, cp_keys, cp_ci)
          for run in runs for c in run.checkpoints],
     )
 
@@ -498,15 +590,17 @@ def _index(st: _Study) -> Page:
         "spec_text": None if st.spec.get("text") is None else str(st.spec.get("text")),
         "notes": notes,
         "headline": {
-            "p": format_p(p),
+            "p": _shown(p, premem.get("p_ci"), fmt=format_p),
             "threshold": format_num(gap.get("threshold_perplexity") if gap else
                                     (math.exp(math.exp(p)) if p is not None and p < 5 else None), 4),
-            "r2_premem": format_num(r2_pm),
+            "r2_premem": _shown(r2_pm, premem.get("r2_ci")),
             "good": r2_pm is not None and r2_pm >= 0.8 and (r2_tr is None or r2_pm > r2_tr),
-            "r2_premem_line": format_num(premem.get("r2_line")),
-            "r2_train": format_num(r2_tr),
-            "r2_train_line": format_num(train.get("r2_line")),
-            "sentence": _headline_sentence(r2_pm, r2_tr, n_points, n_runs_with_points),
+            "r2_premem_line": _shown(premem.get("r2_line"), premem.get("r2_line_ci")),
+            "r2_train": _shown(r2_tr, train.get("r2_ci")),
+            "r2_train_line": _shown(train.get("r2_line"), train.get("r2_line_ci")),
+            "sentence": _headline_sentence(r2_pm, r2_tr, n_points, n_runs_with_points, premem.get("r2_ci"),
+                                           train.get("r2_ci")),
+            "loro": _loro(st, premem.get("loro")),
         },
         "panels": panels,
         "legend_runs": _legend([r for r in runs if r.checkpoints]),
