@@ -58,6 +58,8 @@ BASELINE_ORDER = ("premem", "gradient_variance", "weight_distance", "atc")
 #: against test accuracy as the accuracy itself (what its correlation with test accuracy is computed on);
 #: a baseline's own "test_key" / "test_x_label" win over these
 TEST_KEYS = {"premem_gap": ("premem_acc", "PreMemAcc"), "atc_gap": ("atc_acc", "ATC-predicted accuracy")}
+#: a baseline's correlations, each with its interval as ``<key>_ci`` when the summary has intervals
+CORRELATION_KEYS = ("pearson_gap", "kendall_gap", "pearson_test", "kendall_test")
 DEFAULT_BINS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 #: colours of the prompts on the robustness page (a dimension of its own, not runs)
 PROMPT_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b")
@@ -154,6 +156,13 @@ def _shown(value: Any, ci: Any, decimals: int = 3, fmt: Any = None) -> str:
     text = fmt(value) if fmt else format_num(value, decimals)
     c = format_ci(ci, decimals, fmt)
     return Markup('{}<span class="ci"> {}</span>').format(text, c) if c else text
+
+
+def _ci_span(ci: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """Only the interval, in a muted ``<span class="ci">``, for a template that prints it apart from its value;
+    "" when there is none."""
+    c = format_ci(ci, decimals, fmt)
+    return Markup('<span class="ci"> {}</span>').format(c) if c else ""
 
 
 def _has_ci(items: Sequence[Mapping[str, Any]], key: str) -> bool:
@@ -676,7 +685,7 @@ def _measures_page(st: _Study) -> Page:
             "pearson_gap": num(b.get("pearson_gap")), "kendall_gap": num(b.get("kendall_gap")),
             "pearson_test": num(b.get("pearson_test")), "kendall_test": num(b.get("kendall_test")),
             "n": b.get("n"),
-        })
+        } | {f"{k}_ci": ci_bounds(b.get(f"{k}_ci")) for k in CORRELATION_KEYS})
 
     rows_out: list[dict] = []
     for target, y_label, target_name in (("gap", "Generalization gap (train − test)", "gap"),
@@ -691,16 +700,24 @@ def _measures_page(st: _Study) -> Page:
                     x = num(c.get(key))
                     y = _gap(c) if target == "gap" else num(c.get("test_acc"))
                     pts.append((x, y))
+                    x_ci = format_ci(c.get(key + "_ci"), fmt=format_sig)
                     tips.append("\n".join([_run_label(run), f"epoch {format_general(c.get('epoch'))}",
-                                           f"{x_label}: {format_sig(x)}",
+                                           f"{x_label}: {format_sig(x)}" + (f" {x_ci}" if x_ci else ""),
                                            f"gap: {format_num(_gap(c))}",
-                                           f"train acc: {format_num(c.get('train_acc'))}",
-                                           f"test acc: {format_num(c.get('test_acc'))}"]))
-                series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href))
+                                           f"train acc: {with_ci(c.get('train_acc'), c.get('train_acc_ci'))}",
+                                           f"test acc: {with_ci(c.get('test_acc'), c.get('test_acc_ci'))}"]))
+                series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href,
+                                         x_errors=[ci_bounds(c.get(key + "_ci")) for c in run.checkpoints],
+                                         y_errors=[ci_bounds(c.get("test_acc_ci")) if target == "test_acc" else None
+                                                   for c in run.checkpoints]))
             r, tau = e[f"pearson_{target_name}"], e[f"kendall_{target_name}"]
+            r_ci, tau_ci = e[f"pearson_{target_name}_ci"], e[f"kendall_{target_name}_ci"]
+            # with intervals, r and τ on a line each: the panels are narrow
+            subtitle = (_corr_text(r, tau) if r_ci is None and tau_ci is None else
+                        [f"r = {with_ci(r, r_ci, 2)}", f"τ = {with_ci(tau, tau_ci, 2)}"])
             chart = svg.scatter_chart(
-                series, title=e["label"], subtitle=_corr_text(r, tau), x_label=x_label, y_label=y_label,
-                width=300, height=300, connect=False, marker_radius=4.2,
+                series, title=e["label"], subtitle=subtitle, x_label=x_label, y_label=y_label,
+                width=300, height=300 + (18 if isinstance(subtitle, list) else 0), connect=False, marker_radius=4.2,
             )
             panels.append({"svg": Markup(chart), "label": e["label"], "r": format_num(r), "tau": format_num(tau)})
         rows_out.append({"target": target, "title": f"Against the {y_label[0].lower() + y_label[1:]}"
@@ -715,16 +732,17 @@ def _measures_page(st: _Study) -> Page:
             [[run.id, run.name, c.get("epoch"), num(c.get("train_acc")), num(c.get("test_acc")), _gap(c)]
              + [num(c.get(k)) for k in keys] for run in runs for c in run.checkpoints],
         )
+        corr_ci = _ci_columns(entries, CORRELATION_KEYS)
         st.csvs["measures_correlations.csv"] = csv_text(
-            ["measure", "label", "value_key", "pearson_gap", "kendall_gap", "pearson_test", "kendall_test", "n"],
-            [[e["name"], e["label"], e["value_key"], e["pearson_gap"], e["kendall_gap"], e["pearson_test"],
-              e["kendall_test"], num(e["n"])] for e in entries],
+            ["measure", "label", "value_key"] + _columns_with_ci(CORRELATION_KEYS, corr_ci) + ["n"],
+            [[e["name"], e["label"], e["value_key"]] + _cells_with_ci(e, CORRELATION_KEYS, corr_ci) + [num(e["n"])]
+             for e in entries],
         )
     table = [{"label": e["label"], "x_label": e["x_label"] if e["test_key"] == e["value_key"] else
               f"{e['x_label']} (against the gap); {e['test_x_label']} (against test accuracy)",
-              "pg": format_num(e["pearson_gap"]),
-              "kg": format_num(e["kendall_gap"]), "pt": format_num(e["pearson_test"]),
-              "kt": format_num(e["kendall_test"]), "n": format_general(e["n"]),
+              "pg": _shown(e["pearson_gap"], e["pearson_gap_ci"]),
+              "kg": _shown(e["kendall_gap"], e["kendall_gap_ci"]), "pt": _shown(e["pearson_test"], e["pearson_test_ci"]),
+              "kt": _shown(e["kendall_test"], e["kendall_test_ci"]), "n": format_general(e["n"]),
               "strongest": False} for e in entries]
     strengths = [abs(e["pearson_gap"]) if e["pearson_gap"] is not None else -1.0 for e in entries]
     if strengths and max(strengths) >= 0:
@@ -746,6 +764,8 @@ def _measures_page(st: _Study) -> Page:
         "used_runs": [{"name": r.name, "href": r.href} for r in runs] if used else [],
         "unknown_runs": unknown_runs,
         "atc_ref": atc_ref,
+        "extra_note": (None if as_dict(st.summary.get("intervals")).get("measures_note") is None
+                       else str(as_dict(st.summary.get("intervals")).get("measures_note"))),
     }
     return Page("measures.html", "measures.html.j2", ctx)
 
@@ -782,12 +802,15 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
             q = quantiles(vals)
             s = {k: num(c.get(k)) if num(c.get(k)) is not None else q[k] for k in ("mean", "median", "q1", "q3")}
             s["n"] = int(num(c.get("n"))) if num(c.get("n")) is not None else len(vals)
-            stats[(p, b)] = s
+            mean_ci = ci_bounds(c.get("mean_ci"))
+            stats[(p, b)] = s | {"mean_ci": mean_ci}
             label = "original prompt" if p == "original" else f"preamble “{p}”"
             tip = (f"{label} · PreMemAcc {b}\nn = {s['n']}\nmedian {format_num(s['median'])} "
-                   f"(quartiles {format_num(s['q1'])} to {format_num(s['q3'])})\nmean {format_num(s['mean'])}")
-            data[b] = svg.Violin(vals, stats=s, tooltip=tip)
-            stat_rows.append([p, preambles.get(p, ""), b, s["n"], s["mean"], s["median"], s["q1"], s["q3"]])
+                   f"(quartiles {format_num(s['q1'])} to {format_num(s['q3'])})\nmean {with_ci(s['mean'], mean_ci)}")
+            data[b] = svg.Violin(vals, stats=s, tooltip=tip, mean_ci=mean_ci)
+            # the mean's interval last: dropped from the CSV when no bin has one
+            stat_rows.append([p, preambles.get(p, ""), b, s["n"], s["mean"], s["median"], s["q1"], s["q3"]]
+                             + ci_cells(mean_ci))
             value_rows += [[p, b, v] for v in vals]
         groups.append((p if p != "original" else "original prompt", PROMPT_COLORS[i % len(PROMPT_COLORS)], data))
 
@@ -809,6 +832,7 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
             delta = None if base is None or s["mean"] is None or p == "original" else s["mean"] - base
             row["cells"].append({"n": s["n"], "median": format_num(s["median"], 2), "q1": format_num(s["q1"], 2),
                                  "q3": format_num(s["q3"], 2), "mean": format_num(s["mean"]),
+                                 "mean_ci": _ci_span(s["mean_ci"]),
                                  "delta": None if delta is None else (("+" if delta > 0 else "") + format_num(delta))})
         table.append(row)
     checkpoints = []
@@ -817,6 +841,7 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
         checkpoints.append({"run": run.name if run else str(c.get("run") or DASH), "href": run.href if run else None,
                             "epoch": format_general(c.get("epoch"))})
     return {"figure": figure, "table": table, "checkpoints": checkpoints, "stat_rows": stat_rows,
+            "has_ci": any(s["mean_ci"] is not None for s in stats.values()),
             "value_rows": value_rows,
             "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
                          "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)]}
@@ -833,9 +858,11 @@ def _robustness_page(st: _Study) -> Page:
     panels = [p for p in panels if p["figure"] is not None]
     if panels:
         several = len(panels) > 1
+        has_ci = any(v is not None for p in panels for row in p["stat_rows"] for v in row[-2:])
         st.csvs["robustness.csv"] = csv_text(
-            (["block"] if several else []) + ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"],
-            [([p["title"]] if several else []) + row for p in panels for row in p["stat_rows"]])
+            (["block"] if several else []) + ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"]
+            + (["mean_low", "mean_high"] if has_ci else []),
+            [([p["title"]] if several else []) + (row if has_ci else row[:-2]) for p in panels for row in p["stat_rows"]])
         st.csvs["robustness_values.csv"] = csv_text(
             (["block"] if several else []) + ["prompt", "premem_bin", "accuracy"],
             [([p["title"]] if several else []) + row for p in panels for row in p["value_rows"]])
