@@ -908,13 +908,14 @@ def _count(v: Any) -> int | float | None:
 
 
 def _curve_points(entry: Mapping[str, Any]) -> list[dict]:
-    """A strategy's curve points, tidied: round and size (int, float or None), test_acc (float or None), run and
-    status (str)."""
+    """A strategy's curve points, tidied: round and size (int, float or None), test_acc (float or None) and its
+    interval test_acc_ci ((low, high) or None), run and status (str)."""
     out = []
     for p in (as_dict(x) for x in as_list(entry.get("curve"))):
         if not p:
             continue
         out.append({"round": _count(p.get("round")), "size": _count(p.get("size")), "test_acc": num(p.get("test_acc")),
+                    "test_acc_ci": ci_bounds(p.get("test_acc_ci")),
                     "run": DASH if p.get("run") is None else str(p.get("run")),
                     "status": str(p.get("status") or "unknown")})
     return sorted(out, key=lambda p: (p["round"] is None, p["round"] or 0.0))
@@ -949,13 +950,15 @@ def _efficiency_sentence(name: str, entry: Mapping[str, Any]) -> str:
     if not n:  # a mean without its rows
         over = "its target test accuracies"
     m = format_num(mean, 2)
+    ci = format_ci(entry.get("mean_ratio_ci"), 2)
+    ci = f" {ci}" if ci else ""
     if m == "1.00":
-        return (f"{name} needs as many examples as iid to reach the same test accuracies (mean ratio {m} at "
+        return (f"{name} needs as many examples as iid to reach the same test accuracies (mean ratio {m}{ci} at "
                 f"{over}).")
     if mean > 1:
-        return (f"{name} reaches iid's test accuracies with {m}× fewer examples (mean of iid's training-set size "
-                f"÷ {name}'s at {over}).")
-    return (f"{name} needs more examples than iid to reach the same test accuracies: mean ratio {m} (iid's "
+        return (f"{name} reaches iid's test accuracies with {m}×{ci} fewer examples (mean of iid's training-set "
+                f"size ÷ {name}'s at {over}).")
+    return (f"{name} needs more examples than iid to reach the same test accuracies: mean ratio {m}{ci} (iid's "
             f"training-set size ÷ {name}'s at {over}).")
 
 
@@ -999,12 +1002,18 @@ def _curation_settings(cur: Mapping[str, Any], strategies: Sequence[str]) -> lis
     return [{"key": k, "value": v} for k, v in items]
 
 
+def _ratio_text(v: Any) -> str:
+    """A sample-efficiency ratio as shown: "1.52×"; "–" when missing."""
+    f = num(v)
+    return DASH if f is None else f"{format_num(f, 2)}×"
+
+
 def _curve_tip(name: str, p: Mapping[str, Any]) -> str:
     """A curve marker's tooltip: strategy, round, training-set size, test accuracy and run name, one a line."""
     rnd = format_general(p["round"])
     return "\n".join([name, f"round {rnd}" + (" (the originals, shared by every strategy)" if p["round"] == 0 else ""),
                       f"training-set size: {format_general(p['size'])} examples",
-                      f"test acc: {format_num(p['test_acc'])}", f"run: {p['run']}"])
+                      f"test acc: {with_ci(p['test_acc'], p.get('test_acc_ci'))}", f"run: {p['run']}"])
 
 
 def _exhausted(ids: Sequence[Any], shown: int = 6) -> dict:
@@ -1028,9 +1037,11 @@ def _curation_page(st: _Study) -> Page:
     colors = {s: _strategy_color(s, k) for k, s in enumerate(strategies)}
 
     # the figure: finished models only
+    curve_ci = _ci_columns([p for s in strategies for p in points[s]], ["test_acc"])
     st.csvs["curation_curves.csv"] = csv_text(
-        ["strategy", "round", "size", "test_acc", "status", "run"],
-        [[s, p["round"], p["size"], p["test_acc"], p["status"], p["run"]] for s in strategies for p in points[s]])
+        ["strategy", "round", "size"] + _columns_with_ci(["test_acc"], curve_ci) + ["status", "run"],
+        [[s, p["round"], p["size"]] + _cells_with_ci(p, ["test_acc"], curve_ci) + [p["status"], p["run"]]
+         for s in strategies for p in points[s]])
     finished = any(_finished(p) for s in strategies for p in points[s])
     left_out = {p["run"]: p["status"] for s in strategies for p in points[s] if not _finished(p)}
     figure = None
@@ -1039,7 +1050,8 @@ def _curation_page(st: _Study) -> Page:
         for s in strategies:
             shown = [p for p in points[s] if _finished(p)]
             series.append(svg.Series(s, [(p["size"], p["test_acc"]) for p in shown],
-                                     tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid"))
+                                     tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid",
+                                     y_errors=[p["test_acc_ci"] for p in shown], band=True))
         chart = svg.line_chart(series, title="Test accuracy against training-set size",
                                x_label="training-set size (examples)", y_label="test accuracy", width=760,
                                height=420, marker_radius=4.2, x_integer=True)
@@ -1047,10 +1059,14 @@ def _curation_page(st: _Study) -> Page:
         for status in left_out.values():
             statuses[status] = statuses.get(status, 0) + 1
         figure = {"svg": Markup(chart), "csv": "data/curation_curves.csv", "n_left_out": len(left_out),
+                  "bands": bool(curve_ci),
                   "left_out": ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))}
 
     # sample efficiency against iid
     efficiency, eff_rows = [], []
+    others = [entries[s] for s in strategies if s != "iid"]
+    ratio_ci = _ci_columns([as_dict(x) for e in others for x in as_list(e.get("efficiency"))], ["ratio"])
+    mean_ci = _ci_columns(others, ["mean_ratio"])
     for s in strategies:
         if s == "iid":
             continue
@@ -1060,19 +1076,23 @@ def _curation_page(st: _Study) -> Page:
             ratio = num(x.get("ratio"))
             rows.append({"target": format_num(x.get("target")), "iid_size": format_general(num(x.get("iid_size"))),
                          "size": format_general(num(x.get("size"))),
-                         "ratio": DASH if ratio is None else f"{format_num(ratio, 2)}×",
+                         "ratio": _shown(ratio, x.get("ratio_ci"), fmt=_ratio_text),
                          "fewer": ratio is not None and ratio > 1})
         mean, k, n = _mean_ratio(e)
         note = None if e.get("targets_note") is None else str(e.get("targets_note"))
         efficiency.append({"name": s, "color": colors[s], "rows": rows, "note": note,
-                           "mean": DASH if mean is None else f"{format_num(mean, 2)}×", "k": k, "n": n})
-        eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size")), num(x.get("ratio")),
-                      mean, note] for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
+                           "mean": _shown(mean, e.get("mean_ratio_ci"), fmt=_ratio_text), "k": k, "n": n})
+        mean_cells = [mean] + (ci_cells(e.get("mean_ratio_ci")) if mean_ci else [])
+        eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size"))]
+                     + _cells_with_ci(x, ["ratio"], ratio_ci) + mean_cells + [note]
+                     for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
         if not as_list(e.get("efficiency")):
-            eff_rows.append([s, None, None, None, None, mean, note])
+            eff_rows.append([s, None, None, None, None] + [None, None] * bool(ratio_ci) + mean_cells + [note])
     if efficiency:
         st.csvs["curation_efficiency.csv"] = csv_text(
-            ["strategy", "target_test_acc", "iid_size", "size", "ratio", "mean_ratio", "note"], eff_rows)
+            ["strategy", "target_test_acc", "iid_size", "size"] + _columns_with_ci(["ratio", "mean_ratio"],
+                                                                                 ratio_ci + mean_ci) + ["note"],
+            eff_rows)
 
     # each round's selection, beside the model trained on it
     round_tables, round_rows = [], []
@@ -1084,7 +1104,7 @@ def _curation_page(st: _Study) -> Page:
             rec, p = recs.get(rnd), by_round.get(rnd)
             status = p["status"] if p else None
             row = {"round": format_general(rnd), "size": format_general(p["size"]) if p else DASH,
-                   "test_acc": format_num(p["test_acc"]) if p else DASH, "run": p["run"] if p else DASH,
+                   "test_acc": _shown(p["test_acc"], p["test_acc_ci"]) if p else DASH, "run": p["run"] if p else DASH,
                    "status": status or DASH, "status_class": (status if status in CURATION_STATUSES else "other")
                    if status else None, "collection": rec is not None, "round0": rnd == 0 and rec is None}
             if rec is not None:
@@ -1245,14 +1265,19 @@ def _run_page(st: _Study, k: int) -> Page:
             if any(num(c.get(key)) is not None for c in cps):
                 acc_series.append(svg.Series(label, [(c.get("epoch"), c.get(key)) for c in cps],
                                              tooltips=[f"epoch {format_general(c.get('epoch'))}\n{label}: "
-                                                       f"{format_num(c.get(key))}" for c in cps],
-                                             color=color, dashed=dashed))
+                                                       f"{with_ci(c.get(key), c.get(key + '_ci'))}" for c in cps],
+                                             color=color, dashed=dashed,
+                                             y_errors=[ci_bounds(c.get(key + "_ci")) for c in cps], band=True))
         chart = svg.line_chart(acc_series, title="Accuracy by checkpoint", x_label="epoch", y_label="accuracy",
                                y_range=(0, 1), width=560, height=320, marker_radius=3.5, x_integer=True)
-        st.csvs[cp_csv] = csv_text(["epoch"] + [k for k, _, _ in cols],
-                                   [[c.get("epoch")] + [num(c.get(k)) for k, _, _ in cols] for c in cps])
+        keys = [k for k, _, _ in cols]
+        cp_ci = _ci_columns(cps, keys)
+        st.csvs[cp_csv] = csv_text(["epoch"] + _columns_with_ci(keys, cp_ci),
+                                   [[c.get("epoch")] + _cells_with_ci(c, keys, cp_ci) for c in cps])
+        banded = _ci_columns(cps, ["train_acc", "test_acc", "premem_acc"])
         figures.append({"svg": Markup(chart), "csv": f"{root}data/{cp_csv}",
-                        "caption": "Train accuracy, test accuracy and PreMemAcc at each checkpoint."})
+                        "caption": "Train accuracy, test accuracy and PreMemAcc at each checkpoint."
+                                   + (" Shaded: each checkpoint's interval." if banded else "")})
 
     dyn = st.dynamics_figure(run.id, root=root) if st.dynamics_entry(run.id) is not None else None
     err = _error(r)
@@ -1263,7 +1288,8 @@ def _run_page(st: _Study, k: int) -> Page:
         "figures": figures,
         "columns": [{"key": key, "head": head} for key, head, _ in cols],
         "checkpoints": [{"epoch": format_general(c.get("epoch")),
-                         "cells": [fmt(c.get(key)) for key, _, fmt in cols]} for c in cps],
+                         "cells": [_shown(c.get(key), c.get(key + "_ci"), fmt=fmt) for key, _, fmt in cols]}
+                        for c in cps],
         "checkpoints_csv": f"{root}data/{cp_csv}" if cps else None,
         "dyn": dyn,
         "dyn_legend": _dyn_legend([dyn] if dyn else []),
