@@ -19,6 +19,12 @@ CSV files); :mod:`premem.report.html` renders and writes it.  Pages:
 Every section of the summary is optional: a page whose data is absent is still written (so no link ever
 breaks) and says what would compute it; its entry in the navigation bar is muted.  The curation page is the
 exception: a study without a curation section has no such page and no entry for it.
+
+Intervals (issue 15): when the summary has bootstrap intervals (``summary["intervals"]`` and a ``<key>_ci``
+``[low, high]`` beside a number), each number is printed with its interval ("0.853 [0.781, 0.902]"), what they
+are is said once per page, scatter points get error bars, curves shaded bands, violins the mean with its
+interval, and the CSVs ``<key>_low``/``<key>_high`` columns; the front page adds the leave-one-run-out fits
+(``loro``). A summary without them renders as before.
 """
 
 from __future__ import annotations
