@@ -164,3 +164,59 @@ def quantiles(values: Sequence[float]) -> dict[str, float | None]:
         return vs[lo] + (vs[hi] - vs[lo]) * (pos - lo)
 
     return {"mean": sum(vs) / len(vs), "median": q(0.5), "q1": q(0.25), "q3": q(0.75)}
+
+
+# --------------------------------------------------------------------------------------------- intervals
+
+
+def ci_bounds(v: Any) -> tuple[float | None, float | None] | None:
+    """An interval ``[low, high]`` as (low, high), each a finite float or None; None when ``v`` is not a pair or
+    has neither bound (a summary without intervals, or a bootstrap that could not be computed)."""
+    xs = as_list(v)
+    if len(xs) != 2:
+        return None
+    lo, hi = num(xs[0]), num(xs[1])
+    return None if lo is None and hi is None else (lo, hi)
+
+
+def format_ci(v: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """The interval ``v`` as "[low, high]", each bound formatted as its value is (``fmt``, else ``decimals``
+    decimals); "" when there is no interval, so a summary without intervals shows its numbers as before."""
+    b = ci_bounds(v)
+    if b is None:
+        return ""
+    f = fmt or (lambda x: format_num(x, decimals))
+    return f"[{f(b[0])}, {f(b[1])}]"
+
+
+def with_ci(value: Any, ci: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """``value`` followed by its interval: "0.853 [0.781, 0.902]"; the value alone when it has none."""
+    text = fmt(value) if fmt else format_num(value, decimals)
+    c = format_ci(ci, decimals, fmt)
+    return f"{text} {c}" if c else text
+
+
+def ci_cells(v: Any) -> list[float | None]:
+    """The interval ``v`` as two CSV cells (low, high); empty cells when there is none."""
+    b = ci_bounds(v)
+    return [None, None] if b is None else list(b)
+
+
+def intervals_note(meta: Any) -> str | None:
+    """The line that says, once per page, what the printed intervals are: "95 % percentile bootstrap intervals,
+    1,000 resamples, seed 0 — resampled: ..." from ``summary["intervals"]``; None when the summary has none."""
+    m = as_dict(meta)
+    if not m:
+        return None
+    level = num(m.get("level"))
+    parts = [f"{level * 100:g} % " if level is not None else ""]
+    parts[0] += f"{m.get('method') or 'bootstrap'} intervals"
+    n = num(m.get("resamples"))
+    if n is not None:
+        parts.append(f"{int(n):,} resamples")
+    if m.get("seed") is not None:
+        parts.append(f"seed {m.get('seed')}")
+    text = ", ".join(parts)
+    if m.get("resampled"):
+        text += f" — resampled: {m.get('resampled')}"
+    return text

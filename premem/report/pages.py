@@ -19,6 +19,12 @@ CSV files); :mod:`premem.report.html` renders and writes it.  Pages:
 Every section of the summary is optional: a page whose data is absent is still written (so no link ever
 breaks) and says what would compute it; its entry in the navigation bar is muted.  The curation page is the
 exception: a study without a curation section has no such page and no entry for it.
+
+Intervals (issue 15): when the summary has bootstrap intervals (``summary["intervals"]`` and a ``<key>_ci``
+``[low, high]`` beside a number), each number is printed with its interval ("0.853 [0.781, 0.902]"), what they
+are is said once per page, scatter points get error bars, curves shaded bands, violins the mean with its
+interval, and the CSVs ``<key>_low``/``<key>_high`` columns; the front page adds the leave-one-run-out fits
+(``loro``). A summary without them renders as before.
 """
 
 from __future__ import annotations
@@ -34,16 +40,21 @@ from .common import (
     DASH,
     as_dict,
     as_list,
+    ci_bounds,
+    ci_cells,
     csv_text,
+    format_ci,
     format_general,
     format_lr,
     format_num,
     format_p,
     format_sig,
+    intervals_note,
     num,
     quantiles,
     short,
     slug,
+    with_ci,
 )
 from .dynamics import CATEGORIES, MAX_DYNAMICS_ROWS, prepare_dynamics
 
@@ -53,6 +64,8 @@ BASELINE_ORDER = ("premem", "gradient_variance", "weight_distance", "atc")
 #: against test accuracy as the accuracy itself (what its correlation with test accuracy is computed on);
 #: a baseline's own "test_key" / "test_x_label" win over these
 TEST_KEYS = {"premem_gap": ("premem_acc", "PreMemAcc"), "atc_gap": ("atc_acc", "ATC-predicted accuracy")}
+#: a baseline's correlations, each with its interval as ``<key>_ci`` when the summary has intervals
+CORRELATION_KEYS = ("pearson_gap", "kendall_gap", "pearson_test", "kendall_test")
 DEFAULT_BINS = ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")
 #: colours of the prompts on the robustness page (a dimension of its own, not runs)
 PROMPT_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b")
@@ -142,6 +155,55 @@ def _gap(c: Mapping[str, Any]) -> float | None:
     return None if tr is None or te is None else tr - te
 
 
+def _shown(value: Any, ci: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """A number as a template shows it: its text and, when it has an interval, the interval after it in a muted
+    ``<span class="ci">`` ("0.853 [0.781, 0.902]" as text); the plain text when it has none, so a summary
+    without intervals renders as before."""
+    text = fmt(value) if fmt else format_num(value, decimals)
+    c = format_ci(ci, decimals, fmt)
+    return Markup('{}<span class="ci"> {}</span>').format(text, c) if c else text
+
+
+def _ci_span(ci: Any, decimals: int = 3, fmt: Any = None) -> str:
+    """Only the interval, in a muted ``<span class="ci">``, for a template that prints it apart from its value;
+    "" when there is none."""
+    c = format_ci(ci, decimals, fmt)
+    return Markup('<span class="ci"> {}</span>').format(c) if c else ""
+
+
+def _has_ci(items: Sequence[Mapping[str, Any]], key: str) -> bool:
+    """Whether any of ``items`` has an interval for ``key`` (its ``key + "_ci"`` sibling)."""
+    return any(ci_bounds(as_dict(x).get(key + "_ci")) is not None for x in items)
+
+
+def _ci_columns(items: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Those of ``keys`` that have an interval in any of ``items``: each gets ``_low`` and ``_high`` columns in
+    the CSV (none without intervals, so the CSV stays as before)."""
+    return [k for k in keys if _has_ci(items, k)]
+
+
+def _columns_with_ci(keys: Sequence[str], with_ci_keys: Sequence[str]) -> list[str]:
+    """CSV header: each key, followed by ``<key>_low`` and ``<key>_high`` when it has intervals."""
+    out = []
+    for k in keys:
+        out.append(k)
+        if k in with_ci_keys:
+            out += [f"{k}_low", f"{k}_high"]
+    return out
+
+
+def _cells_with_ci(item: Mapping[str, Any], keys: Sequence[str], with_ci_keys: Sequence[str],
+                   value: Any = None) -> list[Any]:
+    """A CSV row's cells for ``keys`` (by ``value(item, key)``, default the number at the key), each followed
+    by its interval's low and high when the key has intervals."""
+    out: list[Any] = []
+    for k in keys:
+        out.append(value(item, k) if value else num(item.get(k)))
+        if k in with_ci_keys:
+            out += ci_cells(item.get(k + "_ci"))
+    return out
+
+
 def _run_label(run: Run) -> str:
     return run.name if run.name == run.id else f"{run.name} ({run.id})"
 
@@ -154,7 +216,7 @@ def _run_tip(run: Run, c: Mapping[str, Any], extra: Sequence[tuple[str, str]] = 
     for key, lbl in (("train_acc", "train acc"), ("test_acc", "test acc"), ("premem_acc", "PreMemAcc"),
                      ("memorized_frac", "memorized"), ("train_nll", "train NLL")):
         if key in c:
-            lines.append(f"{lbl}: {format_num(c.get(key))}")
+            lines.append(f"{lbl}: {with_ci(c.get(key), c.get(key + '_ci'))}")
     return "\n".join(lines)
 
 
@@ -182,11 +244,39 @@ def _error(r: Mapping[str, Any]) -> str | None:
     return None if err is None or str(err).strip() == "" else str(err)
 
 
-def _r2_text(v: Any) -> str:
-    return f"R² = {format_num(v)}"
+def _r2_text(v: Any, ci: Any = None) -> str:
+    return f"R² = {with_ci(v, ci)}"
 
 
-def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, n_runs: int) -> str:
+def _acc_series(run: Run, key: str) -> svg.Series:
+    """One run's checkpoints as ``key`` (x) against test accuracy (y), with error bars where the checkpoints have
+    intervals (``<key>_ci``, ``test_acc_ci``)."""
+    cps = run.checkpoints
+    return svg.Series(name=run.name, points=[(c.get(key), c.get("test_acc")) for c in cps],
+                      tooltips=[_run_tip(run, c) for c in cps], color=run.color, href=run.href,
+                      x_errors=[ci_bounds(c.get(key + "_ci")) for c in cps],
+                      y_errors=[ci_bounds(c.get("test_acc_ci")) for c in cps])
+
+
+def _loro(st: "_Study", loro: Any, root: str = "") -> dict | None:
+    """A leave-one-run-out record ({"min_r2", "run", "r2_by_run"}) for a template: the smallest R² and the run
+    left out for it (with its page), and every fit, smallest first; None when the summary has none."""
+    d = as_dict(loro)
+    if not d:
+        return None
+    by_run = sorted(((str(k), num(v)) for k, v in as_dict(d.get("r2_by_run")).items()),
+                    key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0.0))
+
+    def link(name: Any) -> dict:
+        run = st.find_run(name)
+        return {"name": run.name if run else str(name), "href": f"{root}{run.href}" if run else None}
+
+    return {"r2": format_num(d.get("min_r2")), "run": link(d.get("run") if d.get("run") is not None else DASH),
+            "n": len(by_run), "rows": [link(k) | {"r2": format_num(v)} for k, v in by_run]}
+
+
+def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, n_runs: int,
+                       ci_pm: Any = None, ci_tr: Any = None) -> str:
     if n_points == 0 and r2_pm is None and r2_tr is None:
         return "No checkpoint has both PreMemAcc and test accuracy yet."
     base = (f"R² is measured about the line y = x over {n_points} checkpoint{'s' if n_points != 1 else ''} of "
@@ -194,15 +284,16 @@ def _headline_sentence(r2_pm: float | None, r2_tr: float | None, n_points: int, 
             f"it predicts test accuracy no better than a constant.")
     if r2_pm is None or r2_tr is None:
         return base
+    pm, tr = with_ci(r2_pm, ci_pm), with_ci(r2_tr, ci_tr)
     if r2_pm >= 0.8 and r2_pm > r2_tr:
-        verdict = (f" PreMemAcc lies close to y = x (R² = {format_num(r2_pm)}) while plain train accuracy does not "
-                   f"(R² = {format_num(r2_tr)}): pre-memorization accuracy predicts test accuracy.")
+        verdict = (f" PreMemAcc lies close to y = x (R² = {pm}) while plain train accuracy does not "
+                   f"(R² = {tr}): pre-memorization accuracy predicts test accuracy.")
     elif r2_pm > r2_tr:
-        verdict = (f" PreMemAcc tracks test accuracy better than train accuracy does (R² {format_num(r2_pm)} vs "
-                   f"{format_num(r2_tr)}), but not closely.")
+        verdict = (f" PreMemAcc tracks test accuracy better than train accuracy does (R² {pm} vs "
+                   f"{tr}), but not closely.")
     else:
-        verdict = (f" Here PreMemAcc (R² = {format_num(r2_pm)}) does not predict test accuracy better than train "
-                   f"accuracy (R² = {format_num(r2_tr)}).")
+        verdict = (f" Here PreMemAcc (R² = {pm}) does not predict test accuracy better than train "
+                   f"accuracy (R² = {tr}).")
     return base + verdict
 
 
@@ -303,6 +394,7 @@ class _Study:
             "generated_at": str(self.summary.get("generated_at") or DASH),
             "n_runs": len(self.runs),
             "n_failed": n_failed,
+            "intervals_note": intervals_note(self.summary.get("intervals")),
         }
 
 
@@ -351,6 +443,9 @@ def _blocks(st: _Study) -> dict | None:
     if len(blocks) < 2:
         return None
     mode = str(as_dict(st.summary.get("premem")).get("calibrate") or "per_block")
+    trains = [as_dict(b.get("train_acc")) for b in blocks]
+    block_ci = _ci_columns(blocks, ["p", "r2", "r2_line"])
+    train_ci = _ci_columns(trains, ["r2", "r2_line"])
     rows, csv_rows, figures = [], [], []
     for k, b in enumerate(blocks, start=1):
         train = as_dict(b.get("train_acc"))
@@ -359,38 +454,49 @@ def _blocks(st: _Study) -> dict | None:
         rng = as_list(b.get("test_acc_range"))
         rows.append({"name": _block_name(b), "model": DASH if b.get("model") is None else str(b.get("model")),
                      "dataset": DASH if b.get("dataset") is None else str(b.get("dataset")),
-                     "p": format_p(b.get("p")), "r2": format_num(b.get("r2")), "r2_line": format_num(b.get("r2_line")),
-                     "train_r2": format_num(train.get("r2")), "train_r2_line": format_num(train.get("r2_line")),
+                     "p": _shown(b.get("p"), b.get("p_ci"), fmt=format_p), "r2": _shown(b.get("r2"), b.get("r2_ci")),
+                     "r2_line": _shown(b.get("r2_line"), b.get("r2_line_ci")),
+                     "train_r2": _shown(train.get("r2"), train.get("r2_ci")),
+                     "train_r2_line": _shown(train.get("r2_line"), train.get("r2_line_ci")),
                      "n_runs": len(names), "checkpoints": format_general(b.get("checkpoints")),
                      "test_range": (f"{format_num(rng[0])} – {format_num(rng[1])}" if len(rng) == 2 else DASH),
-                     "n_calibration": len(as_list(b.get("calibration_runs")))})
-        csv_rows.append([b.get("model"), b.get("dataset"), num(b.get("p")), num(b.get("r2")), num(b.get("r2_line")),
-                         num(train.get("r2")), num(train.get("r2_line")), len(names), num(b.get("checkpoints")),
-                         len(as_list(b.get("calibration_runs")))])
+                     "n_calibration": len(as_list(b.get("calibration_runs"))), "loro": _loro(st, b.get("loro"))})
+        csv_rows.append([b.get("model"), b.get("dataset")] + _cells_with_ci(b, ["p", "r2", "r2_line"], block_ci)
+                        + _cells_with_ci(train, ["r2", "r2_line"], train_ci)
+                        + [len(names), num(b.get("checkpoints")), len(as_list(b.get("calibration_runs")))]
+                        + ([num(as_dict(b.get("loro")).get("min_r2")), as_dict(b.get("loro")).get("run")]
+                           if any(as_dict(x.get("loro")) for x in blocks) else []))
         series, pts_rows = [], []
+        cps_all = [c for run in runs for c in run.checkpoints]
+        pts_ci = _ci_columns(cps_all, ["premem_acc", "test_acc"])
         for run in runs:
-            pts = [(c.get("premem_acc"), c.get("test_acc")) for c in run.checkpoints]
-            series.append(svg.Series(name=run.name, points=pts, tooltips=[_run_tip(run, c) for c in run.checkpoints],
-                                     color=run.color, href=run.href))
-            pts_rows += [[run.id, run.name, c.get("epoch"), num(c.get("premem_acc")), num(c.get("test_acc"))]
+            series.append(_acc_series(run, "premem_acc"))
+            pts_rows += [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, ["premem_acc", "test_acc"], pts_ci)
                          for c in run.checkpoints]
         # one range for both axes (y = x stays the diagonal), up to the block's largest value: a block whose
         # accuracies stay low (MATH) is not squeezed into a corner
-        top = max((v for row in pts_rows for v in row[3:5] if v is not None), default=1.0)
+        top = max((v for c in cps_all for v in (num(c.get("premem_acc")), num(c.get("test_acc"))) if v is not None),
+                  default=1.0)
         hi = min(1.0, max(0.1, math.ceil((top + 0.02) * 10) / 10))
         name = f"block{k}_premem_vs_test.csv"
-        st.csvs[name] = csv_text(["run_id", "run_name", "epoch", "premem_acc", "test_acc"], pts_rows)
+        st.csvs[name] = csv_text(["run_id", "run_name", "epoch"] + _columns_with_ci(["premem_acc", "test_acc"], pts_ci),
+                                 pts_rows)
         scatter = svg.scatter_chart(
             series, title=f"{_block_name(b)}: PreMemAcc vs test accuracy", x_label="PreMemAcc",
             y_label="Test accuracy", x_range=(0, hi), y_range=(0, hi), diagonal=True,
-            annotation=[_r2_text(b.get("r2")), f"p = {format_p(b.get('p'))}"], width=470, height=440)
+            annotation=[_r2_text(b.get("r2"), b.get("r2_ci")), f"p = {with_ci(b.get('p'), b.get('p_ci'), fmt=format_p)}"],
+            width=470, height=440)
         figures.append({"name": _block_name(b), "svg": Markup(scatter), "csv": f"data/{name}",
                         "calibration": _calibration_figure(st, b.get("calibration"), num(b.get("p")),
                                                            f"block{k}_calibration.csv",
                                                            f"{_block_name(b)}: R² against p")})
-    st.csvs["blocks.csv"] = csv_text(["model", "dataset", "p", "r2", "r2_line", "train_r2", "train_r2_line", "runs",
-                                      "checkpoints", "calibration_runs"], csv_rows)
-    return {"rows": rows, "csv": "data/blocks.csv", "figures": figures, "pooled": mode == "pooled"}
+    has_loro = any(as_dict(x.get("loro")) for x in blocks)
+    st.csvs["blocks.csv"] = csv_text(
+        ["model", "dataset"] + _columns_with_ci(["p", "r2", "r2_line"], block_ci)
+        + ["train_" + c for c in _columns_with_ci(["r2", "r2_line"], train_ci)]
+        + ["runs", "checkpoints", "calibration_runs"] + (["loro_min_r2", "loro_run"] if has_loro else []), csv_rows)
+    return {"rows": rows, "csv": "data/blocks.csv", "figures": figures, "pooled": mode == "pooled",
+            "has_loro": has_loro}
 
 
 # --------------------------------------------------------------------------------------------- index
@@ -405,27 +511,25 @@ def _index(st: _Study) -> Page:
 
     n_points = 0
     panels = []
-    for key, label, name, r2 in (
-        ("train_acc", "Train accuracy", "train_vs_test", train.get("r2")),
-        ("premem_acc", "PreMemAcc", "premem_vs_test", premem.get("r2")),
+    all_cps = [c for run in runs for c in run.checkpoints]
+    for key, label, name, r2, r2_ci in (
+        ("train_acc", "Train accuracy", "train_vs_test", train.get("r2"), train.get("r2_ci")),
+        ("premem_acc", "PreMemAcc", "premem_vs_test", premem.get("r2"), premem.get("r2_ci")),
     ):
-        series, rows = [], []
-        for run in runs:
-            pts, tips = [], []
-            for c in run.checkpoints:
-                pts.append((c.get(key), c.get("test_acc")))
-                tips.append(_run_tip(run, c))
-                rows.append([run.id, run.name, c.get("epoch"), num(c.get(key)), num(c.get("test_acc"))])
-            series.append(svg.Series(name=run.name, points=pts, tooltips=tips, color=run.color, href=run.href))
+        with_cis = _ci_columns(all_cps, [key, "test_acc"])
+        series = [_acc_series(run, key) for run in runs]
+        rows = [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, [key, "test_acc"], with_cis)
+                for run in runs for c in run.checkpoints]
         if key == "premem_acc":
-            n_points = sum(1 for r in rows if r[3] is not None and r[4] is not None)
-        st.csvs[f"{name}.csv"] = csv_text(["run_id", "run_name", "epoch", key, "test_acc"], rows)
+            n_points = sum(1 for c in all_cps if num(c.get(key)) is not None and num(c.get("test_acc")) is not None)
+        st.csvs[f"{name}.csv"] = csv_text(["run_id", "run_name", "epoch"] + _columns_with_ci([key, "test_acc"], with_cis),
+                                          rows)
         chart = svg.scatter_chart(
             series, title=f"{label} vs test accuracy", x_label=label, y_label="Test accuracy", x_range=(0, 1),
-            y_range=(0, 1), diagonal=True, annotation=_r2_text(r2), width=470, height=440,
+            y_range=(0, 1), diagonal=True, annotation=_r2_text(r2, r2_ci), width=470, height=440,
         )
         panels.append({"title": f"{label} vs test accuracy", "svg": Markup(chart), "csv": f"data/{name}.csv",
-                       "r2": format_num(r2)})
+                       "r2": with_ci(r2, r2_ci)})
 
     # calibration
     p = num(premem.get("p"))
@@ -455,6 +559,7 @@ def _index(st: _Study) -> Page:
 
     # runs table
     table, run_rows = [], []
+    final_ci = _ci_columns([r.checkpoints[-1] for r in runs if r.checkpoints], ["train_acc", "test_acc", "premem_acc"])
     for run in runs:
         r, cps = run.raw, run.checkpoints
         sett = as_dict(r.get("settings"))
@@ -469,30 +574,32 @@ def _index(st: _Study) -> Page:
             "fraction": format_general(sett.get("dataset_fraction")),
             "status": status, "status_class": cls, "status_text": status_text,
             "n_checkpoints": len(cps),
-            "train": format_num(last.get("train_acc")),
-            "test": format_num(last.get("test_acc")),
-            "premem": format_num(last.get("premem_acc")),
+            "train": _shown(last.get("train_acc"), last.get("train_acc_ci")),
+            "test": _shown(last.get("test_acc"), last.get("test_acc_ci")),
+            "premem": _shown(last.get("premem_acc"), last.get("premem_acc_ci")),
             "error": err, "error_short": None if err is None else short(err),
             "seed": format_general(r.get("seed")),
         })
         step = num(r.get("diverged_step"))
         run_rows.append([run.id, run.name, status, None if step is None else int(step), sett.get("model"),
                          sett.get("dataset"), num(sett.get("learning_rate")), sett.get("epochs"),
-                         num(sett.get("dataset_fraction")), len(cps), num(last.get("train_acc")),
-                         num(last.get("test_acc")), num(last.get("premem_acc")), err])
+                         num(sett.get("dataset_fraction")), len(cps)]
+                        + _cells_with_ci(last, ["train_acc", "test_acc", "premem_acc"], final_ci) + [err])
     seeds = _seed_groups(st)
     if seeds is not None:  # a seeds axis: each run's seed as the last column
         run_rows = [row + [num(run.raw.get("seed"))] for row, run in zip(run_rows, runs)]
     st.csvs["runs.csv"] = csv_text(
         ["run_id", "run_name", "status", "diverged_step", "model", "dataset", "learning_rate", "epochs",
-         "dataset_fraction", "n_checkpoints", "final_train_acc", "final_test_acc", "final_premem_acc", "error"]
+         "dataset_fraction", "n_checkpoints"]
+        + ["final_" + k for k in _columns_with_ci(["train_acc", "test_acc", "premem_acc"], final_ci)] + ["error"]
         + (["seed"] if seeds is not None else []), run_rows)
     cp_keys = ["train_acc", "test_acc", "premem_acc", "train_nll", "memorized_frac", "train_loss"]
     cp_keys += [k for k, _, _ in CHECKPOINT_COLUMNS if k not in cp_keys
                 and any(k in c for run in runs for c in run.checkpoints)]
+    cp_ci = _ci_columns(all_cps, cp_keys)
     st.csvs["checkpoints.csv"] = csv_text(
-        ["run_id", "run_name", "epoch"] + cp_keys,
-        [[run.id, run.name, c.get("epoch")] + [num(c.get(k)) for k in cp_keys]
+        ["run_id", "run_name", "epoch"] + _columns_with_ci(cp_keys, cp_ci),
+        [[run.id, run.name, c.get("epoch")] + _cells_with_ci(c, cp_keys, cp_ci)
          for run in runs for c in run.checkpoints],
     )
 
@@ -504,15 +611,17 @@ def _index(st: _Study) -> Page:
         "spec_text": None if st.spec.get("text") is None else str(st.spec.get("text")),
         "notes": notes,
         "headline": {
-            "p": format_p(p),
+            "p": _shown(p, premem.get("p_ci"), fmt=format_p),
             "threshold": format_num(gap.get("threshold_perplexity") if gap else
                                     (math.exp(math.exp(p)) if p is not None and p < 5 else None), 4),
-            "r2_premem": format_num(r2_pm),
+            "r2_premem": _shown(r2_pm, premem.get("r2_ci")),
             "good": r2_pm is not None and r2_pm >= 0.8 and (r2_tr is None or r2_pm > r2_tr),
-            "r2_premem_line": format_num(premem.get("r2_line")),
-            "r2_train": format_num(r2_tr),
-            "r2_train_line": format_num(train.get("r2_line")),
-            "sentence": _headline_sentence(r2_pm, r2_tr, n_points, n_runs_with_points),
+            "r2_premem_line": _shown(premem.get("r2_line"), premem.get("r2_line_ci")),
+            "r2_train": _shown(r2_tr, train.get("r2_ci")),
+            "r2_train_line": _shown(train.get("r2_line"), train.get("r2_line_ci")),
+            "sentence": _headline_sentence(r2_pm, r2_tr, n_points, n_runs_with_points, premem.get("r2_ci"),
+                                           train.get("r2_ci")),
+            "loro": _loro(st, premem.get("loro")),
         },
         "panels": panels,
         "legend_runs": _legend([r for r in runs if r.checkpoints]),
@@ -628,7 +737,7 @@ def _measures_page(st: _Study) -> Page:
             "pearson_gap": num(b.get("pearson_gap")), "kendall_gap": num(b.get("kendall_gap")),
             "pearson_test": num(b.get("pearson_test")), "kendall_test": num(b.get("kendall_test")),
             "n": b.get("n"),
-        })
+        } | {f"{k}_ci": ci_bounds(b.get(f"{k}_ci")) for k in CORRELATION_KEYS})
 
     rows_out: list[dict] = []
     for target, y_label, target_name in (("gap", "Generalization gap (train − test)", "gap"),
@@ -643,16 +752,24 @@ def _measures_page(st: _Study) -> Page:
                     x = num(c.get(key))
                     y = _gap(c) if target == "gap" else num(c.get("test_acc"))
                     pts.append((x, y))
+                    x_ci = format_ci(c.get(key + "_ci"), fmt=format_sig)
                     tips.append("\n".join([_run_label(run), f"epoch {format_general(c.get('epoch'))}",
-                                           f"{x_label}: {format_sig(x)}",
+                                           f"{x_label}: {format_sig(x)}" + (f" {x_ci}" if x_ci else ""),
                                            f"gap: {format_num(_gap(c))}",
-                                           f"train acc: {format_num(c.get('train_acc'))}",
-                                           f"test acc: {format_num(c.get('test_acc'))}"]))
-                series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href))
+                                           f"train acc: {with_ci(c.get('train_acc'), c.get('train_acc_ci'))}",
+                                           f"test acc: {with_ci(c.get('test_acc'), c.get('test_acc_ci'))}"]))
+                series.append(svg.Series(run.name, pts, tooltips=tips, color=run.color, href=run.href,
+                                         x_errors=[ci_bounds(c.get(key + "_ci")) for c in run.checkpoints],
+                                         y_errors=[ci_bounds(c.get("test_acc_ci")) if target == "test_acc" else None
+                                                   for c in run.checkpoints]))
             r, tau = e[f"pearson_{target_name}"], e[f"kendall_{target_name}"]
+            r_ci, tau_ci = e[f"pearson_{target_name}_ci"], e[f"kendall_{target_name}_ci"]
+            # with intervals, r and τ on a line each: the panels are narrow
+            subtitle = (_corr_text(r, tau) if r_ci is None and tau_ci is None else
+                        [f"r = {with_ci(r, r_ci, 2)}", f"τ = {with_ci(tau, tau_ci, 2)}"])
             chart = svg.scatter_chart(
-                series, title=e["label"], subtitle=_corr_text(r, tau), x_label=x_label, y_label=y_label,
-                width=300, height=300, connect=False, marker_radius=4.2,
+                series, title=e["label"], subtitle=subtitle, x_label=x_label, y_label=y_label,
+                width=300, height=300 + (18 if isinstance(subtitle, list) else 0), connect=False, marker_radius=4.2,
             )
             panels.append({"svg": Markup(chart), "label": e["label"], "r": format_num(r), "tau": format_num(tau)})
         rows_out.append({"target": target, "title": f"Against the {y_label[0].lower() + y_label[1:]}"
@@ -667,16 +784,17 @@ def _measures_page(st: _Study) -> Page:
             [[run.id, run.name, c.get("epoch"), num(c.get("train_acc")), num(c.get("test_acc")), _gap(c)]
              + [num(c.get(k)) for k in keys] for run in runs for c in run.checkpoints],
         )
+        corr_ci = _ci_columns(entries, CORRELATION_KEYS)
         st.csvs["measures_correlations.csv"] = csv_text(
-            ["measure", "label", "value_key", "pearson_gap", "kendall_gap", "pearson_test", "kendall_test", "n"],
-            [[e["name"], e["label"], e["value_key"], e["pearson_gap"], e["kendall_gap"], e["pearson_test"],
-              e["kendall_test"], num(e["n"])] for e in entries],
+            ["measure", "label", "value_key"] + _columns_with_ci(CORRELATION_KEYS, corr_ci) + ["n"],
+            [[e["name"], e["label"], e["value_key"]] + _cells_with_ci(e, CORRELATION_KEYS, corr_ci) + [num(e["n"])]
+             for e in entries],
         )
     table = [{"label": e["label"], "x_label": e["x_label"] if e["test_key"] == e["value_key"] else
               f"{e['x_label']} (against the gap); {e['test_x_label']} (against test accuracy)",
-              "pg": format_num(e["pearson_gap"]),
-              "kg": format_num(e["kendall_gap"]), "pt": format_num(e["pearson_test"]),
-              "kt": format_num(e["kendall_test"]), "n": format_general(e["n"]),
+              "pg": _shown(e["pearson_gap"], e["pearson_gap_ci"]),
+              "kg": _shown(e["kendall_gap"], e["kendall_gap_ci"]), "pt": _shown(e["pearson_test"], e["pearson_test_ci"]),
+              "kt": _shown(e["kendall_test"], e["kendall_test_ci"]), "n": format_general(e["n"]),
               "strongest": False} for e in entries]
     strengths = [abs(e["pearson_gap"]) if e["pearson_gap"] is not None else -1.0 for e in entries]
     if strengths and max(strengths) >= 0:
@@ -698,6 +816,8 @@ def _measures_page(st: _Study) -> Page:
         "used_runs": [{"name": r.name, "href": r.href} for r in runs] if used else [],
         "unknown_runs": unknown_runs,
         "atc_ref": atc_ref,
+        "extra_note": (None if as_dict(st.summary.get("intervals")).get("measures_note") is None
+                       else str(as_dict(st.summary.get("intervals")).get("measures_note"))),
     }
     return Page("measures.html", "measures.html.j2", ctx)
 
@@ -734,12 +854,15 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
             q = quantiles(vals)
             s = {k: num(c.get(k)) if num(c.get(k)) is not None else q[k] for k in ("mean", "median", "q1", "q3")}
             s["n"] = int(num(c.get("n"))) if num(c.get("n")) is not None else len(vals)
-            stats[(p, b)] = s
+            mean_ci = ci_bounds(c.get("mean_ci"))
+            stats[(p, b)] = s | {"mean_ci": mean_ci}
             label = "original prompt" if p == "original" else f"preamble “{p}”"
             tip = (f"{label} · PreMemAcc {b}\nn = {s['n']}\nmedian {format_num(s['median'])} "
-                   f"(quartiles {format_num(s['q1'])} to {format_num(s['q3'])})\nmean {format_num(s['mean'])}")
-            data[b] = svg.Violin(vals, stats=s, tooltip=tip)
-            stat_rows.append([p, preambles.get(p, ""), b, s["n"], s["mean"], s["median"], s["q1"], s["q3"]])
+                   f"(quartiles {format_num(s['q1'])} to {format_num(s['q3'])})\nmean {with_ci(s['mean'], mean_ci)}")
+            data[b] = svg.Violin(vals, stats=s, tooltip=tip, mean_ci=mean_ci)
+            # the mean's interval last: dropped from the CSV when no bin has one
+            stat_rows.append([p, preambles.get(p, ""), b, s["n"], s["mean"], s["median"], s["q1"], s["q3"]]
+                             + ci_cells(mean_ci))
             value_rows += [[p, b, v] for v in vals]
         groups.append((p if p != "original" else "original prompt", PROMPT_COLORS[i % len(PROMPT_COLORS)], data))
 
@@ -761,6 +884,7 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
             delta = None if base is None or s["mean"] is None or p == "original" else s["mean"] - base
             row["cells"].append({"n": s["n"], "median": format_num(s["median"], 2), "q1": format_num(s["q1"], 2),
                                  "q3": format_num(s["q3"], 2), "mean": format_num(s["mean"]),
+                                 "mean_ci": _ci_span(s["mean_ci"]),
                                  "delta": None if delta is None else (("+" if delta > 0 else "") + format_num(delta))})
         table.append(row)
     checkpoints = []
@@ -769,6 +893,7 @@ def _robustness_panel(st: _Study, rob: Mapping[str, Any], meta: Mapping[str, Any
         checkpoints.append({"run": run.name if run else str(c.get("run") or DASH), "href": run.href if run else None,
                             "epoch": format_general(c.get("epoch"))})
     return {"figure": figure, "table": table, "checkpoints": checkpoints, "stat_rows": stat_rows,
+            "has_ci": any(s["mean_ci"] is not None for s in stats.values()),
             "value_rows": value_rows,
             "prompts": [{"label": p, "color": PROMPT_COLORS[i % len(PROMPT_COLORS)], "preamble": preambles.get(p, ""),
                          "preamble_shown": preambles.get(p, "").replace("\n", "\\n")} for i, p in enumerate(prompts)]}
@@ -785,9 +910,11 @@ def _robustness_page(st: _Study) -> Page:
     panels = [p for p in panels if p["figure"] is not None]
     if panels:
         several = len(panels) > 1
+        has_ci = any(v is not None for p in panels for row in p["stat_rows"] for v in row[-2:])
         st.csvs["robustness.csv"] = csv_text(
-            (["block"] if several else []) + ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"],
-            [([p["title"]] if several else []) + row for p in panels for row in p["stat_rows"]])
+            (["block"] if several else []) + ["prompt", "preamble", "premem_bin", "n", "mean", "median", "q1", "q3"]
+            + (["mean_low", "mean_high"] if has_ci else []),
+            [([p["title"]] if several else []) + (row if has_ci else row[:-2]) for p in panels for row in p["stat_rows"]])
         st.csvs["robustness_values.csv"] = csv_text(
             (["block"] if several else []) + ["prompt", "premem_bin", "accuracy"],
             [([p["title"]] if several else []) + row for p in panels for row in p["value_rows"]])
@@ -833,13 +960,14 @@ def _count(v: Any) -> int | float | None:
 
 
 def _curve_points(entry: Mapping[str, Any]) -> list[dict]:
-    """A strategy's curve points, tidied: round and size (int, float or None), test_acc (float or None), run and
-    status (str)."""
+    """A strategy's curve points, tidied: round and size (int, float or None), test_acc (float or None) and its
+    interval test_acc_ci ((low, high) or None), run and status (str)."""
     out = []
     for p in (as_dict(x) for x in as_list(entry.get("curve"))):
         if not p:
             continue
         out.append({"round": _count(p.get("round")), "size": _count(p.get("size")), "test_acc": num(p.get("test_acc")),
+                    "test_acc_ci": ci_bounds(p.get("test_acc_ci")),
                     "run": DASH if p.get("run") is None else str(p.get("run")),
                     "status": str(p.get("status") or "unknown")} | _seed_point(p))
     return sorted(out, key=lambda p: (p["round"] is None, p["round"] or 0.0))
@@ -882,13 +1010,15 @@ def _efficiency_sentence(name: str, entry: Mapping[str, Any]) -> str:
     if not n:  # a mean without its rows
         over = "its target test accuracies"
     m = format_num(mean, 2)
+    ci = format_ci(entry.get("mean_ratio_ci"), 2)
+    ci = f" {ci}" if ci else ""
     if m == "1.00":
-        return (f"{name} needs as many examples as iid to reach the same test accuracies (mean ratio {m} at "
+        return (f"{name} needs as many examples as iid to reach the same test accuracies (mean ratio {m}{ci} at "
                 f"{over}).")
     if mean > 1:
-        return (f"{name} reaches iid's test accuracies with {m}× fewer examples (mean of iid's training-set size "
-                f"÷ {name}'s at {over}).")
-    return (f"{name} needs more examples than iid to reach the same test accuracies: mean ratio {m} (iid's "
+        return (f"{name} reaches iid's test accuracies with {m}×{ci} fewer examples (mean of iid's training-set "
+                f"size ÷ {name}'s at {over}).")
+    return (f"{name} needs more examples than iid to reach the same test accuracies: mean ratio {m}{ci} (iid's "
             f"training-set size ÷ {name}'s at {over}).")
 
 
@@ -932,27 +1062,26 @@ def _curation_settings(cur: Mapping[str, Any], strategies: Sequence[str]) -> lis
     return [{"key": k, "value": v} for k, v in items]
 
 
+def _ratio_text(v: Any) -> str:
+    """A sample-efficiency ratio as shown: "1.52×"; "–" when missing."""
+    f = num(v)
+    return DASH if f is None else f"{format_num(f, 2)}×"
+
+
 def _curve_tip(name: str, p: Mapping[str, Any]) -> str:
     """A curve marker's tooltip: strategy, round, training-set size, test accuracy and run name, one a line."""
     rnd = format_general(p["round"])
     return "\n".join([name, f"round {rnd}" + (" (the originals, shared by every strategy)" if p["round"] == 0 else ""),
                       f"training-set size: {format_general(p['size'])} examples",
-                      f"test acc: {format_num(p['test_acc'])}", f"run: {p['run']}"] + _seed_tip(p))
+                      f"test acc: {with_ci(p['test_acc'], p.get('test_acc_ci'))}", f"run: {p['run']}"] + _seed_tip(p))
 
 
 def _seed_tip(p: Mapping[str, Any]) -> list[str]:
-    """A seed-mean point's tooltip lines: its seeds and interval (none for a point of one seed)."""
+    """A seed-mean point's tooltip line: how many seeds it averages, and that its interval is a t-interval over
+    them (none for a point of one seed)."""
     if p.get("n") is None:
         return []
-    ci = p.get("test_acc_ci")
-    return [f"mean over {format_general(p['n'])} seeds" + (
-        f", 95% t-interval [{format_num(ci[0])}, {format_num(ci[1])}]" if ci else "")]
-
-
-def _ci_text(ci: Any) -> str:
-    """" [1.12, 1.48]": a ratio's interval over seeds (curation.seeds), or "" without one."""
-    lo_hi = [num(v) for v in as_list(ci)]
-    return f" [{format_num(lo_hi[0], 2)}, {format_num(lo_hi[1], 2)}]" if len(lo_hi) == 2 and None not in lo_hi else ""
+    return [f"mean over {format_general(p['n'])} seeds" + (", 95% t-interval over seeds" if p.get("test_acc_ci") else "")]
 
 
 def _exhausted(ids: Sequence[Any], shown: int = 6) -> dict:
@@ -977,9 +1106,11 @@ def _curation_page(st: _Study) -> Page:
     several_seeds = len(as_list(cur.get("seeds"))) > 1  # curation.seeds: seed-mean curves with interval bands
 
     # the figure: finished models only
+    curve_ci = _ci_columns([p for s in strategies for p in points[s]], ["test_acc"])
     st.csvs["curation_curves.csv"] = csv_text(
-        ["strategy", "round", "size", "test_acc", "status", "run"],
-        [[s, p["round"], p["size"], p["test_acc"], p["status"], p["run"]] for s in strategies for p in points[s]])
+        ["strategy", "round", "size"] + _columns_with_ci(["test_acc"], curve_ci) + ["status", "run"],
+        [[s, p["round"], p["size"]] + _cells_with_ci(p, ["test_acc"], curve_ci) + [p["status"], p["run"]]
+         for s in strategies for p in points[s]])
     finished = any(_finished(p) for s in strategies for p in points[s])
     left_out = {p["run"]: p["status"] for s in strategies for p in points[s] if not _finished(p)}
     figure = None
@@ -989,7 +1120,7 @@ def _curation_page(st: _Study) -> Page:
             shown = [p for p in points[s] if _finished(p)]
             series.append(svg.Series(s, [(p["size"], p["test_acc"]) for p in shown],
                                      tooltips=[_curve_tip(s, p) for p in shown], color=colors[s], dashed=s == "iid",
-                                     band=[p.get("test_acc_ci") for p in shown] if several_seeds else None))
+                                     y_errors=[p.get("test_acc_ci") for p in shown], band=True))
         chart = svg.line_chart(series, title="Test accuracy against training-set size",
                                x_label="training-set size (examples)", y_label="test accuracy", width=760,
                                height=420, marker_radius=4.2, x_integer=True)
@@ -997,10 +1128,14 @@ def _curation_page(st: _Study) -> Page:
         for status in left_out.values():
             statuses[status] = statuses.get(status, 0) + 1
         figure = {"svg": Markup(chart), "csv": "data/curation_curves.csv", "n_left_out": len(left_out),
+                  "bands": bool(curve_ci),
                   "left_out": ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))}
 
     # sample efficiency against iid
     efficiency, eff_rows = [], []
+    others = [entries[s] for s in strategies if s != "iid"]
+    ratio_ci = _ci_columns([as_dict(x) for e in others for x in as_list(e.get("efficiency"))], ["ratio"])
+    mean_ci = _ci_columns(others, ["mean_ratio"])
     for s in strategies:
         if s == "iid":
             continue
@@ -1010,20 +1145,23 @@ def _curation_page(st: _Study) -> Page:
             ratio = num(x.get("ratio"))
             rows.append({"target": format_num(x.get("target")), "iid_size": format_general(num(x.get("iid_size"))),
                          "size": format_general(num(x.get("size"))),
-                         "ratio": DASH if ratio is None else f"{format_num(ratio, 2)}×" + _ci_text(x.get("ratio_ci")),
+                         "ratio": _shown(ratio, x.get("ratio_ci"), fmt=_ratio_text),
                          "fewer": ratio is not None and ratio > 1})
         mean, k, n = _mean_ratio(e)
         note = None if e.get("targets_note") is None else str(e.get("targets_note"))
         efficiency.append({"name": s, "color": colors[s], "rows": rows, "note": note,
-                           "mean": DASH if mean is None else f"{format_num(mean, 2)}×" + _ci_text(e.get("mean_ratio_ci")),
-                           "k": k, "n": n})
-        eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size")), num(x.get("ratio")),
-                      mean, note] for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
+                           "mean": _shown(mean, e.get("mean_ratio_ci"), fmt=_ratio_text), "k": k, "n": n})
+        mean_cells = [mean] + (ci_cells(e.get("mean_ratio_ci")) if mean_ci else [])
+        eff_rows += [[s, num(x.get("target")), num(x.get("iid_size")), num(x.get("size"))]
+                     + _cells_with_ci(x, ["ratio"], ratio_ci) + mean_cells + [note]
+                     for x in (as_dict(v) for v in as_list(e.get("efficiency")))]
         if not as_list(e.get("efficiency")):
-            eff_rows.append([s, None, None, None, None, mean, note])
+            eff_rows.append([s, None, None, None, None] + [None, None] * bool(ratio_ci) + mean_cells + [note])
     if efficiency:
         st.csvs["curation_efficiency.csv"] = csv_text(
-            ["strategy", "target_test_acc", "iid_size", "size", "ratio", "mean_ratio", "note"], eff_rows)
+            ["strategy", "target_test_acc", "iid_size", "size"] + _columns_with_ci(["ratio", "mean_ratio"],
+                                                                                 ratio_ci + mean_ci) + ["note"],
+            eff_rows)
 
     # each round's selection, beside the model trained on it
     round_tables, round_rows = [], []
@@ -1035,7 +1173,7 @@ def _curation_page(st: _Study) -> Page:
             rec, p = recs.get(rnd), by_round.get(rnd)
             status = p["status"] if p else None
             row = {"round": format_general(rnd), "size": format_general(p["size"]) if p else DASH,
-                   "test_acc": format_num(p["test_acc"]) if p else DASH, "run": p["run"] if p else DASH,
+                   "test_acc": _shown(p["test_acc"], p["test_acc_ci"]) if p else DASH, "run": p["run"] if p else DASH,
                    "status": status or DASH, "status_class": (status if status in CURATION_STATUSES else "other")
                    if status else None, "collection": rec is not None, "round0": rnd == 0 and rec is None}
             if rec is not None:
@@ -1197,14 +1335,19 @@ def _run_page(st: _Study, k: int) -> Page:
             if any(num(c.get(key)) is not None for c in cps):
                 acc_series.append(svg.Series(label, [(c.get("epoch"), c.get(key)) for c in cps],
                                              tooltips=[f"epoch {format_general(c.get('epoch'))}\n{label}: "
-                                                       f"{format_num(c.get(key))}" for c in cps],
-                                             color=color, dashed=dashed))
+                                                       f"{with_ci(c.get(key), c.get(key + '_ci'))}" for c in cps],
+                                             color=color, dashed=dashed,
+                                             y_errors=[ci_bounds(c.get(key + "_ci")) for c in cps], band=True))
         chart = svg.line_chart(acc_series, title="Accuracy by checkpoint", x_label="epoch", y_label="accuracy",
                                y_range=(0, 1), width=560, height=320, marker_radius=3.5, x_integer=True)
-        st.csvs[cp_csv] = csv_text(["epoch"] + [k for k, _, _ in cols],
-                                   [[c.get("epoch")] + [num(c.get(k)) for k, _, _ in cols] for c in cps])
+        keys = [k for k, _, _ in cols]
+        cp_ci = _ci_columns(cps, keys)
+        st.csvs[cp_csv] = csv_text(["epoch"] + _columns_with_ci(keys, cp_ci),
+                                   [[c.get("epoch")] + _cells_with_ci(c, keys, cp_ci) for c in cps])
+        banded = _ci_columns(cps, ["train_acc", "test_acc", "premem_acc"])
         figures.append({"svg": Markup(chart), "csv": f"{root}data/{cp_csv}",
-                        "caption": "Train accuracy, test accuracy and PreMemAcc at each checkpoint."})
+                        "caption": "Train accuracy, test accuracy and PreMemAcc at each checkpoint."
+                                   + (" Shaded: each checkpoint's interval." if banded else "")})
 
     dyn = st.dynamics_figure(run.id, root=root) if st.dynamics_entry(run.id) is not None else None
     err = _error(r)
@@ -1215,7 +1358,8 @@ def _run_page(st: _Study, k: int) -> Page:
         "figures": figures,
         "columns": [{"key": key, "head": head} for key, head, _ in cols],
         "checkpoints": [{"epoch": format_general(c.get("epoch")),
-                         "cells": [fmt(c.get(key)) for key, _, fmt in cols]} for c in cps],
+                         "cells": [_shown(c.get(key), c.get(key + "_ci"), fmt=fmt) for key, _, fmt in cols]}
+                        for c in cps],
         "checkpoints_csv": f"{root}data/{cp_csv}" if cps else None,
         "dyn": dyn,
         "dyn_legend": _dyn_legend([dyn] if dyn else []),

@@ -7,14 +7,15 @@ so run names, example ids and labels may contain any characters.
 Charts:
 
 * :func:`scatter_chart` -- series of (x, y) points joined by lines, one colour per series, a marker per point
-  with a ``<title>`` tooltip, an optional ``y = x`` diagonal and an annotation such as ``"R² = 0.91"``.
+  with a ``<title>`` tooltip, an optional ``y = x`` diagonal and an annotation such as ``"R² = 0.91"``; a
+  point's intervals, when given, as error bars.
 * :func:`line_chart` -- the same machinery tuned for curves (e.g. R² against p) with an optional vertical
-  marker.
+  marker; a curve's intervals, when given, as a shaded band.
 * :func:`heatmap` -- a categorical heatmap (rows x columns of small cells, each cell one of a few categories)
   with a legend.
 * :func:`bar_chart` and :func:`histogram`.
 * :func:`violin_chart` -- grouped violins (one group per category on x, one violin per series in each group)
-  with the median, the quartiles and n drawn on each.
+  with the median, the quartiles and n drawn on each (and the mean with its interval, when given).
 * :func:`legend` -- a standalone legend (swatch + label per item).
 
 Missing values (``None``, NaN, +-inf, anything that is not a number) are skipped, never fatal.
@@ -235,6 +236,10 @@ class Series:
     marker).  ``tooltips`` (optional) gives one text per point for the marker's ``<title>``; by default the
     tooltip is the series name and the point's values.  ``href`` (optional) makes every marker of the series,
     and its legend entry, a link (e.g. to the run's page).
+
+    Intervals (optional, one entry per point, each a (low, high) pair or None): ``x_errors`` and ``y_errors``
+    are drawn as horizontal and vertical error bars; with ``band`` the ``y_errors`` are drawn instead as a
+    shaded band along the line (curves over epochs or sizes).  A missing bound ends the bar at the point.
     """
 
     name: str
@@ -243,7 +248,9 @@ class Series:
     color: str | None = None
     dashed: bool = False
     href: str | None = None
-    band: Sequence[tuple[Any, Any] | None] | None = None  # per point: (lo, hi) of y, drawn as a shaded band
+    x_errors: Sequence[Any] | None = None
+    y_errors: Sequence[Any] | None = None
+    band: bool = False
 
 
 def _as_series(s: Series | Mapping[str, Any]) -> Series:
@@ -256,25 +263,73 @@ def _as_series(s: Series | Mapping[str, Any]) -> Series:
         color=s.get("color"),
         dashed=bool(s.get("dashed", False)),
         href=s.get("href"),
-        band=s.get("band"),
+        x_errors=s.get("x_errors"),
+        y_errors=s.get("y_errors"),
+        band=bool(s.get("band", False)),
     )
 
 
-def _band_path(pairs: Sequence[tuple[float | None, float | None]], band: Sequence[Any], sx, sy, color: str,
-               clip: str) -> str:
-    """A shaded band between each point's (lo, hi) (e.g. a confidence interval over seeds), along the points that
-    have both; empty when fewer than two do."""
-    upper, lower = [], []
-    for (x, _), b in zip(pairs, band):
-        lo, hi = (_num(b[0]), _num(b[1])) if b is not None and len(b) == 2 else (None, None)
-        if x is None or lo is None or hi is None:
+def _bounds(errors: Sequence[Any] | None, j: int) -> tuple[float | None, float | None]:
+    """Point ``j``'s (low, high) from a series' ``x_errors``/``y_errors``; (None, None) when absent."""
+    if errors is None or j >= len(errors) or errors[j] is None:
+        return (None, None)
+    try:
+        lo, hi = errors[j]
+    except (TypeError, ValueError):
+        return (None, None)
+    return (_num(lo), _num(hi))
+
+
+def _error_bars(s: Series, pairs: list[tuple[float | None, float | None]], sx: Any, sy: Any, color: str) -> str:
+    """The series' error bars (capped lines, horizontal for ``x_errors``, vertical for ``y_errors`` unless drawn
+    as a band) as one ``<g class="errbars">``; "" when it has none."""
+    cap = 3.0
+    lines = []
+    for j, (x, y) in enumerate(pairs):
+        if x is None or y is None:
             continue
-        upper.append(f"{_f(sx(x))},{_f(sy(hi))}")
-        lower.append(f"{_f(sx(x))},{_f(sy(lo))}")
-    if len(upper) < 2:
+        lo, hi = _bounds(s.x_errors, j)
+        if lo is not None or hi is not None:
+            a, b = sx(lo if lo is not None else x), sx(hi if hi is not None else x)
+            lines.append(f'<path d="M{_f(a)},{_f(sy(y))}H{_f(b)}'
+                         + (f'M{_f(a)},{_f(sy(y) - cap)}V{_f(sy(y) + cap)}' if lo is not None else "")
+                         + (f'M{_f(b)},{_f(sy(y) - cap)}V{_f(sy(y) + cap)}' if hi is not None else "") + '"/>')
+        lo, hi = (None, None) if s.band else _bounds(s.y_errors, j)
+        if lo is not None or hi is not None:
+            a, b = sy(lo if lo is not None else y), sy(hi if hi is not None else y)
+            lines.append(f'<path d="M{_f(sx(x))},{_f(a)}V{_f(b)}'
+                         + (f'M{_f(sx(x) - cap)},{_f(a)}H{_f(sx(x) + cap)}' if lo is not None else "")
+                         + (f'M{_f(sx(x) - cap)},{_f(b)}H{_f(sx(x) + cap)}' if hi is not None else "") + '"/>')
+    if not lines:
         return ""
-    d = "M" + " L".join(upper + lower[::-1]) + " Z"
-    return f'<path d="{d}" fill="{escape(color)}" fill-opacity="0.16" stroke="none" class="band"{clip}/>'
+    return (f'<g class="errbars" fill="none" stroke="{escape(color)}" stroke-width="1.1" opacity="0.7">'
+            + "".join(lines) + "</g>")
+
+
+def _band(s: Series, pairs: list[tuple[float | None, float | None]], sx: Any, sy: Any, color: str, clip: str) -> str:
+    """The series' ``y_errors`` as a shaded band (one polygon per run of points with both bounds); "" without."""
+    if not s.band or s.y_errors is None:
+        return ""
+    runs, cur = [], []
+    for j, (x, _y) in enumerate(pairs):
+        lo, hi = _bounds(s.y_errors, j)
+        if x is None or lo is None or hi is None:
+            if cur:
+                runs.append(cur)
+            cur = []
+            continue
+        cur.append((x, lo, hi))
+    if cur:
+        runs.append(cur)
+    paths = []
+    for r in runs:
+        if len(r) < 2:
+            continue
+        up = [f"{_f(sx(x))},{_f(sy(hi))}" for x, _, hi in r]
+        down = [f"{_f(sx(x))},{_f(sy(lo))}" for x, lo, _ in reversed(r)]
+        paths.append(f'<path class="band" d="M{"L".join(up + down)}Z" fill="{escape(color)}" fill-opacity="0.16" '
+                     f'stroke="none"{clip}/>')
+    return "".join(paths)
 
 
 def _marker(shape: str, x: float, y: float, r: float, color: str, tip: str, hollow: bool = False) -> str:
@@ -319,13 +374,19 @@ def _xy_chart(
     vline_label: str | None,
     clip: bool,
     empty_text: str,
-    subtitle: str | None = None,
+    subtitle: str | Sequence[str] | None = None,
     x_integer: bool = False,
 ) -> str:
     ss = [_as_series(s) for s in series]
     pts_all = [(_num(x), _num(y)) for s in ss for (x, y) in _pairs(s.points)]
     xs = [p[0] for p in pts_all if p[0] is not None and p[1] is not None]
     ys = [p[1] for p in pts_all if p[0] is not None and p[1] is not None]
+    for s in ss:  # intervals stay inside an automatic range
+        for j, (x, y) in enumerate(_pairs(s.points)):
+            if _num(x) is None or _num(y) is None:
+                continue
+            xs += [v for v in _bounds(s.x_errors, j) if v is not None]
+            ys += [v for v in _bounds(s.y_errors, j) if v is not None]
 
     x_lo, x_hi = _fixed_or_auto(x_range, xs, [vline] if _num(vline) is not None and x_range is None else [])
     y_lo, y_hi = _fixed_or_auto(y_range, ys, [])
@@ -335,7 +396,8 @@ def _xy_chart(
     legend_names = [_truncate(s.name, 28) for s in ss]
     if show_legend and ss:
         legend_w = 28 + max(_text_width(n, 11) for n in legend_names)
-    ml, mr, mt, mb = 58.0, 16.0 + legend_w, (34.0 if title else 14.0) + (18.0 if subtitle else 0.0), 46.0
+    sub_lines = [] if not subtitle else ([subtitle] if isinstance(subtitle, str) else [str(x) for x in subtitle])
+    ml, mr, mt, mb = 58.0, 16.0 + legend_w, (34.0 if title else 14.0) + 18.0 * len(sub_lines), 46.0
     pw, ph = max(10.0, width - ml - mr), max(10.0, height - mt - mb)
     sx = _Scale(x_lo, x_hi, ml, ml + pw)
     sy = _Scale(y_lo, y_hi, mt + ph, mt)
@@ -344,8 +406,8 @@ def _xy_chart(
     if title:
         out.append(f"<title>{escape(title)}</title>")
         out.append(_text(ml, 20, title, size=14, weight="600"))
-    if subtitle:
-        out.append(_text(ml, (38.0 if title else 18.0), subtitle, size=12, fill=TEXT, weight="500",
+    for k, line in enumerate(sub_lines):
+        out.append(_text(ml, (38.0 if title else 18.0) + 18.0 * k, line, size=12, fill=TEXT, weight="500",
                          baseline=None))
 
     # grid + ticks
@@ -418,9 +480,7 @@ def _xy_chart(
         shape = _MARKERS[(i // len(PALETTE)) % len(_MARKERS)]
         pairs = [(_num(x), _num(y)) for x, y in _pairs(s.points)]
         tips = list(s.tooltips) if s.tooltips is not None else []
-        body = []
-        if s.band:
-            body.append(_band_path(pairs, s.band, sx, sy, color, line_clip))
+        body = [_band(s, pairs, sx, sy, color, line_clip)]
         if connect:
             d, pen = [], False
             for x, y in pairs:
@@ -435,6 +495,7 @@ def _xy_chart(
                     f'<path d="{"".join(d)}" fill="none" stroke="{escape(color)}" stroke-width="1.6" '
                     f'stroke-linejoin="round" stroke-linecap="round" opacity="0.85"{dash}{line_clip}/>'
                 )
+        body.append(_error_bars(s, pairs, sx, sy, color))
         if markers:
             for j, (x, y) in enumerate(pairs):
                 if x is None or y is None:
@@ -515,7 +576,7 @@ def scatter_chart(
     marker_radius: float = 4.0,
     clip: bool = True,
     empty_text: str = "no data",
-    subtitle: str | None = None,
+    subtitle: str | Sequence[str] | None = None,
 ) -> str:
     """Scatter plot of one or more series; points of a series are joined in the given order (unless
     ``connect`` is false).
@@ -524,7 +585,8 @@ def scatter_chart(
     optional ``tooltips`` (one string per point), ``color``, ``dashed``.  Colours default to :data:`PALETTE`
     by series index.  ``x_range``/``y_range`` fix the axes (e.g. ``(0, 1)``); otherwise they are chosen from
     the data.  ``diagonal`` draws a dashed ``y = x`` line.  ``annotation`` (one string or several lines) is
-    printed in the top-left corner of the plot; ``subtitle``, a line under the title, outside the plot.
+    printed in the top-left corner of the plot; ``subtitle`` (one line or several), under the title, outside
+    the plot.  A series' ``x_errors``/``y_errors`` are drawn as error bars.
     ``legend`` adds a legend to the right of the plot.
     """
     return _xy_chart(
@@ -557,7 +619,8 @@ def line_chart(
     """Line chart (e.g. a calibration curve: R² against p) with an optional dashed vertical marker at
     ``vline`` labelled ``vline_label``.  Lines are clipped to the plot area, so a fixed ``y_range`` can hide
     extreme values without distorting the rest.  ``x_integer`` keeps only whole-number ticks on x (epochs).
-    Same ``series`` format as :func:`scatter_chart`."""
+    Same ``series`` format as :func:`scatter_chart`; a series with ``band`` gets its ``y_errors`` as a shaded
+    band."""
     return _xy_chart(
         series, title=title, x_label=x_label, y_label=y_label, x_range=x_range, y_range=y_range,
         diagonal=False, annotation=annotation, width=width, height=height, markers=markers,
@@ -829,11 +892,13 @@ def histogram(
 class Violin:
     """One violin: the ``values`` (finite numbers are used, others skipped) and optional precomputed
     ``stats`` (``n``, ``median``, ``q1``, ``q3``, ``mean``) that take precedence for the drawn median and
-    quartiles and the tooltip; ``tooltip`` replaces the default one."""
+    quartiles and the tooltip; ``tooltip`` replaces the default one.  ``mean_ci`` (low, high), when given,
+    draws the mean as a small black diamond with its interval as a capped whisker beside the quartile bar."""
 
     values: Sequence[Any]
     stats: Mapping[str, Any] | None = None
     tooltip: str | None = None
+    mean_ci: Sequence[Any] | None = None
 
 
 def _kde(values: list[float], lo: float, hi: float, n_grid: int = 72) -> tuple[list[float], list[float]]:
@@ -988,6 +1053,17 @@ def violin_chart(
                         f'<line x1="{_f(cx)}" y1="{_f(sy(min(max(q1, y_lo), y_hi)))}" x2="{_f(cx)}" '
                         f'y2="{_f(sy(min(max(q3, y_lo), y_hi)))}" stroke="#333" stroke-width="4" '
                         f'stroke-linecap="round" opacity="0.75"/>'
+                    )
+                ci = _bounds([v.mean_ci] if v is not None else None, 0)
+                if mean is not None and (ci[0] is not None or ci[1] is not None):
+                    mx = cx + min(7.0, half * 0.6)
+                    ys_ = [sy(min(max(b if b is not None else mean, y_lo), y_hi)) for b in (ci[0], mean, ci[1])]
+                    body.append(
+                        f'<g class="mean-ci" stroke="#111" stroke-width="1.1" fill="none">'
+                        f'<path d="M{_f(mx)},{_f(ys_[0])}V{_f(ys_[2])}M{_f(mx - 2.5)},{_f(ys_[0])}H{_f(mx + 2.5)}'
+                        f'M{_f(mx - 2.5)},{_f(ys_[2])}H{_f(mx + 2.5)}"/>'
+                        f'<path d="M{_f(mx)},{_f(ys_[1] - 3)}L{_f(mx + 3)},{_f(ys_[1])}L{_f(mx)},{_f(ys_[1] + 3)}'
+                        f'L{_f(mx - 3)},{_f(ys_[1])}Z" fill="#111" stroke="none"/></g>'
                     )
                 if med is not None:
                     body.append(

@@ -231,3 +231,69 @@ def full_dynamics(summary: dict, seed: int = 1) -> dict:
         out[run["id"]] = {"epochs": [c["epoch"] for c in cps], "example_ids": [f"train-{i:05d}" for i in range(n_ex)],
                           "categories": cats}
     return out
+
+
+#: summary["intervals"] of the "with intervals" variant
+INTERVALS = {"level": 0.95, "resamples": 1000, "seed": 0, "method": "percentile bootstrap",
+             "resampled": "runs (each R² refitted on runs drawn with replacement); examples within a checkpoint",
+             "measures_note": "r and τ refitted on checkpoints drawn with replacement, runs kept whole."}
+
+
+def _ci(rng: random.Random, v, width: float, lo: float | None = 0.0, hi: float | None = 1.0) -> list:
+    """A made-up interval around ``v`` (uneven on each side, clipped to [lo, hi]); [None, None] without ``v``."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return [None, None]
+    a, b = v - width * rng.uniform(0.5, 1.5), v + width * rng.uniform(0.5, 1.5)
+    if lo is not None:
+        a = max(lo, a)
+    if hi is not None:
+        b = min(hi, b)
+    return [round(a, 4), round(b, 4)]
+
+
+def full_summary_with_intervals(seed: int = 0) -> dict:
+    """:func:`full_summary` plus what the bootstrap adds to summary.json (issue 15): ``intervals``, a ``<key>_ci``
+    beside every headline number (R², p, each checkpoint's accuracies, the measures' correlations, the
+    robustness bins' means, the curation's test accuracies and efficiency ratios) and leave-one-run-out fits;
+    plus two (model, dataset) blocks with their own intervals and leave-one-run-out fits."""
+    s = full_summary(seed)
+    rng = random.Random(seed + 100)
+    s["intervals"] = dict(INTERVALS)
+    pm, tr = s["premem"], s["train_acc"]
+    pm |= {"p_ci": [-1.4, -1.05], "r2_ci": [0.781, 0.902], "r2_line_ci": [0.8, 0.91]}
+    tr |= {"r2_ci": [-0.9, -0.05], "r2_line_ci": [0.12, 0.55]}
+    done = [r for r in s["runs"] if r["checkpoints"]]
+    pm["loro"] = {"min_r2": 0.54, "run": done[2]["name"],
+                  "r2_by_run": {r["name"]: (0.54 if k == 2 else round(0.8 + 0.01 * k, 3)) for k, r in enumerate(done)}}
+    for r in s["runs"]:
+        for c in r["checkpoints"]:
+            for key in ("train_acc", "test_acc", "premem_acc"):
+                c[key + "_ci"] = _ci(rng, c[key], 0.04)
+    for b in s["baselines"].values():
+        for key in ("pearson_gap", "kendall_gap", "pearson_test", "kendall_test"):
+            b[key + "_ci"] = _ci(rng, b[key], 0.1, -1.0, 1.0)
+    for bins in s["robustness"].values():
+        for st in bins.values():
+            st["mean_ci"] = _ci(rng, st["mean"], 0.06)
+    cur = s["curation"]
+    for name in cur["strategies"]:
+        e = cur[name]
+        for p in e["curve"]:
+            p["test_acc_ci"] = _ci(rng, p["test_acc"], 0.015)
+        for x in e.get("efficiency", []):
+            x["ratio_ci"] = _ci(rng, x["ratio"], 0.3, 0.0, None)
+        if "mean_ratio" in e:
+            e["mean_ratio_ci"] = _ci(rng, e["mean_ratio"], 0.3, 0.0, None)
+    blocks = []
+    for k, (dataset, runs) in enumerate((("arithmetic", done[:2]), ("arithmetic-hard", done[2:]))):
+        names = [r["name"] for r in runs]
+        blocks.append({
+            "model": "tiny", "dataset": dataset, "p": -1.2 - 0.1 * k, "p_ci": [-1.5, -1.0],
+            "r2": 0.8 - 0.1 * k, "r2_ci": [0.7 - 0.1 * k, 0.9 - 0.1 * k], "r2_line": 0.85, "r2_line_ci": [0.75, 0.93],
+            "train_acc": {"r2": -0.3, "r2_ci": [-0.7, 0.1], "r2_line": 0.3, "r2_line_ci": [0.1, 0.5]},
+            "calibration": pm["calibration"], "calibration_runs": names[:1],
+            "checkpoints": sum(len(r["checkpoints"]) for r in runs), "test_acc_range": [0.2, 0.5], "runs": names,
+            "loro": {"min_r2": 0.61 - 0.1 * k, "run": names[-1], "r2_by_run": {n: 0.61 - 0.1 * k for n in names}},
+        })
+    s["blocks"] = blocks
+    return s

@@ -22,7 +22,7 @@ import pytest
 
 from premem.report.html import write_report
 
-from .fixtures import curation_section, full_dynamics, full_summary
+from .fixtures import curation_section, full_dynamics, full_summary, full_summary_with_intervals
 
 try:
     from playwright.sync_api import sync_playwright
@@ -181,6 +181,17 @@ def test_every_page_renders_offline_without_errors(report, artifacts, browser):
     assert len(pages) == 5 + len(summary["runs"])
     # only the failed run's page has no chart
     assert_pages_render(browser, out, pages, artifacts, chartless=lambda rel: rel.startswith("runs/lr3e-2"))
+
+
+def test_report_with_intervals_renders(tmp_path, artifacts, browser):
+    """The full report with bootstrap intervals (issue 15): error bars, bands, mean whiskers and the intervals
+    printed beside the numbers still render cleanly and fit the window."""
+    summary = full_summary_with_intervals()
+    write_report(summary, full_dynamics(summary), tmp_path)
+    pages = report_pages(tmp_path)
+    shots = artifacts / "intervals"
+    shots.mkdir(exist_ok=True)
+    assert_pages_render(browser, tmp_path, pages, shots, chartless=lambda rel: rel.startswith("runs/lr3e-2"))
 
 
 def test_curation_only_report_renders(tmp_path, artifacts, browser):
