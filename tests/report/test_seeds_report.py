@@ -59,7 +59,7 @@ def test_curation_page_draws_seed_mean_bands_with_several_seeds():
     cur |= {"seeds": [0, 1], "per_seed": {}}
     page = render_pages(_summary(cur), {})["curation.html"]
     assert page.count('class="band"') == 2
-    assert "mean over 2 seeds, 95% t-interval [0.410, 0.510]" in page
-    assert "1.60× [1.20, 2.00]" in _text(page)
+    assert "test acc: 0.460 [0.410, 0.510]" in page and "mean over 2 seeds, 95% t-interval over seeds" in page
+    assert "1.60× [1.20×, 2.00×]" in _text(page)
     plain = render_pages(_summary(copy.deepcopy(_curation())), {})["curation.html"]
     assert 'class="band"' not in plain and not re.search("mean over", plain)
