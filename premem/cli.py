@@ -421,43 +421,50 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
-def _num(v, ci=None) -> str:
-    """A figure as printed: 3 decimals ('n/a' when unknown), with its interval when there is one."""
-    text = "n/a" if v is None else f"{v:.3f}"
-    if ci is not None and v is not None:
-        text += " [" + ", ".join("n/a" if x is None else f"{x:.3f}" for x in ci) + "]"
-    return text
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _ci(ci) -> str:
+    return "n/a" if ci is None else "[" + ", ".join(_num(x) for x in ci) + "]"
 
 
 def print_headline(summary: dict) -> None:
-    """Print p and R^2 of PreMemAcc and train accuracy, for the study and each block, with their intervals
-    (summary['intervals']) and the leave-one-run-out minimum where the summary has them."""
+    """Print p and R^2 of PreMemAcc and train accuracy, for the study and each block; below each, where the
+    summary has them, their bootstrap intervals (summary['intervals']) and the leave-one-run-out minimum."""
     from premem.analysis_results import block_label
 
     pm, tr, blocks = summary["premem"], summary["train_acc"], summary["blocks"]
-
-    def loro(d: dict) -> str:
-        lo = d.get("loro")
-        if not lo or lo.get("min_r2") is None:
-            return ""
-        return f"; leaving one run out, R^2 is at least {lo['min_r2']:.3f} (without {lo['run']})"
-
     iv = summary.get("intervals")
+
+    def extra(d: dict, train: dict, indent: str) -> None:
+        parts = []
+        if iv:
+            parts.append(f"{iv['level']:.0%} intervals: " + (f"p {_ci(d.get('p_ci'))}, " if d.get("p") is not None
+                                                              else "") +
+                         f"R^2 {_ci(d.get('r2_ci'))}, fitted line {_ci(d.get('r2_line_ci'))}, train accuracy R^2 "
+                         f"{_ci(train.get('r2_ci'))}")
+        lo = d.get("loro")
+        if lo and lo.get("min_r2") is not None:
+            parts.append(f"leaving one run out, R^2 is at least {lo['min_r2']:.3f} (without {lo['run']})")
+        if parts:
+            print(indent + "; ".join(parts) + ".")
+
     if iv:
-        print(f"Intervals: {iv['level']:.0%} {iv['method']}, {iv['resamples']} resamples (seed {iv['seed']}) of the "
+        print(f"Intervals: {iv['level']:.0%} {iv['method']}, {iv['resamples']:,} resamples (seed {iv['seed']}) of the "
               f"{iv['resampled']}.")
     if len(blocks) > 1 and pm["p"] is None:
-        print(f"PreMemAcc, p calibrated per (model, dataset) block: R^2 = {_num(pm['r2'], pm.get('r2_ci'))} over every "
-              f"checkpoint at its block's p; train accuracy: R^2 = {_num(tr['r2'], tr.get('r2_ci'))}{loro(pm)}.")
+        print(f"PreMemAcc, p calibrated per (model, dataset) block: R^2 = {_num(pm['r2'])} over every checkpoint at "
+              f"its block's p; train accuracy: R^2 = {_num(tr['r2'])}.")
     else:
-        print(f"PreMemAcc: p = {_num(pm['p'], pm.get('p_ci'))}, R^2 = {_num(pm['r2'], pm.get('r2_ci'))}; train "
-              f"accuracy: R^2 = {_num(tr['r2'], tr.get('r2_ci'))}{loro(pm)}.")
+        print(f"PreMemAcc: p = {_num(pm['p'])}, R^2 = {_num(pm['r2'])}; train accuracy: R^2 = {_num(tr['r2'])}.")
+    extra(pm, tr, "  ")
     if len(blocks) > 1:
         for b in blocks:
-            print(f"  {block_label((b['model'], b['dataset']))}: p = {_num(b['p'], b.get('p_ci'))}, R^2 = "
-                  f"{_num(b['r2'], b.get('r2_ci'))} (fitted line {_num(b['r2_line'], b.get('r2_line_ci'))}), train "
-                  f"accuracy R^2 = {_num(b['train_acc']['r2'], b['train_acc'].get('r2_ci'))}; "
-                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}{loro(b)}.")
+            print(f"  {block_label((b['model'], b['dataset']))}: p = {_num(b['p'])}, R^2 = {_num(b['r2'])} (fitted line "
+                  f"{_num(b['r2_line'])}), train accuracy R^2 = {_num(b['train_acc']['r2'])}; "
+                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}.")
+            extra(b, b["train_acc"], "    ")
 
 
 def cmd_analyze(args) -> int:

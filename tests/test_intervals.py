@@ -1,0 +1,142 @@
+"""Bootstrap intervals (premem.intervals) against known answers: on tables drawn from a known model the 95 %
+intervals cover the true value about 95 % of the time, they shrink as examples grow, the same seed gives the same
+intervals, leave-one-run-out names the run that drives the fit, and `premem analyze --resamples` writes the
+`_ci` keys into summary.json."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from premem.analysis import build_summary
+from premem.analysis_results import RunData
+from premem.intervals import bootstrap, mean_ci, percentile_ci
+from tests.blocks_table import GRID, block_runs, write_table
+
+PS = [-3.0]  # one threshold below every example's log(log(perplexity)): nothing is memorized, PreMemAcc = Acc
+NLL = 1.0  # log(log(perplexity)) = log(1) = 0 >= -3
+
+
+def drawn_run(rng, name: str, train_q, test_q, n_train: int, n_test: int) -> RunData:
+    """One run whose train (test) examples are each correct at checkpoint c with probability train_q[c]
+    (test_q[c]), independently: the population mean accuracies are train_q and test_q."""
+    c = len(train_q)
+    acc = (rng.uniform(size=(c, n_train)) < np.asarray(train_q)[:, None]).astype(float)
+    test = (rng.uniform(size=(c, n_test)) < np.asarray(test_q)[:, None]).astype(float)
+    return RunData(name, {}, list(range(1, c + 1)), [f"e{i}" for i in range(n_train)], acc,
+                   np.full((c, n_train), NLL), test.mean(axis=1), [None] * c, test_example_acc=test,
+                   test_example_ids=[f"t{i}" for i in range(n_test)])
+
+
+def test_intervals_cover_the_population_means_about_95_percent():
+    rng = np.random.default_rng(0)
+    train_q, test_q = [0.3, 0.5, 0.7], [0.2, 0.45, 0.6]
+    reps, hits_train, hits_test = 200, 0, 0
+    for rep in range(reps):
+        run = drawn_run(rng, "r", train_q, test_q, 120, 80)
+        boot = bootstrap([run], PS, ["r"], resamples=200, seed=rep)
+        lo, hi = percentile_ci(boot.checkpoints[("r", 2)]["train"], 0.95)
+        hits_train += lo <= train_q[1] <= hi
+        lo, hi = percentile_ci(boot.checkpoints[("r", 2)]["test"], 0.95)
+        hits_test += lo <= test_q[1] <= hi
+    assert 0.85 <= hits_train / reps <= 1.0
+    assert 0.85 <= hits_test / reps <= 1.0
+
+
+def test_mean_ci_covers_a_known_mean():
+    rng = np.random.default_rng(1)
+    hits = sum(lo <= 0.5 <= hi for lo, hi in (mean_ci(rng.uniform(size=60), rng, 200, 0.95) for _ in range(200)))
+    assert 0.85 <= hits / 200 <= 1.0
+
+
+def test_intervals_shrink_as_examples_grow():
+    rng = np.random.default_rng(2)
+    widths = []
+    for n in (100, 1600):
+        run = drawn_run(rng, "r", [0.4, 0.6], [0.4, 0.6], n, n)
+        boot = bootstrap([run], PS, ["r"], resamples=300, seed=0)
+        lo, hi = percentile_ci(boot.checkpoints[("r", 1)]["test"], 0.95)
+        widths.append(hi - lo)
+    assert widths[1] < widths[0] / 2.5  # about 1 / sqrt(16) = 1/4
+
+
+def test_same_seed_same_intervals_and_row0_is_the_estimate():
+    runs = block_runs(0)
+    ps = list(np.arange(GRID[0], GRID[1] + 1e-9, GRID[2]))
+    names = [r.name for r in runs]
+    a = bootstrap(runs, ps, names, resamples=100, seed=7)
+    b = bootstrap(runs, ps, names, resamples=100, seed=7)
+    c = bootstrap(runs, ps, names, resamples=100, seed=8)
+    assert np.array_equal(a.premem["r2"], b.premem["r2"], equal_nan=True)
+    assert np.array_equal(a.blocks[0]["p"], b.blocks[0]["p"])
+    assert not np.array_equal(a.checkpoints[(names[0], 3)]["train"], c.checkpoints[(names[0], 3)]["train"])
+    entries = [{"id": r.name, "name": r.name, "status": "done", "error": None, "settings": r.settings} for r in runs]
+    summary, _ = build_summary(runs, entries, ps=ps, calibration_runs=names, boot=a)
+    for blk, figures in zip(summary["blocks"], a.blocks):  # row 0 (every weight 1) is the analysis's own figure
+        assert abs(figures["p"][0] - blk["p"]) < 1e-9 and abs(figures["r2"][0] - blk["r2"]) < 1e-9
+        assert len(blk["p_ci"]) == 2 and blk["p_ci"][0] <= blk["p_ci"][1]
+        assert set(blk["train_acc"]) >= {"r2_ci", "r2_line_ci"} and "loro" in blk
+    assert summary["intervals"]["resamples"] == 100 and summary["intervals"]["seed"] == 7
+    cp = summary["runs"][0]["checkpoints"][0]
+    assert {"train_acc_ci", "test_acc_ci", "premem_acc_ci"} <= set(cp)
+
+
+def test_leave_one_run_out_names_the_run_that_drives_the_fit():
+    rng = np.random.default_rng(3)
+    runs = []
+    for k in range(3):  # flat runs: train (= PreMemAcc here) and test accuracy both near 0.5, unrelated
+        runs.append(drawn_run(rng, f"flat{k}", [0.5] * 4, [0.5] * 4, 400, 400))
+    runs.append(drawn_run(rng, "lever", [0.1, 0.4, 0.7, 0.95], [0.1, 0.4, 0.7, 0.95], 400, 400))
+    boot = bootstrap(runs, [-3.0, 0.5], [r.name for r in runs], resamples=20, seed=0)
+    loro = boot.premem["loro"]
+    assert loro["run"] == "lever" and set(loro["r2_by_run"]) == {r.name for r in runs}
+    assert loro["min_r2"] < boot.premem["r2"][0] - 0.3
+    assert bootstrap(runs[:2], PS, ["flat0", "flat1"], resamples=5).premem["loro"] is None  # fewer than 3 runs
+
+
+def test_without_per_example_test_rows_only_train_examples_are_resampled():
+    rng = np.random.default_rng(4)
+    run = drawn_run(rng, "r", [0.4, 0.6], [0.4, 0.6], 50, 50)
+    run.test_example_acc = None
+    boot = bootstrap([run], PS, ["r"], resamples=50)
+    assert "only" in boot.resampled
+    assert np.ptp(boot.checkpoints[("r", 1)]["test"]) == 0 and np.ptp(boot.checkpoints[("r", 1)]["train"]) > 0
+
+
+def test_subset_runs_use_the_weights_of_their_own_examples():
+    rng = np.random.default_rng(5)
+    full = drawn_run(rng, "full", [0.5, 0.6], [0.5, 0.6], 200, 50)
+    half = drawn_run(rng, "half", [0.5, 0.6], [0.5, 0.6], 100, 50)  # e0..e99: the first half of full's
+    half.acc, half.test_example_acc = full.acc[:, :100].copy(), full.test_example_acc.copy()
+    twin = drawn_run(rng, "twin", [0.5, 0.6], [0.5, 0.6], 100, 50)  # the same values on e100..e199
+    twin.example_ids, twin.acc = full.example_ids[100:], full.acc[:, :100].copy()
+    boot = bootstrap([full, half, twin], PS, ["full", "half", "twin"], resamples=200, seed=0)
+    at = {name: boot.checkpoints[(name, 1)] for name in ("full", "half", "twin")}
+    assert np.isfinite(at["half"]["train"]).all()
+    # one multiset of test examples for the whole block: the same test means where the runs' rows agree
+    assert np.array_equal(at["full"]["test"], at["half"]["test"])
+    # train weights follow the example ids: equal values on other examples resample differently
+    assert at["half"]["train"][0] == at["twin"]["train"][0]
+    assert not np.array_equal(at["half"]["train"], at["twin"]["train"])
+
+
+def test_analyze_command_writes_the_ci_keys(tmp_path, capsys):
+    from premem.cli import main
+
+    write_table(tmp_path / "results.csv", block_runs(1))
+    out = tmp_path / "rep"
+    grid = "--p-grid=" + ":".join(str(x) for x in GRID)
+    assert main(["analyze", str(tmp_path / "results.csv"), grid, "--resamples", "200", "--ci-seed", "3",
+                 "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["intervals"]["resamples"] == 200 and s["intervals"]["method"] == "percentile bootstrap"
+    assert s["intervals"]["level"] == 0.95 and s["intervals"]["seed"] == 3
+    assert {"p_ci", "r2_ci", "r2_line_ci"} <= set(s["premem"]) and {"r2_ci", "r2_line_ci"} <= set(s["train_acc"])
+    for b in s["blocks"]:
+        assert b["p_ci"] is not None and b["r2_ci"] is not None and "loro" in b
+    cp = s["runs"][0]["checkpoints"][0]
+    assert all(len(cp[k]) == 2 for k in ("train_acc_ci", "test_acc_ci", "premem_acc_ci"))
+    assert "95% intervals: p [" in capsys.readouterr().out
+    assert main(["analyze", str(tmp_path / "results.csv"), grid, "--resamples", "0", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert "intervals" not in s and "r2_ci" not in s["premem"]
