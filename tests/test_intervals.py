@@ -140,3 +140,19 @@ def test_analyze_command_writes_the_ci_keys(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "results.csv"), grid, "--resamples", "0", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert "intervals" not in s and "r2_ci" not in s["premem"]
+
+
+def test_vectorised_correlations_agree_with_scipy():
+    from scipy import stats
+
+    from premem.intervals import kendall_rows, pearson_rows
+
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 5, size=(30, 40)).astype(float)  # ties, as accuracies have
+    y = x + rng.integers(0, 3, size=(30, 40))
+    tau = kendall_rows(x, y)
+    r = pearson_rows(x, y)
+    for i in range(30):
+        assert abs(tau[i] - stats.kendalltau(x[i], y[i]).statistic) < 1e-12
+        assert abs(r[i] - stats.pearsonr(x[i], y[i]).statistic) < 1e-12
+    assert np.isnan(kendall_rows(np.ones((1, 5)), np.arange(5.0)[None]))[0]
