@@ -156,3 +156,75 @@ def test_vectorised_correlations_agree_with_scipy():
         assert abs(tau[i] - stats.kendalltau(x[i], y[i]).statistic) < 1e-12
         assert abs(r[i] - stats.pearsonr(x[i], y[i]).statistic) < 1e-12
     assert np.isnan(kendall_rows(np.ones((1, 5)), np.arange(5.0)[None]))[0]
+
+
+STORE_SPEC = """\
+name: ci
+seed: 0
+models:
+  - name: tiny
+    builtin: tiny
+    size: {layers: 1, hidden: 16, heads: 2, mlp: 32, max_length: 160}
+    pretrain: {dataset: easy, examples: 10}
+datasets:
+  - {name: easy, builtin: arithmetic, train_size: 20, test_size: 12, max_steps: 1, max_value: 20, max_operand: 5}
+grid: {learning_rate: [1.0e-3, 1.0e-4, 1.0e-5], epochs: [3]}
+evaluation: {samples: 4, max_new_tokens: 4, batch_size: 4}
+metrics: {weight_distance: {}}
+perturbations: {samples: 4}
+premem: {p: -3.0, intervals: {resamples: 150, seed: 4}}
+"""
+
+
+def test_store_results_get_intervals_on_checkpoints_baselines_and_robustness_bins(tmp_path):
+    import random
+
+    from premem.analysis import gather_runs
+    from premem.analysis_measures import add_baselines, add_robustness
+    from premem.plan import build_plan
+    from premem.spec import parse_spec
+    from premem.store import Store
+
+    spec = parse_spec(STORE_SPEC)
+    plan = build_plan(spec)
+    store = Store(tmp_path / "store")
+    rnd = random.Random(0)
+    for job in plan.jobs:
+        if job.kind == "train":
+            store.record(job, "done", result={"mean_loss": 1.0})
+        elif job.kind == "measure":
+            store.record(job, "done", result={"value": rnd.uniform(0, 1)})
+        elif job.kind in ("evaluate", "perturb"):
+            rows = [{"split": "train", "example_id": f"train-{e:06d}", "n_samples": 4, "n_correct": rnd.randint(0, 4),
+                     "n_unparseable": 0, "nll": 1.0, "n_target_tokens": 10} for e in range(20)]
+            if job.kind == "evaluate":
+                rows += [{"split": "test", "example_id": f"test-{t:06d}", "n_samples": 4,
+                          "n_correct": rnd.randint(0, 4), "n_unparseable": 0} for t in range(12)]
+            store.record(job, "done", result={}, examples=rows)
+    runs, _ = gather_runs(plan, store)
+    assert all(r.test_example_acc.shape == (3, 12) for r in runs)
+    assert all(np.allclose(r.test_example_acc.mean(axis=1), r.test_acc) for r in runs)
+    iv = spec.premem.intervals
+    names = [r.name for r in runs]
+    boot = bootstrap(runs, [-3.0], names, fixed_p=-3.0, resamples=iv.resamples, seed=iv.seed)
+    entries = [{"id": n, "name": n, "status": "done", "error": None, "settings": r.settings}
+               for n, r in zip(names, runs)]
+    summary, _ = build_summary(runs, entries, ps=[-3.0], calibration_runs=names, fixed_p=-3.0, boot=boot)
+    assert summary["blocks"][0]["loro"]["run"] in names and "resampled" in summary["intervals"]
+    add_baselines(plan, store, summary, boot)
+    for name in ("premem", "weight_distance"):
+        b = summary["baselines"][name]
+        for k in ("pearson_gap", "kendall_gap", "pearson_test", "kendall_test"):
+            ci = b[k + "_ci"]
+            if b[k] is None:  # PreMemAcc = train accuracy here (nothing memorized): its gap is 0, undefined
+                assert name == "premem" and ci is None
+            else:
+                assert ci is not None and ci[0] <= ci[1] and -1 <= ci[0] and ci[1] <= 1
+    add_robustness(plan, store, summary, runs, {n: -3.0 for n in names}, boot)
+    bins = [st for by_bin in summary["robustness"].values() for st in by_bin.values()]
+    assert any(st["mean_ci"] is not None for st in bins)
+    for st in bins:
+        if st["n"]:
+            assert st["mean_ci"][0] <= st["mean"] <= st["mean_ci"][1]
+        else:
+            assert st["mean_ci"] is None
