@@ -228,3 +228,38 @@ def test_store_results_get_intervals_on_checkpoints_baselines_and_robustness_bin
             assert st["mean_ci"][0] <= st["mean"] <= st["mean_ci"][1]
         else:
             assert st["mean_ci"] is None
+
+
+def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
+    from pathlib import Path
+
+    from premem.analysis_curation import curation_summary
+    from premem.intervals import Bootstrap
+    from premem.plan import build_plan
+    from premem.spec import parse_spec
+    from premem.store import Store
+
+    spec = parse_spec((Path(__file__).resolve().parents[1] / "specs" / "curation-quickstart.yaml").read_text())
+    plan = build_plan(spec)
+    store = Store(tmp_path / "store")
+    jobs = {j.id: j for j in plan.jobs}
+    u = np.random.default_rng(0).uniform(size=256)  # each test example's difficulty: right once q passes it
+    for run in plan.curation.runs:
+        gain = 0.15 if "premem" in run.strategies and run.round else 0.1
+        q = 0.2 + gain * run.round
+        size = 128 + 64 * run.round
+        for j in run.train:
+            store.record(jobs[j], "done", result={"examples": size, "mean_loss": 1.0})
+        rows = [{"split": "test", "example_id": f"test-{t:06d}", "n_samples": 2, "n_correct": 2 * int(u[t] < q),
+                 "n_unparseable": 0} for t in range(256)]
+        store.record(jobs[run.final_eval], "done", result={"test_acc": float((u < q).mean())}, examples=rows)
+    boot = Bootstrap(level=0.95, resamples=200, seed=0, resampled="")
+    out = curation_summary(plan, store, boot)
+    for s in out["strategies"]:
+        for point in out[s]["curve"]:
+            lo, hi = point["test_acc_ci"]
+            assert lo <= point["test_acc"] <= hi and hi - lo < 0.2
+    eff = out["premem"]["efficiency"]
+    assert eff and all(e["ratio_ci"] is not None for e in eff if e["ratio"] is not None)
+    assert out["premem"]["mean_ratio_ci"][0] <= out["premem"]["mean_ratio"] <= out["premem"]["mean_ratio_ci"][1]
+    assert "test_acc_ci" not in curation_summary(plan, store)["iid"]["curve"][0]
