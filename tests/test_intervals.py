@@ -263,3 +263,16 @@ def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
     assert eff and all(e["ratio_ci"] is not None for e in eff if e["ratio"] is not None)
     assert out["premem"]["mean_ratio_ci"][0] <= out["premem"]["mean_ratio"] <= out["premem"]["mean_ratio_ci"][1]
     assert "test_acc_ci" not in curation_summary(plan, store)["iid"]["curve"][0]
+
+
+def test_analysis_job_id_hashes_intervals_only_when_not_default():
+    from premem.plan import build_plan
+    from premem.spec import parse_spec
+
+    def analysis_id(premem_line: str) -> str:
+        text = STORE_SPEC.replace("premem: {p: -3.0, intervals: {resamples: 150, seed: 4}}", premem_line)
+        return next(j.id for j in build_plan(parse_spec(text)).jobs if j.kind == "analysis")
+
+    plain = analysis_id("premem: {p: -3.0}")
+    assert analysis_id("premem: {p: -3.0, intervals: {level: 0.95, resamples: 1000, seed: 0}}") == plain
+    assert analysis_id("premem: {p: -3.0, intervals: {resamples: 0}}") != plain
