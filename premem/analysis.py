@@ -96,7 +96,7 @@ def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict
             else:
                 test_acc[i, test_col[r["example_id"]]] = a
         run = runs_by_name[name]
-        known = ~np.isnan(test_acc)  # a test example with no samples is left out of the mean, as before
+        known = ~np.isnan(test_acc)  # a test example with no samples drawn is left out (it made the mean NaN)
         test_mean = np.where(known, test_acc, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
         out.append(RunData(name, run.settings(), epochs, train_ids, acc, nll, test_mean,
                            [status[name]["losses"].get(e) for e in epochs], test_example_acc=test_acc,
