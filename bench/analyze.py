@@ -1,12 +1,13 @@
 """Time `premem analyze` end to end on a generated results table of about 500,000 rows.
 
-    python bench/analyze.py [--rows-scale 1.0] [--format parquet|csv|jsonl] [--keep DIR]
+    python bench/analyze.py [--rows-scale 1.0] [--format parquet|csv|jsonl] [--resamples 1000] [--keep DIR]
 
 The table has the shape of the paper's GSM8K study (about 450,000 rows): 14 runs x 6 checkpoints, 12 runs on
 5,000 train examples, one on half of them and one on a quarter, and 1,400 test examples per checkpoint, with
 plausible values (accuracy rises with epochs, examples get memorized later in training, test accuracy
 follows what was learned before memorization). It is written in a temporary folder, then `premem analyze`
-runs as a subprocess (interpreter start and imports included) and the script prints seconds and rows/s.
+runs as a subprocess (interpreter start and imports included), once with bootstrap intervals (--resamples,
+default 1,000) and once without, and the script prints seconds and rows/s of each.
 """
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows-scale", type=float, default=1.0, help="scale the examples per run (1.0: ~500k rows)")
     ap.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet")
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the timed run with "
+                    "intervals (default 1000); a second run without intervals follows")
     ap.add_argument("--keep", default=None, help="write the table and report here instead of a temporary folder")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="premem-bench-"))
@@ -107,15 +110,19 @@ def main() -> int:
                     fh.write(json.dumps({k: v for k, v in row.items() if v is not None}) + "\n")
         print(f"generated {table.num_rows:,} rows ({path.stat().st_size / 1e6:.1f} MB {args.format}) "
               f"in {time.perf_counter() - t0:.1f}s")
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "premem.cli", "analyze", str(path), "--out", str(work / "reports")]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        dt = time.perf_counter() - t0
-        if proc.returncode != 0:
-            print(proc.stdout, proc.stderr, file=sys.stderr)
-            return 1
-        print(proc.stdout.strip())
-        print(f"premem analyze: {dt:.2f} s end to end for {table.num_rows:,} rows ({table.num_rows / dt:,.0f} rows/s)")
+        for resamples in (args.resamples, 0):  # with the bootstrap intervals, then without for comparison
+            t0 = time.perf_counter()
+            cmd = [sys.executable, "-m", "premem.cli", "analyze", str(path), "--out", str(work / "reports"),
+                   f"--resamples={resamples}"]
+            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            dt = time.perf_counter() - t0
+            if proc.returncode != 0:
+                print(proc.stdout, proc.stderr, file=sys.stderr)
+                return 1
+            print(proc.stdout.strip())
+            what = f"{resamples:,} bootstrap resamples" if resamples else "no intervals"
+            print(f"premem analyze ({what}): {dt:.2f} s end to end for {table.num_rows:,} rows "
+                  f"({table.num_rows / dt:,.0f} rows/s)\n")
         return 0
     finally:
         if not args.keep:

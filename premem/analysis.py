@@ -16,6 +16,7 @@ import numpy as np
 # RunData is also imported from here (tests, scripts): it lives in premem.analysis_results
 from premem.analysis_results import RunData, block_label, block_of, finite_or_none
 from premem.analysis_seeds import seed_groups
+from premem.intervals import Bootstrap, add_intervals, bootstrap
 from premem.metrics.premem import calibrate, loglog_perplexity, premem_acc, r2_identity, r2_line
 from premem.plan import Plan
 from premem.spec_runs import selected_runs
@@ -82,8 +83,9 @@ def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict
         row_of = {jid: i for i, jid in enumerate(ids)}
         acc = np.full((len(ids), len(train_ids)), np.nan)
         nll = np.full_like(acc, np.nan)
-        test_sum = np.zeros(len(ids))
-        test_n = np.zeros(len(ids))
+        test_ids = sorted({r["example_id"] for r in rows if r["split"] != "train"})
+        test_col = {e: i for i, e in enumerate(test_ids)}
+        test_acc = np.full((len(ids), len(test_ids)), np.nan)
         for r in rows:
             i = row_of[r["job_id"]]
             # no samples drawn (a settled example, evaluation.skip_settled): accuracy not measured, never guessed;
@@ -93,12 +95,13 @@ def gather_runs(plan: Plan, store: Store) -> tuple[list[RunData], dict[str, dict
                 acc[i, col[r["example_id"]]] = a
                 nll[i, col[r["example_id"]]] = r["nll"] if r["nll"] is not None else np.nan
             else:
-                test_sum[i] += a
-                test_n[i] += 1
+                test_acc[i, test_col[r["example_id"]]] = a
         run = runs_by_name[name]
-        out.append(RunData(name, run.settings(), epochs, train_ids, acc, nll,
-                           np.divide(test_sum, np.maximum(test_n, 1)),
-                           [status[name]["losses"].get(e) for e in epochs]))
+        known = ~np.isnan(test_acc)  # a test example with no samples drawn is left out (it made the mean NaN)
+        test_mean = np.where(known, test_acc, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1)
+        out.append(RunData(name, run.settings(), epochs, train_ids, acc, nll, test_mean,
+                           [status[name]["losses"].get(e) for e in epochs], test_example_acc=test_acc,
+                           test_example_ids=[str(e) for e in test_ids]))
     return out, status
 
 
@@ -290,7 +293,7 @@ def analyze(runs: list[RunData], ps: list[float], calibration_runs: list[str], f
 def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[float], calibration_runs: list[str],
                   fit: str = "identity", fixed_p: float | None = None, study: dict | None = None,
                   notes: list[str] | None = None, gap_extra=None,
-                  calibrate_mode: str = "per_block") -> tuple[dict, dict]:
+                  calibrate_mode: str = "per_block", boot: Bootstrap | None = None) -> tuple[dict, dict]:
     """(summary, dynamics) for the report: what summary.json holds and the per-example pictures.
 
     `run_entries`: one dict per run shown, in order, with 'id', 'name', 'status', 'error' and 'settings'; each
@@ -301,7 +304,8 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
     block, summary['premem'] the single calibration (or, for several blocks calibrated apart, p None and the
     R^2 of every checkpoint at its block's p). An entry may carry 'seed' and 'seed_group' (the name it shares with
     the runs that differ from it only by seed): summary['seed_groups'] then averages each group over its seeds
-    (premem.analysis_seeds).
+    (premem.analysis_seeds). `boot`: premem.intervals.bootstrap of the same runs and settings, whose intervals
+    (the '_ci' keys, 'loro', summary['intervals']) are added; None: no intervals.
     """
     core = analyze(runs, ps, calibration_runs, fit, fixed_p, calibrate_mode)
     per_run = {r["name"]: r["checkpoints"] for r in core["runs"]}
@@ -335,6 +339,8 @@ def build_summary(runs: list[RunData], run_entries: list[dict], *, ps: list[floa
     groups = seed_groups(entries)  # entries with a 'seed_group': only when the spec gives seeds
     if groups:
         summary["seed_groups"] = groups
+    if boot is not None:
+        add_intervals(summary, boot)
     dynamics = {}
     if known:
         summary["perplexity_gap"] = perplexity_gap(runs, p_of) | ((gap_extra() if gap_extra else None) or {})
@@ -437,21 +443,24 @@ def analyze_plan(plan: Plan, store: Store, spec_path: str | None = None) -> tupl
                            | ({"seed_group": run.base_name} if run.seeded else {})
                            | ({"diverged_step": info["diverged_step"]} if "diverged_step" in info else {}))
     text = Path(spec_path).read_text() if spec_path and Path(spec_path).exists() else ""
+    iv = spec.premem.intervals
+    boot = (bootstrap(runs, spec.premem.p_grid.values(), calibration, spec.premem.fit, spec.premem.p,
+                      spec.premem.calibrate, iv.resamples, iv.level, iv.seed) if iv.resamples else None)
     summary, dynamics = build_summary(runs, run_entries, ps=spec.premem.p_grid.values(),
                                       calibration_runs=calibration, fit=spec.premem.fit, fixed_p=spec.premem.p,
                                       calibrate_mode=spec.premem.calibrate,
                                       study={"name": spec.name, "path": spec_path or "", "text": text},
-                                      gap_extra=lambda: irreducible_floor(spec))
+                                      gap_extra=lambda: irreducible_floor(spec), boot=boot)
     from premem.analysis_measures import add_baselines, add_robustness
     from premem.precision import mark_precision
 
-    add_baselines(plan, store, summary)
-    add_robustness(plan, store, summary, runs, {e["name"]: e["p"] for e in summary["runs"]})
+    add_baselines(plan, store, summary, boot)
+    add_robustness(plan, store, summary, runs, {e["name"]: e["p"] for e in summary["runs"]}, boot)
     add_run_details(plan, store, summary, runs)
     mark_precision(plan, summary)  # runs trained in pure bfloat16/float16: a note and their settings
     from premem.analysis_curation import curation_summary
 
-    curation = curation_summary(plan, store)
+    curation = curation_summary(plan, store, boot)
     if curation is not None:
         summary["curation"] = curation
     return summary, dynamics

@@ -5,6 +5,7 @@ summary['curation'] = {'settings': {...}, 'strategies': [names], 'originals': N,
   'curve': [{'round', 'size', 'test_acc', 'run', 'status'}],            # one point per trained model
   'rounds': [{'round', 'chosen', 'drawn_from', 'new', 'collected', 'exhausted', 'note', 'premem_mean'}],
   'efficiency': [{'target', 'iid_size', 'size', 'ratio'}],               # absent for iid itself
+  (with intervals: 'test_acc_ci' on each curve point, 'ratio_ci' on each efficiency entry, 'mean_ratio_ci')
   'targets_note': str | None}}
 
 With curation.seeds, summary['curation'] also has 'seeds' and 'per_seed' {str(seed): the above for that seed
@@ -15,15 +16,21 @@ alone}, and each strategy's 'curve' and 'efficiency' are the seed means: a point
 """
 from __future__ import annotations
 
+import numpy as np
+
 from premem.analysis_seeds import mean_ci
 from premem.curate import default_targets, efficiency
+from premem.intervals import Bootstrap, percentile_ci, resample_weights
 from premem.plan import Plan
 from premem.plan_curation import CurationPlan
 from premem.store import Store
 
 
-def curation_summary(plan: Plan, store: Store) -> dict | None:
-    """summary['curation'] from what the store holds (finished models only); None without a curation section."""
+def curation_summary(plan: Plan, store: Store, boot: Bootstrap | None = None) -> dict | None:
+    """summary['curation'] from what the store holds (finished models only); None without a curation section.
+    With `boot` (premem.intervals.bootstrap: its level, resamples and seed), the test examples of the final
+    evaluations are resampled (the same multiset for every model, so a curve stays a curve): each curve point
+    gets 'test_acc_ci', each efficiency entry 'ratio_ci' and each strategy 'mean_ratio_ci'."""
     cp, spec = plan.curation, plan.spec
     if cp is None:
         return None
@@ -36,14 +43,19 @@ def curation_summary(plan: Plan, store: Store) -> dict | None:
                               "ifd": c.ifd.model_dump(mode="json"), "heuristic": c.heuristic.model_dump(mode="json")},
                  "strategies": list(c.strategies), "originals": None}
     if not cp.seeds:
-        out |= _seed_summary(cp, c.strategies, records)
+        evals: dict[str, str] = {}  # run name -> its final evaluation's job id
+        out |= _seed_summary(cp, c.strategies, records, evals)
         _add_efficiency(out, c.targets)
+        if boot is not None and boot.resamples:
+            _add_curation_cis(out, store, evals, boot)
         return out
     # curation.seeds: each seed's study on its own (per_seed), and every curve point and ratio averaged over them
+    # with a t-interval over seeds: the seeds' spread holds the test examples' noise as well as the training's,
+    # so no bootstrap interval is added on top
     out["seeds"] = list(cp.seeds)
     out["per_seed"] = {}
     for seed, part in cp.per_seed():
-        one = {"strategies": list(c.strategies)} | _seed_summary(part, c.strategies, records)
+        one = {"strategies": list(c.strategies)} | _seed_summary(part, c.strategies, records, {})
         out["per_seed"][str(seed)] = one
         if out["originals"] is None:
             out["originals"] = one["originals"]
@@ -51,8 +63,9 @@ def curation_summary(plan: Plan, store: Store) -> dict | None:
     return out
 
 
-def _seed_summary(cp: CurationPlan, strategies: list[str], records: dict) -> dict:
-    """{'originals', '<strategy>': {'curve', 'rounds'}} of one seed's curation plan (or the only one)."""
+def _seed_summary(cp: CurationPlan, strategies: list[str], records: dict, evals: dict[str, str]) -> dict:
+    """{'originals', '<strategy>': {'curve', 'rounds'}} of one seed's curation plan (or the only one); `evals`
+    gets each finished model's final evaluation job id by run name."""
 
     def result(job_id: str) -> dict | None:
         r = records.get(job_id)
@@ -67,6 +80,8 @@ def _seed_summary(cp: CurationPlan, strategies: list[str], records: dict) -> dic
         status = "diverged" if diverged else "failed" if failed else "done" if ev is not None else "incomplete"
         point = {"round": run.round, "size": train.get("examples") if train else None,
                  "test_acc": ev.get("test_acc") if ev else None, "run": run.name, "status": status}
+        if ev is not None:
+            evals[run.name] = run.final_eval
         if run.round == 0 and train:
             out["originals"] = train.get("examples")
         for s in run.strategies:
@@ -83,6 +98,50 @@ def _seed_summary(cp: CurationPlan, strategies: list[str], records: dict) -> dic
                            "premem_mean": res.get("premem_mean")})
         out[s] = {"curve": sorted(points[s], key=lambda p: p["round"]), "rounds": rounds}
     return out
+
+
+def _add_curation_cis(out: dict, store: Store, evals: dict[str, str], boot: Bootstrap) -> None:
+    """Intervals of each curve point's test accuracy and each efficiency ratio, test examples resampled."""
+    rows = [r for r in store.examples(list(evals.values())) if r["split"] != "train"]
+    job_of = {j: name for name, j in evals.items()}
+    ids = sorted({str(r["example_id"]) for r in rows})
+    col = {e: i for i, e in enumerate(ids)}
+    names = sorted(evals)
+    index = {n: i for i, n in enumerate(names)}
+    acc = np.full((len(names), len(ids)), np.nan)
+    for r in rows:
+        if r["n_samples"]:
+            acc[index[job_of[r["job_id"]]], col[str(r["example_id"])]] = r["n_correct"] / r["n_samples"]
+    w = resample_weights(np.random.default_rng(boot.seed), len(ids), boot.resamples)
+    known = np.isfinite(acc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        resampled = (w @ np.where(known, acc, 0.0).T) / (w @ known.T.astype(float))  # (R, models)
+    for s in out["strategies"]:
+        for point in out[s]["curve"]:
+            if point["run"] in index and point["test_acc"] is not None:
+                point["test_acc_ci"] = percentile_ci(resampled[:, index[point["run"]]], boot.level)
+    if "iid" not in out["strategies"]:
+        return
+
+    def curve(entry: dict, row: int) -> list[tuple[float, float]]:
+        return [(p["size"], float(resampled[row, index[p["run"]]])) for p in entry["curve"]
+                if p["size"] is not None and p["test_acc"] is not None and p["run"] in index]
+
+    for s in out["strategies"]:
+        entry = out[s]
+        if s == "iid" or not entry.get("efficiency"):
+            continue
+        targets = [e["target"] for e in entry["efficiency"]]
+        ratios = np.full((boot.resamples + 1, len(targets)), np.nan)
+        for row in range(1, boot.resamples + 1):
+            eff = efficiency(curve(out["iid"], row), curve(entry, row), targets)
+            ratios[row] = [np.nan if e["ratio"] is None else e["ratio"] for e in eff]
+        for k, e in enumerate(entry["efficiency"]):
+            e["ratio_ci"] = percentile_ci(ratios[:, k], boot.level)
+        fin = np.isfinite(ratios)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(fin, ratios, 0.0).sum(1) / fin.sum(1)  # as 'mean_ratio': over the ratios defined
+        entry["mean_ratio_ci"] = percentile_ci(mean, boot.level)
 
 
 def _curve(entry: dict) -> list[tuple[float, float]]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from premem.analysis_results import RunData, block_label, block_of, finite_or_none
+from premem.intervals import Bootstrap, correlation_cis, mean_ci
 from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan
@@ -71,12 +72,14 @@ def _atc_scores(rows: list[dict], score: str) -> np.ndarray:
     return np.array(out)
 
 
-def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
+def add_baselines(plan: Plan, store: Store, summary: dict, boot: Bootstrap | None = None) -> None:
     """Put each classic measure on its checkpoints (summary['runs'][i]['checkpoints']) and their correlations
     with the generalization gap and with test accuracy under summary['baselines'] (and 'baselines_meta').
 
     Every checkpoint gets 'gap' = train acc - test acc (and 'premem_gap' where PreMemAcc is known), whether or
     not the spec asks for classic measures. Only finished measure jobs count; a missing one leaves its value out.
+    With `boot` (premem.intervals.bootstrap), each correlation gets its interval ('pearson_gap_ci', ...): the
+    gap, test accuracy and PreMemAcc resampled, the classic measures' own values held fixed.
     """
     spec = plan.spec
     cps = _checkpoint_index(summary)
@@ -98,7 +101,8 @@ def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
     if "atc" in enabled:
         meta["atc_reference"] = _add_atc(plan, store, done, cps)
     chosen = set(meta["runs"])
-    points = [c for (run, _), c in cps.items() if run in chosen]
+    keys = [k for k in cps if k[0] in chosen]
+    points = [cps[k] for k in keys]
     baselines = {}
     for name in ["premem", *enabled]:
         label, key, x_label = MEASURES[name]
@@ -109,8 +113,43 @@ def add_baselines(plan: Plan, store: Store, summary: dict) -> None:
                            "test_x_label": test_label,
                            "pearson_gap": gap["pearson"], "kendall_gap": gap["kendall"],
                            "pearson_test": test["pearson"], "kendall_test": test["kendall"], "n": gap["n"]}
+        if boot is not None:
+            _add_correlation_cis(baselines[name], name, keys, points, boot)
     summary["baselines"] = baselines
     summary["baselines_meta"] = meta
+
+
+def _resampled(key: str, c: dict, arrays: dict[str, np.ndarray] | None, rows: int) -> np.ndarray:
+    """A checkpoint's value of `key` in every resample (row 0 the estimate): what the bootstrap resamples
+    (train and test accuracy, PreMemAcc and the gaps made of them) from it, anything else fixed; NaN if unknown."""
+    if arrays is not None and key in ("gap", "premem_gap", "premem_acc", "test_acc", "atc_gap"):
+        if key == "gap":
+            return arrays["train"] - arrays["test"]
+        if key == "premem_gap":
+            return arrays["train"] - arrays["premem"]
+        if key == "premem_acc":
+            return arrays["premem"]
+        if key == "test_acc":
+            return arrays["test"]
+        if c.get("atc_acc") is not None:  # atc_gap: train accuracy resampled, ATC's prediction fixed
+            return arrays["train"] - c["atc_acc"]
+    v = c.get(key)
+    return np.full(rows, np.nan if v is None else float(v))
+
+
+def _add_correlation_cis(entry: dict, name: str, keys: list, points: list[dict], boot: Bootstrap) -> None:
+    """The resampled intervals of one measure's Pearson r and Kendall tau against the gap and test accuracy."""
+    rows = boot.resamples + 1
+    arrays = [boot.checkpoints.get(k) for k in keys]
+
+    def col(key: str) -> np.ndarray:
+        if not points:
+            return np.empty((rows, 0))
+        return np.stack([_resampled(key, c, a, rows) for c, a in zip(points, arrays)], axis=1)
+
+    x_gap, x_test = col(MEASURES[name][1]), col(TEST_KEYS[name][0])
+    entry["pearson_gap_ci"], entry["kendall_gap_ci"] = correlation_cis(x_gap, col("gap"), boot.level)
+    entry["pearson_test_ci"], entry["kendall_test_ci"] = correlation_cis(x_test, col("test_acc"), boot.level)
 
 
 def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
@@ -152,7 +191,7 @@ def _stats(values: list[float]) -> dict:
 
 
 def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
-                   p: float | None | Mapping[str, float | None]) -> None:
+                   p: float | None | Mapping[str, float | None], boot: Bootstrap | None = None) -> None:
     """Per-example accuracy under the original and each perturbed prompt, binned by the example's PreMemAcc at
     the perturbed checkpoint, pooled over the perturbed checkpoints: summary['robustness'][prompt label][bin
     label] = {n, mean, median, q1, q3, values} (accuracies as fractions in [0, 1]) and
@@ -161,7 +200,8 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
     robustness, meta}; with one block summary['robustness'] is that block's, with several it is left out.
 
     `p`: one calibrated p for every run, or a mapping run name -> the p of its (model, dataset) block (runs
-    whose p is None, or missing, are left out)."""
+    whose p is None, or missing, are left out). With `boot`, each bin's stats get 'mean_ci': the bin's
+    accuracies resampled (boot.resamples times, seeded by boot.seed)."""
     spec = plan.spec
     p_of = {r.name: (p.get(r.name) if isinstance(p, Mapping) else p) for r in runs}
     if spec.perturbations is None or all(v is None for v in p_of.values()):
@@ -222,6 +262,12 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
         panels.append({"block": block_label(key), "model": key[0], "dataset": key[1], "meta": meta,
                        "robustness": {lab: {bin_label(*b): _stats(values[key][lab][k]) for k, b in enumerate(bins)}
                                       for lab in labels}})
+    if boot is not None:
+        rng = np.random.default_rng(boot.seed)
+        for panel in panels:
+            for stats_by_bin in panel["robustness"].values():
+                for st in stats_by_bin.values():
+                    st["mean_ci"] = mean_ci(st["values"], rng, boot.resamples, boot.level)
     summary["robustness_blocks"] = panels
     if len(panels) == 1:  # one block: summary['robustness'] as it has always been
         summary["robustness"] = panels[0]["robustness"]

@@ -7,7 +7,7 @@ they live here, below all three.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +24,10 @@ class RunData:
     nll: np.ndarray  # (checkpoints, examples)
     test_acc: np.ndarray  # (checkpoints,)
     train_loss: list[float | None]
+    # per-example test accuracy (checkpoints, test examples), NaN where not measured, with the test examples' ids;
+    # None where the results have no per-example test rows (then only train examples can be resampled)
+    test_example_acc: np.ndarray | None = None
+    test_example_ids: list[str] = field(default_factory=list)
 
 
 def finite_or_none(x) -> float | None:

@@ -161,7 +161,7 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def _write_report(spec, plan, store, spec_path: str) -> Path:
+def _write_report(spec, plan, store, spec_path: str, headline: bool = False) -> Path:
     from premem.analysis import analyze_plan
     from premem.report.html import write_report
 
@@ -174,6 +174,8 @@ def _write_report(spec, plan, store, spec_path: str) -> Path:
     kept: list[str] = []
     path = write_report(summary, dynamics, Path(spec.report), kept=kept)
     _print_kept(kept)
+    if headline and summary["runs"]:  # p and R^2 with their intervals, as `premem analyze` prints them
+        print_headline(summary)
     return path
 
 
@@ -312,7 +314,7 @@ def cmd_apply(args) -> int:
             print(f"Plan: {len(todo)} to run, {len(plan.jobs) - 1 - len(todo)} done. ({_runs_text(plan)})")
         t0 = time.time()
         outcome = run_plan(plan, store, address=args.address, display=Display(len(todo)))
-        path = _write_report(spec, plan, store, args.spec)
+        path = _write_report(spec, plan, store, args.spec, headline=True)
         if not outcome.failed and not outcome.blocked:
             store.record(analysis, "done", result={"report": str(path)})
         msg = f"Report: {path}"
@@ -438,9 +440,55 @@ def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _ci(ci) -> str:
+    return "n/a" if ci is None else "[" + ", ".join(_num(x) for x in ci) + "]"
+
+
+def print_headline(summary: dict) -> None:
+    """Print p and R^2 of PreMemAcc and train accuracy, for the study and each block; below each, where the
+    summary has them, their bootstrap intervals (summary['intervals']) and the leave-one-run-out minimum."""
+    from premem.analysis_results import block_label
+
+    pm, tr, blocks = summary["premem"], summary["train_acc"], summary["blocks"]
+    iv = summary.get("intervals")
+
+    def extra(d: dict, train: dict, indent: str) -> None:
+        parts = []
+        if iv:
+            parts.append(f"{iv['level']:.0%} intervals: " + (f"p {_ci(d.get('p_ci'))}, " if d.get("p") is not None
+                                                              else "") +
+                         f"R^2 {_ci(d.get('r2_ci'))}, fitted line {_ci(d.get('r2_line_ci'))}, train accuracy R^2 "
+                         f"{_ci(train.get('r2_ci'))}")
+        lo = d.get("loro")
+        if lo and lo.get("min_r2") is not None:
+            parts.append(f"leaving one run out, R^2 is at least {lo['min_r2']:.3f} (without {lo['run']})")
+        if parts:
+            print(indent + "; ".join(parts) + ".")
+
+    if iv:
+        print(f"Intervals: {iv['level']:.0%} {iv['method']}, {iv['resamples']:,} resamples (seed {iv['seed']}) of the "
+              f"{iv['resampled']}.")
+    if len(blocks) > 1 and pm["p"] is None:
+        print(f"PreMemAcc, p calibrated per (model, dataset) block: R^2 = {_num(pm['r2'])} over every checkpoint at "
+              f"its block's p; train accuracy: R^2 = {_num(tr['r2'])}.")
+    else:
+        print(f"PreMemAcc: p = {_num(pm['p'])}, R^2 = {_num(pm['r2'])}; train accuracy: R^2 = {_num(tr['r2'])}.")
+    extra(pm, tr, "  ")
+    if len(blocks) > 1:
+        for b in blocks:
+            print(f"  {block_label((b['model'], b['dataset']))}: p = {_num(b['p'])}, R^2 = {_num(b['r2'])} (fitted line "
+                  f"{_num(b['r2_line'])}), train accuracy R^2 = {_num(b['train_acc']['r2'])}; "
+                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}.")
+            extra(b, b["train_acc"], "    ")
+
+
 def cmd_analyze(args) -> int:
     from premem.analysis import build_summary
-    from premem.analysis_results import block_label
+    from premem.intervals import bootstrap
     from premem.report.html import write_report
     from premem.tables import TableError, read_results
 
@@ -449,6 +497,12 @@ def cmd_analyze(args) -> int:
         ps, grid_text = _p_grid(args.p_grid)
         if args.p is not None and not math.isfinite(args.p):
             raise ValueError(f"--p must be a finite number, got {args.p}")
+        if not 0 < args.ci_level < 1:
+            raise ValueError(f"--ci-level must be between 0 and 1, got {args.ci_level}")
+        if not 0 <= args.resamples <= 100_000:
+            raise ValueError(f"--resamples must be between 0 and 100000, got {args.resamples}")
+        if args.ci_seed < 0:
+            raise ValueError(f"--ci-seed must be 0 or more, got {args.ci_seed}")
     except ValueError as e:
         print(f"premem: {e}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
@@ -469,37 +523,28 @@ def cmd_analyze(args) -> int:
                        + [f"--p-grid={grid_text}"] + ([f"--p={args.p:g}"] if args.p is not None else [])
                        + ([f"--fit={args.fit}"] if args.fit != "identity" else [])
                        + (["--pooled"] if args.pooled else [])
-                       + (["--calibrate-on", *args.calibrate_on] if args.calibrate_on else []))
+                       + (["--calibrate-on", *args.calibrate_on] if args.calibrate_on else [])
+                       + ([f"--ci-level={args.ci_level:g}"] if args.ci_level != 0.95 else [])
+                       + ([f"--resamples={args.resamples}"] if args.resamples != 1000 else [])
+                       + ([f"--ci-seed={args.ci_seed}"] if args.ci_seed else []))
     text = (f"{command}\n\n{_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, "
             f"{_count(n_cps, 'checkpoint')}.\n"
             f"p grid: {grid_text} ({len(ps)} values). Calibration runs: "
             f"{'all' if len(calibration) == len(res.runs) else ', '.join(calibration)}.\n")
     entries = [{"id": r.name, "name": r.name, "status": "done", "error": None, "settings": r.settings}
                for r in res.runs]
+    mode = "pooled" if args.pooled else "per_block"
+    boot = (bootstrap(res.runs, ps, calibration, args.fit, args.p, mode, args.resamples, args.ci_level, args.ci_seed)
+            if args.resamples else None)
     summary, dynamics = build_summary(res.runs, entries, ps=ps, calibration_runs=calibration, fit=args.fit,
                                       fixed_p=args.p, study={"name": Path(args.results).name, "path": args.results,
                                                              "text": text}, notes=res.notes,
-                                      calibrate_mode="pooled" if args.pooled else "per_block")
+                                      calibrate_mode=mode, boot=boot)
     kept: list[str] = []
     path = write_report(summary, dynamics, Path(args.out), kept=kept)
     _print_kept(kept)
-    pm, tr = summary["premem"], summary["train_acc"]
-
-    def num(v):
-        return "n/a" if v is None else f"{v:.3f}"
-
     print(f"Read {_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, {_count(n_cps, 'checkpoint')}.")
-    blocks = summary["blocks"]
-    if len(blocks) > 1 and pm["p"] is None:
-        print(f"PreMemAcc, p calibrated per (model, dataset) block: R^2 = {num(pm['r2'])} over every checkpoint at "
-              f"its block's p; train accuracy: R^2 = {num(tr['r2'])}.")
-    else:
-        print(f"PreMemAcc: p = {num(pm['p'])}, R^2 = {num(pm['r2'])}; train accuracy: R^2 = {num(tr['r2'])}.")
-    if len(blocks) > 1:
-        for b in blocks:
-            print(f"  {block_label((b['model'], b['dataset']))}: p = {num(b['p'])}, R^2 = {num(b['r2'])} (fitted line "
-                  f"{num(b['r2_line'])}), train accuracy R^2 = {num(b['train_acc']['r2'])}; "
-                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}.")
+    print_headline(summary)
     for note in summary["notes"]:
         print(f"Note: {note}")
     print(f"Report: {path} (in {time.time() - t0:.1f}s)")
@@ -607,6 +652,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate-on", nargs="+", default=None, metavar="RUN",
                    help="runs that calibrate p: names, or selectors key=value[,key=value] on run settings "
                         "(default: all runs)")
+    p.add_argument("--ci-level", type=float, default=0.95,
+                   help="coverage of the bootstrap intervals (default 0.95)")
+    p.add_argument("--resamples", type=int, default=1000,
+                   help="bootstrap resamples of the train and test examples (default 1000; 0: no intervals)")
+    p.add_argument("--ci-seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--out", default="reports", help="the report's folder (default: reports)")
     p = verb("export", cmd_export, "write every per-example result of a spec's finished checkpoints as one "
              "table, in the format `premem analyze` reads")

@@ -139,8 +139,10 @@ def build_plan(spec: Spec) -> Plan:
         extra_ids.extend(j.id for j in curation.jobs if j.kind in ("evaluate", "collect"))
     # premem.calibrate is hashed only when not its default, so every analysis id from before it stays as it was
     # (the analysis job is recomputed on each apply, never stored; with one block both modes give the same numbers)
-    default_calibrate = spec.premem.calibrate == "per_block"
-    an_settings = {"premem": spec.premem.model_dump(mode="json", exclude={"calibrate"} if default_calibrate else None),
+    # so is premem.intervals (the analysis job is never stored: it is recomputed on each apply)
+    unhashed = ({"calibrate"} if spec.premem.calibrate == "per_block" else set()) | (
+        {"intervals"} if spec.premem.intervals == type(spec.premem.intervals)() else set())
+    an_settings = {"premem": spec.premem.model_dump(mode="json", exclude=unhashed or None),
                    "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
     if spec.metrics.enabled():
         an_settings["metrics"] = spec.metrics.model_dump(mode="json")

@@ -687,6 +687,15 @@ class RunSelector(Strict):
         return d
 
 
+class Intervals(Strict):
+    """Bootstrap intervals of the headline figures (premem.intervals): percentile bootstrap over each (model,
+    dataset) block's train and test examples, p calibrated again in every resample."""
+
+    level: float = Field(0.95, gt=0, lt=1, description="Coverage of each interval (0.95: 95 %).")
+    resamples: int = Field(1000, ge=0, le=100_000, description="Bootstrap resamples; 0 = no intervals.")
+    seed: int = Field(0, ge=0, description="Seed of the resampling (the same seed gives the same intervals).")
+
+
 class PreMem(Strict):
     """PreMemAcc: the grid of thresholds p, the runs that calibrate p and whether p is calibrated per (model,
     dataset) block or pooled."""
@@ -706,6 +715,8 @@ class PreMem(Strict):
         "block its p and R^2. pooled: one p calibrated on all calibration runs together (the same as per_block "
         "when the study has one model and one dataset)."
     )
+    intervals: Intervals = Field(default_factory=Intervals, description="Bootstrap intervals of p, R^2 and the "
+                                 "other headline figures (resamples 0: none).")
 
 
 # ------------------------------------------------------------------------------ classic measures

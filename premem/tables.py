@@ -448,9 +448,15 @@ def read_results(path: str | Path, runs_path: str | Path | None = None) -> Resul
         l_[cp_idx, ex_idx] = nll[tr]
         test_sum = np.bincount(tcp_idx, weights=acc[te], minlength=len(tcps))
         test_n = np.bincount(tcp_idx, minlength=len(tcps))
+        # per-example test accuracy (checkpoints x test examples; NaN where a checkpoint has no row for one),
+        # which the bootstrap resamples (premem.intervals)
+        texs, tex_idx = np.unique(rank[te], return_inverse=True)
+        t = np.full((len(tcps), len(texs)), np.nan)
+        t[tcp_idx, tex_idx] = acc[te]
         runs.append(RunData(name=name, settings=settings.get(name, {}), epochs=[int(c) for c in cps],
                             example_ids=[str(x) for x in ex_sorted[exs]], acc=a, nll=l_,
-                            test_acc=test_sum / np.maximum(test_n, 1), train_loss=[None] * len(cps)))
+                            test_acc=test_sum / np.maximum(test_n, 1), train_loss=[None] * len(cps),
+                            test_example_acc=t, test_example_ids=[str(x) for x in ex_sorted[texs]]))
     problems.raise_if_any(path)
     return Results(path=str(path), runs=runs, n_rows=n, notes=notes)
 
