@@ -137,19 +137,13 @@ def build_plan(spec: Spec) -> Plan:
         curation = curation_jobs(spec, base_of)
         jobs.extend(curation.jobs)
         extra_ids.extend(j.id for j in curation.jobs if j.kind in ("evaluate", "collect"))
-    # premem.calibrate is hashed only when not its default, so every analysis id from before it stays as it was
-    # (the analysis job is recomputed on each apply, never stored; with one block both modes give the same numbers)
-    # so is premem.intervals (the analysis job is never stored: it is recomputed on each apply)
-    unhashed = ({"calibrate"} if spec.premem.calibrate == "per_block" else set()) | (
-        {"intervals"} if spec.premem.intervals == type(spec.premem.intervals)() else set())
-    an_settings = {"premem": spec.premem.model_dump(mode="json", exclude=unhashed or None),
+    # premem's and perturbations' later options at their defaults dump as before they existed (Strict.hash_neutral)
+    an_settings = {"premem": spec.premem.model_dump(mode="json"),
                    "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
     if spec.metrics.enabled():
         an_settings["metrics"] = spec.metrics.model_dump(mode="json")
     if spec.perturbations is not None:
-        # perfect_bin only regroups the figure: hashed when on, so specs without it keep their analysis id
-        an_settings["perturbations"] = spec.perturbations.model_dump(
-            mode="json", exclude=None if spec.perturbations.perfect_bin else {"perfect_bin"})
+        an_settings["perturbations"] = spec.perturbations.model_dump(mode="json")
     if spec.curation is not None:
         an_settings["curation"] = spec.curation.model_dump(mode="json")
     deps = tuple(eval_ids + extra_ids)

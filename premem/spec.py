@@ -36,6 +36,18 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     text_fields: ClassVar[frozenset[str]] = frozenset()
+    #: fields added after studies were stored, each with the (dumped) value at which premem computes what it
+    #: computed before the field existed: a dump leaves the field out at that value, so the content hashes (job
+    #: ids) that the section enters stay as they were (tests/test_job_ids.py)
+    hash_neutral: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        d = handler(self)
+        for k, v in self.hash_neutral.items():
+            if k in d and d[k] == v:
+                d.pop(k)
+        return d
 
     @field_validator("*", mode="before")
     @classmethod
@@ -452,21 +464,10 @@ class Training(Strict):
         "and Gemma2 differently): each names a `model` and/or `dataset` and the fields it changes; the last "
         "matching entry wins over earlier ones and over this section.")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # full finetuning without overrides dumps exactly as before these options existed, so existing job ids
-        # do not change; a run's own recipe (for_run) is what its jobs hash
-        d = handler(self)
-        for k in ("lora", "micro_batch_size"):
-            if d.get(k) is None:
-                d.pop(k, None)
-        if d.get("precision") == "mixed":  # it matters only for a bfloat16/float16 model: see plan_settings
-            d.pop("precision")
-        if d.get("shards") == 1:
-            d.pop("shards")
-        if not d.get("overrides"):
-            d.pop("overrides", None)
-        return d
+    # full finetuning without overrides dumps as before these options existed (a run's own recipe, for_run, is
+    # what its jobs hash); precision matters only for a bfloat16/float16 model (premem.plan_settings)
+    hash_neutral: ClassVar[dict[str, Any]] = {"lora": None, "micro_batch_size": None, "precision": "mixed",
+                                              "shards": 1, "overrides": []}
 
     def for_run(self, model: str, dataset: str, matching: list[TrainingOverride] | None = None) -> "Training":
         """The recipe of runs of `model` on `dataset`: this section with every matching override applied.
@@ -520,13 +521,7 @@ class Grid(Strict):
         None, min_length=1, description="Seeds to repeat every grid run with (data order, sampling, any random "
         "initialisation), each its own run named .../seed<s>; null = the spec's `seed` alone, names unchanged.")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
-        d = handler(self)
-        if d.get("seeds") is None:
-            d.pop("seeds", None)
-        return d
+    hash_neutral: ClassVar[dict[str, Any]] = {"seeds": None}  # as before seeds were an axis
 
 
 class RunSpec(Strict):
@@ -540,13 +535,7 @@ class RunSpec(Strict):
     seed: int | None = Field(None, description="Seed of this run (its name gains .../seed<s>); null = the spec's "
                              "`seed`.")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
-        d = handler(self)
-        if d.get("seed") is None:
-            d.pop("seed", None)
-        return d
+    hash_neutral: ClassVar[dict[str, Any]] = {"seed": None}  # as before seeds were an axis
 
 
 # ----------------------------------------------------------------------------------------- evaluation
@@ -624,18 +613,9 @@ class Evaluation(Strict):
         "matching entry wins over earlier ones and over this section. Used by the dataset's evaluations, its "
         "perturbed-prompt sampling and its ATC samples.")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # the default scoring and no overrides dump as before those options existed, so existing evaluation ids
-        # do not change; a dataset's own settings (for_dataset) are what its jobs hash
-        d = handler(self)
-        if d.get("scoring") == "transformers":
-            d.pop("scoring")
-        if not d.get("overrides"):
-            d.pop("overrides", None)
-        if d.get("scoring_dtype") == "float32":  # jobs hash it beside the section, for non-float32 models only
-            d.pop("scoring_dtype")
-        return d
+    # a dataset's own settings (for_dataset) are what its jobs hash; they hash scoring_dtype beside the section,
+    # for non-float32 models only
+    hash_neutral: ClassVar[dict[str, Any]] = {"scoring": "transformers", "overrides": [], "scoring_dtype": "float32"}
 
     def for_dataset(self, dataset: str) -> "Evaluation":
         """The evaluation settings of `dataset`: this section with every override naming it applied, in order, and
@@ -678,13 +658,7 @@ class RunSelector(Strict):
     dataset_fraction: float | None = Field(None, description="Fraction of the training set.")
     seed: int | None = Field(None, description="Seed (grid.seeds or a run's seed; the spec's seed otherwise).")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
-        d = handler(self)
-        if d.get("seed") is None:
-            d.pop("seed", None)
-        return d
+    hash_neutral: ClassVar[dict[str, Any]] = {"seed": None}  # as before seeds were an axis
 
 
 class Intervals(Strict):
@@ -715,6 +689,9 @@ class PreMem(Strict):
         "block its p and R^2. pooled: one p calibrated on all calibration runs together (the same as per_block "
         "when the study has one model and one dataset)."
     )
+    # the analysis job is recomputed on each apply, never stored; with one block both calibrations agree
+    hash_neutral: ClassVar[dict[str, Any]] = {"calibrate": "per_block",
+                                              "intervals": {"level": 0.95, "resamples": 1000, "seed": 0}}
     intervals: Intervals = Field(default_factory=Intervals, description="Bootstrap intervals of p, R^2 and the "
                                  "other headline figures (resamples 0: none).")
 
@@ -785,6 +762,7 @@ class Perturbations(Strict):
     runs: Literal["all"] | list[RunSelector] = Field("all", description="Runs perturbed: `all` or selectors.")
     epochs: Literal["final", "all"] | list[int] = Field(
         "final", description="Checkpoints perturbed: `final` (each run's last epoch), `all`, or a list of epochs.")
+    hash_neutral: ClassVar[dict[str, Any]] = {"perfect_bin": False}  # it only regroups the figure
     perfect_bin: bool = Field(
         False, description="Give PreMemAcc = 1.0 a bin of its own: six bins ([0, 0.2), ..., [0.8, 1.0), 1.0) as the "
         "authors' GSM8K panel of Fig. 7; false: five, the last closed ([0.8, 1.0]).")
@@ -874,13 +852,7 @@ class IfdScoring(Strict):
         "without, gives the first solution token a context) or `bos_only` (the BOS token alone, as the authors' "
         "gsm8k_eval_perplexity3.py did; needs a tokenizer that puts a BOS token first).")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # the default dumps as before the option existed, so the ids of existing curation studies do not change
-        d = handler(self)
-        if d.get("unconditional") == "after_cue":
-            d.pop("unconditional")
-        return d
+    hash_neutral: ClassVar[dict[str, Any]] = {"unconditional": "after_cue"}
 
 
 class HeuristicScoring(Strict):
@@ -924,13 +896,7 @@ class Curation(Strict):
         "and every strategy's rounds, names .../seed<s>); the report averages curves and efficiency ratios over "
         "them with intervals. null = the spec's `seed` alone.")
 
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        # without seeds it dumps exactly as before seeds were an axis, so the job ids it enters stay as they were
-        d = handler(self)
-        if d.get("seeds") is None:
-            d.pop("seeds", None)
-        return d
+    hash_neutral: ClassVar[dict[str, Any]] = {"seeds": None}  # as before seeds were an axis
 
     @field_validator("strategies")
     @classmethod
