@@ -38,7 +38,9 @@ def spec(tmp: Path, name: str, text: str) -> Path:
 
 
 def rows(store: Path, query: str, args=()) -> list:
-    con = sqlite3.connect(store / "premem.db", timeout=10)
+    """The rows of `query` on the store's database, opened read-only: a poll that comes before `apply` has made
+    the database must not make an empty one itself (apply refuses a 0-byte database as damaged)."""
+    con = sqlite3.connect(f"{(store / 'premem.db').as_uri()}?mode=ro", uri=True, timeout=10)
     try:
         return con.execute(query, args).fetchall()
     finally:
