@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
 from premem.plan_job import Job, make_job, section_content
-from premem.plan_settings import hashed_training, scoring_settings, train_settings
+from premem.plan_settings import hashed_evaluation, hashed_training, scoring_settings, train_settings
 from premem.spec import Spec
 
 ROUND0 = "curation/round0"
@@ -81,7 +81,7 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
     if c.batch_size is not None:
         training["batch_size"] = c.batch_size
     # the curated dataset's settings (evaluation.overrides resolved); skip_settled does not apply to curation
-    evaluation = spec.evaluation.for_dataset(ds_name).model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
+    evaluation = hashed_evaluation(spec.evaluation.for_dataset(ds_name))
     jobs: list = []
 
     def train_chain(run: str, collect: str | None, lr: float, epochs: int, split: str | None = None) -> list:

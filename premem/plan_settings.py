@@ -44,7 +44,14 @@ class Pair:
         # without overrides. skip_settled is hashed only when on (premem.plan adds what it changes), so turning
         # it off leaves every evaluation's id as it was
         self.evaluation = spec.evaluation.for_dataset(ds.name)
-        self.evaluation_content = self.evaluation.model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
+        self.evaluation_content = hashed_evaluation(self.evaluation)
+
+
+def hashed_evaluation(evaluation) -> dict:
+    """A dataset's evaluation settings (overrides resolved) as an evaluate job hashes them: without
+    skip_settled (premem.plan hashes what it changes, only when on) and scoring_dtype (hashed beside the section
+    by scoring_settings, for non-float32 models only)."""
+    return evaluation.model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
 
 
 def scoring_settings(spec: Spec, model) -> dict:
