@@ -110,7 +110,12 @@ def _wait_nodes(address: str, n: int, timeout: float = 180) -> dict[str, str]:
     deadline = time.time() + timeout
     last = ""
     while time.time() < deadline:
-        out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=60)
+        try:
+            out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True,
+                                 timeout=60)
+        except subprocess.TimeoutExpired as e:  # a GCS busy with a joining node on a loaded machine: ask again
+            last = f"a query hung for 60 s: {(e.stderr or b'')[-2000:]!r}"
+            continue
         if out.returncode == 0:
             nodes = json.loads(out.stdout.strip().splitlines()[-1])
             if len(nodes) >= n:
