@@ -34,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from premem import yamlfile
+from premem.hardware import resolve_sampling_dtype
 from premem.plan import Plan
 from premem.plan_job import Job
 from premem.safetext import escape_controls
@@ -475,8 +476,9 @@ def resolve_rates(spec, tp: ThroughputsFile, file: str | None) -> dict[str, Mode
         entries = [e for e in (tp.models.get(m.name), tp.models.get(m.hf) if m.hf else None, tp.defaults)
                    if e is not None]
         cpu_ok = m.builtin is not None and not any(_uses_gpu(spec, k) for k in KINDS)
-        bf16 = spec.evaluation.sampling_dtype == "bfloat16" or (spec.evaluation.sampling_dtype is None
-                                                                and m.dtype == "bfloat16")
+        # `auto` as it would resolve on this machine's CPU (the built-in CPU rates are for CPU jobs)
+        sampling_dtype = resolve_sampling_dtype(spec.evaluation.sampling_dtype, "cpu")[0]
+        bf16 = sampling_dtype == "bfloat16" or (sampling_dtype is None and m.dtype == "bfloat16")
         cpu = dict(CPU_BUILTIN, sample_tokens_per_s=CPU_BUILTIN["sample_tokens_per_s_bf16" if bf16 else
                                                                "sample_tokens_per_s"]) if cpu_ok else {}
 

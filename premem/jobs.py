@@ -16,6 +16,7 @@ import torch
 # UserError, job_device and Progress live in premem.jobs_context; tests and scripts import them from here too
 from premem.jobs_context import (Progress, UserError, dataset_splits, dependency_train_rows, job_device,
                                  job_sections, model_section, run_examples, set_job_threads)
+from premem.hardware import resolve_sampling_dtype
 from premem.jobs_training import diverged_result, downsample, prepare_training, train_result
 from premem.plan_job import Job
 from premem.store import Store
@@ -132,7 +133,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
                                                        job_device(job), job.resources.get("gpus", 0), s["seed"],
                                                        scoring_dtype=score_dtype)
-    sampling_dtype = ev["sampling_dtype"]
+    sampling_dtype = _sampling_dtype(ev, job, progress)
     if make_sampler is None and loaded is not None and score_dtype != model_spec.dtype:
         # scored in float32: the transformers sampler then runs in the sampling dtype, else the model's, as
         # before; the weights are cast in place once scoring is done (no second copy beside them)
@@ -148,7 +149,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     earlier = _earlier_train_results(store, list(job.deps[1:])) if settle_below is not None else []
     work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
-                               sampling_dtype=ev["sampling_dtype"], test_samples=ev["test_samples"],
+                               sampling_dtype=sampling_dtype, test_samples=ev["test_samples"],
                                progress=progress, stats=work, settle_below=settle_below, earlier=earlier,
                                scorer=scorer, make_sampler=make_sampler)
     acc = {sp: _mean([r["n_correct"] / r["n_samples"] for r in rows if r["split"] == sp and r["n_samples"]])
@@ -159,8 +160,17 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     used = ev.get("sampler", "transformers")
     used = auto_sampler(model_spec, job_device(job)) if used == "auto" else used
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
-            "sampler": used,
+            "sampler": used, "sampling_dtype": sampling_dtype or model_spec.dtype,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
+
+
+def _sampling_dtype(sampling: dict, job: Job, progress: Progress) -> str | None:
+    """The dtype this job samples in (evaluation.sampling_dtype, `auto` decided for the device it runs on; None:
+    the model's), said in its progress when `auto` chose it."""
+    dtype, why = resolve_sampling_dtype(sampling["sampling_dtype"], job_device(job))
+    if sampling["sampling_dtype"] == "auto":
+        progress(f"sampling in {dtype} ({why})")
+    return dtype
 
 
 def _cast_sampler(loaded, dtype: str, batch_size: int):
@@ -245,7 +255,8 @@ def run_measure(job: Job, store: Store, progress: Progress) -> dict:
         sampling = job.settings["sampling"]
         train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
         prompts = [prompt_of(ex.question) for ex in train]
-        sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
+        sampler = TransformersSampler(with_dtype(loaded, _sampling_dtype(sampling, job, progress)),
+                                      batch_size=sampling["batch_size"])
         greedy = [c[0] for c in sampler.sample(prompts, _sampler_params(sampling, 1, int(job.id[:8], 16)),
                                                progress=lambda m: progress(f"greedy samples: {m}"))]
         # the sample's likelihood under the checkpoint that wrote it, in the model's own dtype
@@ -274,7 +285,8 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
                         trust_remote_code=model_spec.trust_remote_code)
     train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
     prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]
-    sampler = TransformersSampler(with_dtype(loaded, sampling["sampling_dtype"]), batch_size=sampling["batch_size"])
+    dtype = _sampling_dtype(sampling, job, progress)
+    sampler = TransformersSampler(with_dtype(loaded, dtype), batch_size=sampling["batch_size"])
     done = sampler.sample(prompts, _sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)
     rows = []
     for ex, comps in zip(train, done):
@@ -283,7 +295,8 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
                      "n_unparseable": unparseable, "samples": list(comps[:2])})
     acc = _mean([r["n_correct"] / r["n_samples"] for r in rows if r["n_samples"]])
     return {"preamble": s["preamble"], "train_acc": acc, "n_train": len(train), "seconds": time.time() - t0,
-            "sampled_tokens": sampler.tokens_generated, "_examples": rows}
+            "sampled_tokens": sampler.tokens_generated, "sampling_dtype": dtype or model_spec.dtype,
+            "_examples": rows}
 
 
 def run_collect(job: Job, store: Store, progress: Progress) -> dict:

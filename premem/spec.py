@@ -592,9 +592,12 @@ class Evaluation(Strict):
     scoring: Literal["transformers", "vllm"] = Field(
         "transformers", description="How target perplexity is computed: batched transformers forward passes, or "
         "vLLM's prompt logprobs (a CUDA GPU and vLLM; Hugging Face models only).")
-    sampling_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
-        None, description="Dtype of the weights while sampling (null: the model's). bfloat16 samples about 1.7x "
-        "faster on CPUs with AMX/AVX512-BF16; perplexity is computed as `scoring_dtype` says.")
+    sampling_dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = Field(
+        None, description="Dtype of the weights while sampling (null: the model's). `auto` decides where each "
+        "job runs: bfloat16 on a GPU that supports it (else float16) and on a CPU with native bfloat16 (AMX-BF16 "
+        "or AVX512-BF16, where it samples about 1.7x faster), float32 on other CPUs (AVX2-only: there bfloat16 "
+        "matmuls are emulated, about 60x slower); each evaluation records the dtype it used. Perplexity is "
+        "computed as `scoring_dtype` says.")
     scoring_dtype: Literal["float32", "model"] = Field(
         "float32", description="Dtype of the weights and passes that compute target perplexity (transformers "
         "scoring): float32 (the default: a checkpoint's float32 master weights, scored exactly), or `model`, the "

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
+from premem.hardware import resolve_sampling_dtype
 from premem.sampling import SamplingParams
 
 Progress = Callable[[str], None]
@@ -179,7 +180,7 @@ def evaluation_backends(folder: str | Path, model_spec, evaluation: dict, device
         return load_model(folder, device=device, dtype=score_dtype,
                           trust_remote_code=model_spec.trust_remote_code), None, None
     # vLLM serves in the sampling dtype when one is set, else the model's (float32 is its slow path)
-    dtype = evaluation.get("sampling_dtype") or model_spec.dtype
+    dtype = resolve_sampling_dtype(evaluation.get("sampling_dtype"), "cuda")[0] or model_spec.dtype
     gpus = max(1, int(gpus))
     state: dict = {}
 
