@@ -4,6 +4,7 @@
     python bench/quickstart.py --keep-pretrain   # reuse a cached pretrained model (the "< 5 minutes" figure)
     python bench/quickstart.py --spec specs/curation-quickstart.yaml   # the curation study: its curves and
                                                                        # sample efficiency against iid
+    python bench/quickstart.py --spec specs/curation-quickstart.yaml --seeds 0,1,2   # ... repeated over seeds
 
 It runs `premem apply specs/quickstart.yaml` in a scratch folder (so your own .premem and reports are left
 alone), samples the memory of the whole process tree (driver, Ray, workers) every 0.5 s, and prints what
@@ -56,6 +57,10 @@ def main() -> int:
     ap.add_argument("--keep-pretrain", action="store_true",
                     help="keep the store of an earlier bench run (its pretrained model and any finished jobs "
                          "are reused); without it the store starts empty")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated seeds: the spec is run with `grid.seeds` (or `curation.seeds` for a "
+                         "curation spec) set to them, every run repeated once per seed (other job ids than the "
+                         "shipped spec's, in the bench's own store)")
     args = ap.parse_args()
     work = Path(args.workdir or ROOT / f".bench-{Path(args.spec).stem}")
     if work.exists() and not args.keep_pretrain:
@@ -75,7 +80,15 @@ def main() -> int:
         for p in (store / "artifacts").iterdir():
             if p.name not in keep:
                 shutil.rmtree(p)
-    shutil.copy(args.spec, work / "spec.yaml")
+    if args.seeds:
+        import yaml
+
+        text = yaml.safe_load(Path(args.spec).read_text())
+        section = "curation" if text.get("curation") else "grid"
+        text.setdefault(section, {})["seeds"] = [int(s) for s in args.seeds.split(",")]
+        (work / "spec.yaml").write_text(yaml.safe_dump(text, sort_keys=False))
+    else:
+        shutil.copy(args.spec, work / "spec.yaml")
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "spec.yaml"], cwd=work,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
@@ -96,7 +109,9 @@ def main() -> int:
         return 1
     summary = json.loads((work / "reports" / "summary.json").read_text())
     print(f"date: {time.strftime('%Y-%m-%d')}  machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
-    print(f"spec: {args.spec}  pretraining {'reused' if args.keep_pretrain else 'included'}")
+    print(f"spec: {args.spec}  pretraining {'reused' if args.keep_pretrain else 'included'}"
+          + (f"  seeds {args.seeds}" if args.seeds else ""))
+    print(f"cpu flags: {cpu_flags_line()}")
     print(f"wall time: {wall:.0f} s")
     print(f"peak memory (driver + Ray + workers, RSS): {peak / 2**30:.2f} GiB")
     if summary["runs"]:
@@ -104,6 +119,22 @@ def main() -> int:
     if summary.get("curation"):
         print_curation(summary["curation"])
     return 0
+
+
+def cpu_flags_line() -> str:
+    """The CPU's model name and the flags that decide premem's CPU speed (AVX2/AVX-512/AMX), from lscpu."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor() or platform.machine()
+    info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    flags = info.get("Flags", "").split()
+    wanted = [f for f in flags if f in ("avx2", "fma", "f16c") or f.startswith(("avx512", "amx"))]
+    return f"{info.get('Model name', '?').strip()}: {' '.join(wanted) or 'no avx2'}"
+
+
+def _ci(ci) -> str:
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and None not in ci else ""
 
 
 def print_grid(summary: dict) -> None:
@@ -133,17 +164,18 @@ def print_curation(cur: dict) -> None:
     """The curation study's figures: each strategy's curve and its sample efficiency against iid."""
     print(f"curation: {cur['originals']} originals, new examples per round {cur['settings']['new_examples']}")
     for s in cur["strategies"]:
-        curve = ", ".join(f"{p['size']}: {p['test_acc']:.3f}" for p in cur[s]["curve"] if p["test_acc"] is not None)
+        curve = ", ".join(f"{p['size']:.0f}: {p['test_acc']:.3f}{_ci(p.get('test_acc_ci'))}"
+                          for p in cur[s]["curve"] if p["test_acc"] is not None)
         print(f"  {s:<9} test accuracy by training-set size: {curve}")
     for s in cur["strategies"]:
         if s == "iid":
             continue
         eff = cur[s].get("efficiency") or []
-        cells = ", ".join(f"at {e['target']:.3f}: " + (f"{e['ratio']:.2f}x" if e["ratio"] is not None else "n/a")
-                          for e in eff)
+        cells = ", ".join(f"at {e['target']:.3f}: " + (f"{e['ratio']:.2f}x{_ci(e.get('ratio_ci'))}"
+                                                        if e["ratio"] is not None else "n/a") for e in eff)
         mean = cur[s].get("mean_ratio")
         print(f"  {s:<9} sample efficiency vs iid (iid size / its size) {cells or cur[s].get('targets_note')}; "
-              f"mean {mean:.2f}x" if mean is not None else
+              f"mean {mean:.2f}x{_ci(cur[s].get('mean_ratio_ci'))}" if mean is not None else
               f"  {s:<9} sample efficiency vs iid: {cells or cur[s].get('targets_note')}")
 
 
