@@ -6,6 +6,8 @@ Points arrive out of step order (a checkpoint's evaluation lands while the next 
 (wandb's define_metric), never W&B's own step."""
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from pathlib import Path
 
 from premem.tracking.content import Point, TrackedRun
@@ -38,13 +40,28 @@ class WandbBackend:
                 Path(self.dir).mkdir(parents=True, exist_ok=True)
             if len(self._runs) >= OPEN_RUNS:
                 self._runs.pop(next(iter(self._runs))).finish()
+            self._wait_for_a_new_folder(run.key)
+            # console off: W&B would otherwise wrap the driver's stdout and stderr (premem's progress display)
             r = self._wandb.init(project=self.project, entity=self.conf.entity, mode=self.conf.mode, dir=self.dir,
                                  id=run.key, name=run.name, resume="allow", reinit="create_new",
-                                 group=str(run.params.get("study")), settings=self._wandb.Settings(silent=True))
+                                 group=str(run.params.get("study")),
+                                 settings=self._wandb.Settings(silent=True, console="off"))
             r.define_metric(STEP)
             r.define_metric("*", step_metric=STEP)
         self._runs[run.key] = r  # most recently used last
         return r
+
+    def _wait_for_a_new_folder(self, key: str) -> None:
+        """Wait (at most about a second) until a session of run `key` started now gets a folder of its own. W&B
+        names a session's folder `<mode>-<start time to the second>-<id>`: a run reopened within the second it
+        was last opened in (a resumed apply right after a stop, a run closed and reopened) writes into the same
+        folder, and an offline session's file there is replaced, its points lost (wandb 0.31)."""
+        root = Path(self.dir or ".") / "wandb"
+        for _ in range(15):
+            stamp = datetime.fromtimestamp(time.time()).strftime("%Y%m%d_%H%M%S")  # W&B's format, local time
+            if not any(root.glob(f"*-{stamp}-{key}")):
+                return
+            time.sleep(0.1)
 
     def log(self, run: TrackedRun, params: dict | None, points: list[Point]) -> None:
         """Log `params` (as the run's config, when given) and `points`, one history row per step."""
