@@ -92,3 +92,22 @@ def test_landing_jobs_one_by_one_logs_the_same(tmp_path):
         t.landed(job)
     t.close()
     check_all_logged_once(plan, tmp_path / "tb")
+
+
+def test_the_analysis_is_logged_once_per_finished_study(tmp_path):
+    plan, store = study(tmp_path, f"tracking: {{tensorboard: {{log_dir: {tmp_path / 'tb'}}}}}\n")
+    record(store, logged_jobs(plan))
+    name = "tiny/arithmetic/lr0.001-ep2-frac1"
+    # the part of premem.analysis's summary the trackers read: each run's p and its checkpoints
+    summary = {"runs": [{"name": name, "p": -1.5,
+                         "checkpoints": [{"epoch": 1, "premem_acc": 0.5, "atc_acc": 0.25},
+                                         {"epoch": 2, "premem_acc": 0.75, "atc_acc": None}]}]}
+    for _ in range(2):  # a second apply of the finished study: the same analysis, not logged again
+        t = Tracking(plan, store)
+        t.catch_up()
+        t.log_summary(summary)
+        t.close()
+    got = scalars(run_folder(tmp_path / "tb", tracked_runs(plan)[name]))
+    assert got["premem/premem_acc"] == [(4, 0.5), (8, 0.75)]
+    assert got["measure/atc_acc"] == [(4, 0.25)]
+    assert got["premem/p"] == [(0, -1.5)]
