@@ -14,6 +14,7 @@ The libraries are imported only when the spec names them (`premem[tracking]` ins
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from typing import Callable
 
@@ -123,13 +124,22 @@ class Tracking:
         """Log a job the driver has just recorded done (run_plan's on_record)."""
         if not self.backends or not self._tracked(job):
             return
-        rec = self.store.records([job.id]).get(job.id)
-        if rec is None or rec.status != "done":
+        result = self._result(job.id)
+        if result is None:
             return
-        result = rec.result or {}
         if job.kind == "train" and "end_step" in result:
             self.step_of[job.id] = result["end_step"]
         self._log(self.runs[job.run], {job.id: job_points(job, result, self.step_of)})
+
+    def _result(self, job_id: str) -> dict | None:
+        """The stored result of a job recorded done ({} if it has none), None if it is not recorded done. One
+        row read: Store.records reads every job's, too much to do each time a job lands in a large study."""
+        with self.store.connection(write=False) as con:
+            row = con.execute("SELECT status, result FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row[0] != "done":
+            return None
+        value = json.loads(row[1]) if row[1] else {}
+        return value if isinstance(value, dict) else {}
 
     def log_summary(self, summary: dict) -> None:
         """Log what the analysis computed (PreMemAcc at the calibrated p, ATC) once per finished study (the
