@@ -29,11 +29,19 @@ EXTRA = "premem[tracking]"
 MODULES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported (found without importing it: wandb and mlflow take seconds)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked in sys.modules (set to None)
+        return False
+
+
 def missing_libraries(spec) -> str | None:
     """A one-line message naming the trackers the spec names whose library is not installed (None if all are)."""
     if spec.tracking is None:
         return None
-    missing = [n for n in spec.tracking.named() if importlib.util.find_spec(MODULES[n]) is None]
+    missing = [n for n in spec.tracking.named() if not _installed(MODULES[n])]
     if not missing:
         return None
     return (f"tracking: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} named in the spec but the "

@@ -47,3 +47,16 @@ def test_tracking_changes_no_job_id():
     dumped = parse_spec(spec_text()).model_dump(mode="json")
     assert "tracking" not in dumped
     assert parse_spec(spec_text(ALL)).model_dump(mode="json")["tracking"]["wandb"]["mode"] == "offline"
+
+
+def test_a_tracker_whose_package_is_missing_is_named_with_the_extra(monkeypatch):
+    import sys
+
+    from premem.tracking import missing_libraries
+
+    spec = parse_spec(spec_text(ALL))
+    assert missing_libraries(spec) is None
+    assert missing_libraries(parse_spec(spec_text())) is None
+    monkeypatch.setitem(sys.modules, "wandb", None)  # how Python marks a module that cannot be imported
+    assert missing_libraries(spec) == ("tracking: wandb is named in the spec but the package is not installed: "
+                                       "pip install 'premem[tracking]'")
