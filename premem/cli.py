@@ -161,11 +161,13 @@ def cmd_status(args) -> int:
     return EXIT_OK
 
 
-def _write_report(spec, plan, store, spec_path: str, headline: bool = False) -> Path:
+def _write_report(spec, plan, store, spec_path: str, headline: bool = False, on_summary=None) -> Path:
     from premem.analysis import analyze_plan
     from premem.report.html import write_report
 
     summary, dynamics = analyze_plan(plan, store, spec_path)
+    if on_summary is not None:  # the trackers (premem.tracking) log what the analysis computed
+        on_summary(summary)
     remote = [m.name for m in spec.models if getattr(m, "trust_remote_code", False)]
     if remote:  # a model's own Python code ran in the jobs: the reader must know
         summary.setdefault("notes", []).insert(0, f"trust_remote_code is on for {', '.join(remote)}: the model's own "
@@ -296,15 +298,27 @@ def cmd_apply(args) -> int:
     if problem:
         print(f"premem: {problem}; nothing was run.", file=sys.stderr)
         return EXIT_FAILED
+    from premem.tracking import missing_libraries
+
+    problem = missing_libraries(spec)
+    if problem:  # a tracker named but not installed: said before any compute, not after it
+        print(f"premem: {problem}; nothing was run.", file=sys.stderr)
+        return EXIT_INVALID
     try:
         store.acquire()
     except StoreBusy as e:
         print(f"premem: {e}", file=sys.stderr)
         return EXIT_FAILED
     watcher = _InterruptWatcher()
+    tracking = None
     try:
         store.check()
         store.clean_staging()
+        if spec.tracking is not None:
+            from premem.tracking import Tracking
+
+            tracking = Tracking(plan, store)
+            tracking.catch_up()  # what an earlier apply recorded but did not log
         status = _statuses(plan, store)
         todo = [j for j in plan.jobs if j.kind != "analysis" and status[j.id] not in ("done", "diverged", "skipped")]
         analysis = plan.jobs[-1]
@@ -313,9 +327,12 @@ def cmd_apply(args) -> int:
         else:
             print(f"Plan: {len(todo)} to run, {len(plan.jobs) - 1 - len(todo)} done. ({_runs_text(plan)})")
         t0 = time.time()
-        outcome = run_plan(plan, store, address=args.address, display=Display(len(todo)))
-        path = _write_report(spec, plan, store, args.spec, headline=True)
-        if not outcome.failed and not outcome.blocked:
+        outcome = run_plan(plan, store, address=args.address, display=Display(len(todo)),
+                           on_record=tracking.landed if tracking is not None else None)
+        complete = not outcome.failed and not outcome.blocked
+        path = _write_report(spec, plan, store, args.spec, headline=True,
+                             on_summary=tracking.log_summary if tracking is not None and complete else None)
+        if complete:
             store.record(analysis, "done", result={"report": str(path)})
         msg = f"Report: {path}"
         if todo:
@@ -355,6 +372,8 @@ def cmd_apply(args) -> int:
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
+        if tracking is not None:
+            tracking.close()
         watcher.stop()
         store.release()
 

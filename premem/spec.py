@@ -959,6 +959,51 @@ class Resources(Strict):
                                    "the classic measures and perturbed-prompt sampling of a checkpoint.")
 
 
+# ------------------------------------------------------------------------------------------- tracking
+class TensorBoardTracker(Strict):
+    log_dir: str = Field("runs", min_length=1, description="Folder of the event files: one sub-folder per run "
+                         "(relative paths: to the working directory).")
+
+
+class MlflowTracker(Strict):
+    tracking_uri: str = Field("mlruns", min_length=1, description="MLflow tracking URI: a server (http://...), a "
+                              "database (sqlite:///...), or a local folder (relative paths: to the working "
+                              "directory).")
+    experiment: str | None = Field(None, min_length=1, description="Experiment the runs go to; null = the "
+                                   "study's name.")
+
+
+class WandbTracker(Strict):
+    project: str | None = Field(None, min_length=1, description="W&B project; null = the study's name.")
+    entity: str | None = Field(None, min_length=1, description="W&B entity (user or team); null = your default.")
+    mode: Literal["online", "offline", "disabled"] = Field(
+        "online", description="online logs to the W&B server; offline writes files to sync later (`wandb sync`); "
+        "disabled logs nothing.")
+    dir: str | None = Field(None, min_length=1, description="Folder W&B writes its files under (relative paths: "
+                            "to the working directory); null = W&B's default (./wandb).")
+
+
+class Tracking(Strict):
+    """Experiment trackers every run is logged to during `premem apply` (premem.tracking). Not part of any job's
+    identity: tracking is not compute."""
+
+    tensorboard: TensorBoardTracker | None = Field(None, description="TensorBoard event files; {} for the "
+                                                   "defaults, absent = off.")
+    mlflow: MlflowTracker | None = Field(None, description="MLflow runs; {} for the defaults, absent = off.")
+    wandb: WandbTracker | None = Field(None, description="Weights & Biases runs; {} for the defaults, absent = "
+                                       "off.")
+
+    @model_validator(mode="after")
+    def _at_least_one(self):
+        if self.tensorboard is None and self.mlflow is None and self.wandb is None:
+            raise ValueError("name at least one tracker (tensorboard, mlflow, wandb), or leave `tracking` out")
+        return self
+
+    def named(self) -> list[str]:
+        """The trackers the section names, in a fixed order."""
+        return [n for n in ("tensorboard", "mlflow", "wandb") if getattr(self, n) is not None]
+
+
 class Spec(Strict):
     """A whole study: what to train, how to evaluate, and how to analyse it."""
 
@@ -980,6 +1025,11 @@ class Spec(Strict):
     curation: Curation | None = Field(None, description="Data curation by PreMemAcc against its rivals; absent = "
                                       "off.")
     resources: Resources = Field(default_factory=Resources, description="Ray resources per job kind.")
+    tracking: Tracking | None = Field(None, description="Experiment trackers (TensorBoard, MLflow, W&B) every run "
+                                      "is logged to; absent = none. Not part of any job's identity.")
+
+    # tracking is not compute: a spec without it dumps as before the section existed (no job id depends on it)
+    hash_neutral: ClassVar[dict[str, Any]] = {"tracking": None}
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
