@@ -16,7 +16,6 @@ from premem.tables import Results, TableError, read_results, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
 
 __all__ = ["load_table", "load_study", "open_study", "read"]
 
@@ -93,6 +92,8 @@ def read(data: Any, runs: str | os.PathLike | None = None) -> Results:
         try:
             res = read_results(path, runs_path=runs)
         except TableError as e:  # name the data, not the temporary file
-            raise TableError("<DataFrame>", e.problems, e.total) from None
+            raise TableError("<DataFrame>", [q.replace(str(path), "<DataFrame>") for q in e.problems],
+                             e.total) from None
     res.path = "<DataFrame>"
+    res.notes = [n.replace(str(path), "<DataFrame>") for n in res.notes]
     return res

@@ -5,12 +5,13 @@ premem.intervals' and premem.metrics.premem's; this module only feeds them and w
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from premem.api.load import read
-from premem.api.options import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Options, options
+from premem.api.options import DEFAULT_LEVEL, DEFAULT_RESAMPLES, OptionError, Options, options
 from premem.api.result import Analysis
 from premem.tables import Results
 
@@ -114,6 +115,8 @@ def premem_acc(data: Any, p: float, *, per: str = "checkpoint", runs: str | os.P
     memorized and premem_acc. Computed by premem.analysis / premem.metrics.premem, as the report does."""
     if per not in ("checkpoint", "example"):
         raise ValueError(f"per must be 'checkpoint' or 'example', got {per!r}")
+    if not math.isfinite(p):
+        raise OptionError("p", f" must be a finite number, got {p}")
     results = read(data, runs)
     if per == "checkpoint":
         opts = options(p=p, p_grid=(p, p, 1.0), resamples=0)  # a fixed p: nothing to calibrate, no bootstrap
