@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sqlite3
@@ -428,33 +427,6 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def _p_grid(text: str | None) -> tuple[list[float], str]:
-    """The p values of `START:STOP:STEP` (default: the spec's default grid) and the grid as text."""
-    from pydantic import ValidationError
-
-    from premem.spec import PGrid
-
-    if text is None:
-        grid = PGrid()
-    else:
-        parts = text.split(":")
-        try:
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = (float(x) for x in parts)
-            if not all(math.isfinite(x) for x in (start, stop, step)):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"--p-grid: expected START:STOP:STEP, three finite numbers (e.g. -3:-0.5:0.05), "
-                             f"got {text!r}") from None
-        try:
-            grid = PGrid(start=start, stop=stop, step=step)
-        except ValidationError as e:
-            msg = "; ".join(err["msg"].removeprefix("Value error, ") for err in e.errors())
-            raise ValueError(f"--p-grid {text}: {msg}") from None
-    return grid.values(), f"{grid.start:g}:{grid.stop:g}:{grid.step:g}"
-
-
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'s' if n != 1 else ''}"
 
@@ -506,62 +478,44 @@ def print_headline(summary: dict) -> None:
 
 
 def cmd_analyze(args) -> int:
-    from premem.analysis import build_summary
-    from premem.intervals import bootstrap
-    from premem.report.html import write_report
-    from premem.tables import TableError, read_results
+    """`premem analyze`: the flags checked and printed here; reading, analysis and the report are premem.api's."""
+    from premem import api
+    from premem.tables import TableError
 
     t0 = time.time()
     try:
-        ps, grid_text = _p_grid(args.p_grid)
-        if args.p is not None and not math.isfinite(args.p):
-            raise ValueError(f"--p must be a finite number, got {args.p}")
-        if not 0 < args.ci_level < 1:
-            raise ValueError(f"--ci-level must be between 0 and 1, got {args.ci_level}")
-        if not 0 <= args.resamples <= 100_000:
-            raise ValueError(f"--resamples must be between 0 and 100000, got {args.resamples}")
-        if args.ci_seed < 0:
-            raise ValueError(f"--ci-seed must be 0 or more, got {args.ci_seed}")
-    except ValueError as e:
-        print(f"premem: {e}; nothing was written.", file=sys.stderr)
+        opts = api.options(p=args.p, p_grid=args.p_grid, fit=args.fit, pooled=args.pooled,
+                           calibrate_on=args.calibrate_on, ci_level=args.ci_level, resamples=args.resamples,
+                           ci_seed=args.ci_seed)
+    except api.OptionError as e:  # named as the flag is spelled: --p-grid, --ci-level
+        print(f"premem: --{e.option.replace('_', '-')}{e.problem}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
     problem = _report_folder_problem(args.out, "--out", typed=True)
     if problem:
         print(f"premem: {problem}; nothing was written.", file=sys.stderr)
         return EXIT_INVALID
-    try:
-        res = read_results(args.results, runs_path=args.runs)
-        calibration = res.select(args.calibrate_on)
-    except TableError as e:
-        for line in e.lines():
-            print(line, file=sys.stderr)
-        print(f"{e.path}: {e.total} problem{'s' if e.total != 1 else ''}; nothing was written.", file=sys.stderr)
-        return EXIT_INVALID
-    n_cps = sum(len(r.epochs) for r in res.runs)
     command = " ".join(["premem analyze", args.results] + (["--runs", args.runs] if args.runs else [])
-                       + [f"--p-grid={grid_text}"] + ([f"--p={args.p:g}"] if args.p is not None else [])
+                       + [f"--p-grid={opts.grid_text}"] + ([f"--p={args.p:g}"] if args.p is not None else [])
                        + ([f"--fit={args.fit}"] if args.fit != "identity" else [])
                        + (["--pooled"] if args.pooled else [])
                        + (["--calibrate-on", *args.calibrate_on] if args.calibrate_on else [])
                        + ([f"--ci-level={args.ci_level:g}"] if args.ci_level != 0.95 else [])
                        + ([f"--resamples={args.resamples}"] if args.resamples != 1000 else [])
                        + ([f"--ci-seed={args.ci_seed}"] if args.ci_seed else []))
-    text = (f"{command}\n\n{_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, "
-            f"{_count(n_cps, 'checkpoint')}.\n"
-            f"p grid: {grid_text} ({len(ps)} values). Calibration runs: "
-            f"{'all' if len(calibration) == len(res.runs) else ', '.join(calibration)}.\n")
-    entries = [{"id": r.name, "name": r.name, "status": "done", "error": None, "settings": r.settings}
-               for r in res.runs]
-    mode = "pooled" if args.pooled else "per_block"
-    boot = (bootstrap(res.runs, ps, calibration, args.fit, args.p, mode, args.resamples, args.ci_level, args.ci_seed)
-            if args.resamples else None)
-    summary, dynamics = build_summary(res.runs, entries, ps=ps, calibration_runs=calibration, fit=args.fit,
-                                      fixed_p=args.p, study={"name": Path(args.results).name, "path": args.results,
-                                                             "text": text}, notes=res.notes,
-                                      calibrate_mode=mode, boot=boot)
+    try:
+        res = api.read(args.results, args.runs)
+        text = api.describe(res, opts, command)  # checks --calibrate-on's runs too
+    except TableError as e:
+        for line in e.lines():
+            print(line, file=sys.stderr)
+        print(f"{e.path}: {e.total} problem{'s' if e.total != 1 else ''}; nothing was written.", file=sys.stderr)
+        return EXIT_INVALID
+    analysis = api.analyze_results(res, opts, {"name": Path(args.results).name, "path": args.results, "text": text})
+    summary = analysis.summary
     kept: list[str] = []
-    path = write_report(summary, dynamics, Path(args.out), kept=kept)
+    path = analysis.write_report(args.out, kept=kept)
     _print_kept(kept)
+    n_cps = sum(len(r.epochs) for r in res.runs)
     print(f"Read {_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, {_count(n_cps, 'checkpoint')}.")
     print_headline(summary)
     for note in summary["notes"]:
