@@ -69,7 +69,7 @@ NOTES: dict[type, str] = {
     "of test accuracy, PreMemAcc and train accuracy with 95 % Student-t intervals over seeds "
     "(`premem/analysis_seeds.py`); the report lists them under Seeds.",
     spec_module.Evaluation: "`skip_settled`: the skipped example is left out of train accuracy (never counted as "
-    "right or wrong) and drawn as missing in the dynamics picture; an evaluation's identity includes the bound, "
+    "right or wrong) and drawn as missing in the dynamics picture; a target's perplexity is always computed first; an evaluation's identity includes the bound, "
     "so changing the smallest p reruns those evaluations; sampling keeps its seed, so where nothing is skipped "
     "the results are identical. It saves only what goes below the grid's smallest p: nothing on the quickstart "
     "(whose targets never get below log(NLL) = -1.73), 7.4 % of train samples with the grid starting at -0.75 "
@@ -81,6 +81,8 @@ NOTES: dict[type, str] = {
     "per-parameter sample variance across the M is streamed (two model-sized buffers, never M gradients), its "
     "running statistics kept in host memory (8 bytes per parameter, beside the model's own gradients).",
     spec_module.WeightDistance: "The base is the run's starting model.",
+    spec_module.Atc: "One greedy sample per evaluated train prompt. Every other checkpoint's predicted accuracy is "
+    "the fraction of its scores above the threshold.",
     spec_module.Metrics: "Each measure is its own job per checkpoint, so adding one to a finished study computes "
     "only it. The report plots each against the generalization gap (for PreMemAcc and ATC, the gap they predict: "
     "train accuracy minus their accuracy) with Pearson r and Kendall tau over the checkpoints of `metrics.runs`; "
@@ -93,7 +95,8 @@ NOTES: dict[type, str] = {
     "report draws violins; `premem export SPEC --table perturbations` writes the per-example rows. Sampled with "
     "premem's own transformers sampler whatever `evaluation.sampler` says (vLLM serves the evaluation only, for "
     "now).",
-    spec_module.Curation: "`premem`: when no original is at or below the threshold, the lowest are used and the "
+    spec_module.Curation: "`variants` (built-in task): fresh problems of the same template and difficulty with new "
+    "numbers, names and phrasing. `premem`: when no original is at or below the threshold, the lowest are used and the "
     "round says so. A round draws its examples round-robin over a seeded shuffle of the chosen originals; an "
     "original's j-th variant is the same whichever strategy draws it. Each round is a chain of jobs with content "
     "hashes (train, evaluate, collect), so a crash in round 3 resumes in round 3 and changing only `threshold` "
