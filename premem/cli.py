@@ -423,6 +423,10 @@ class _InterruptWatcher:
 def cmd_schema(args) -> int:
     from premem.spec import json_schema
 
+    if getattr(args, "markdown", False):  # docs/SPEC.md
+        from premem.spec_doc import render
+        print(render(), end="")
+        return EXIT_OK
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK
 
@@ -609,7 +613,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     verb("status", cmd_status, "per job: done, running, failed (with its error) or not started").add_argument("spec")
     verb("report", cmd_report, "rebuild the report from stored results, without compute").add_argument("spec")
-    verb("schema", cmd_schema, "print the spec's JSON Schema")
+    verb("schema", cmd_schema, "print the spec's JSON Schema").add_argument(
+        "--markdown", action="store_true", help="the same as Markdown tables instead (docs/SPEC.md)")
     p = verb("analyze", cmd_analyze, "PreMemAcc and the report from per-example results computed elsewhere "
              "(a Parquet, CSV or JSONL table; see README, 'Bring your own evaluations')")
     p.add_argument("results", help="the results table: one row per run, checkpoint, split and example")
