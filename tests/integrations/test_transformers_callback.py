@@ -127,7 +127,9 @@ def test_trainer_logs_to_tensorboard_writes_table_and_leaves_losses_alone(model_
     rows = pq.read_table(table).to_pylist()
     assert len(rows) == 2 * (8 + 8) and {r["checkpoint"] for r in rows} == {1, 2}
     summary = _analyze(table, tmp_path / "report")
-    assert [r["name"] for r in summary["runs"]] == ["lr3e-3"] if "runs" in summary else True
+    [run] = summary["runs"]
+    assert run["name"] == "lr3e-3" and [c["epoch"] for c in run["checkpoints"]] == [1, 2]
+    assert run["settings"] == {"model": "tiny", "dataset": "arithmetic", "learning_rate": 3e-3, "epochs": 2}
 
 
 def test_gradient_accumulation_every_steps_user_grader_csv(model_dir, task, tmp_path):
