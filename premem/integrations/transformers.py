@@ -17,9 +17,13 @@ flag is restored afterwards, and the RNG states (python `random`, numpy, torch C
 and restored after, so data order and dropout are those of a run without the callback (tested: identical
 losses, with gradient accumulation and with TRL's SFTTrainer too).
 
-Cost, measured on the 2-core AMD EPYC CPU (avx2 fma f16c; no avx512, no amx) with the tests' tiny Llama
-(hidden 32, 2 layers, 600-token BPE vocabulary), 32 train + 32 test prompts x 4 samples, max_new_tokens 64:
-see examples/README.md ("Cost"). Sampling dominates; it grows with prompts x samples x max_new_tokens.
+Cost (2026-12-01, the 2-core AMD EPYC of premem's CI: avx2 fma f16c, no avx512, no amx; machine shared with a
+benchmark, load average about 4): one evaluation of the tests' tiny Llama (hidden 32, 2 layers, 600-token BPE
+vocabulary, untrained, so every sample runs to max_new_tokens) on 32 train + 32 test prompts x 4 samples took
+1.7 s at max_new_tokens 64 and 8.2 s at 256 with one torch thread (median of 3); with two threads on the busy
+machine, 29 s and 140 s (the threads spin-wait on each other: `torch.set_num_threads(1)` when the CPU is
+shared). Sampling dominates; it grows with prompts x samples x max_new_tokens. examples/README.md has the
+numbers of the example script.
 
 Limits: one process (with DDP every rank but rank 0 skips the evaluation and waits; FSDP and DeepSpeed
 ZeRO-3 shard the weights, which a rank-0-only forward cannot use, and are refused). Prompts and targets are
@@ -32,6 +36,7 @@ import math
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -90,9 +95,15 @@ def load_examples(source, split: str = "train", answer_format: str | None = None
         if answer_format is not None:
             jsonl["answer_format"] = answer_format
         source = DatasetSpec(name=Path(source).stem, jsonl=jsonl)
-    if type(source).__name__ == "DatasetSpec":
+    if _is_dataset_spec(source):
         source = getattr(load_splits(source), split)
     return [_as_example(ex, i, split, answer_format) for i, ex in enumerate(source)]
+
+
+def _is_dataset_spec(obj) -> bool:
+    from premem.spec import DatasetSpec
+
+    return isinstance(obj, DatasetSpec)
 
 
 def _as_example(ex, i: int, split: str, answer_format: str | None) -> TextExample:
@@ -128,7 +139,8 @@ def _as_example(ex, i: int, split: str, answer_format: str | None) -> TextExampl
 
 
 def _subset(examples: list, n: int | None, seed: int) -> list:
-    """The first-epoch-independent, seeded subset of `n` examples (all when n is None or >= len)."""
+    """A seeded subset of `n` examples, in their original order (all when n is None or >= len): the same
+    examples at every evaluation, so PreMemAcc's running max follows each one."""
     if n is None or n >= len(examples):
         return list(examples)
     return [examples[i] for i in subset_indices(len(examples), n / len(examples), seed)]
@@ -235,7 +247,7 @@ class PreMemAccCallback(TrainerCallback):
 
         fmt = None if grader is None or callable(grader) else answer_format_of(grader)
         self.grader = grader if callable(grader) else None
-        if test_examples is None and type(train_examples).__name__ == "DatasetSpec":
+        if test_examples is None and _is_dataset_spec(train_examples):
             test_examples = train_examples  # its test split
         train = load_examples(train_examples, "train", fmt)
         test = load_examples(test_examples, "test", fmt)
@@ -321,7 +333,7 @@ class PreMemAccCallback(TrainerCallback):
             recorder.append(_Recording(TransformersSampler(loaded, batch_size=self.batch_size)))
             return recorder[0]
 
-        params = SamplingParams(**{**self.params.__dict__, "seed": self.params.seed + checkpoint})
+        params = replace(self.params, seed=self.params.seed + checkpoint)  # other draws at each checkpoint
         with _untouched(model):
             rows = evaluate_checkpoint(loaded, self.train, self.test, params, keep_samples=0,
                                        test_samples=self.test_samples, make_sampler=make_sampler)

@@ -64,7 +64,10 @@ def _trainer(model_dir, train, out: Path, callback=None, report_to="none", **arg
                                         report_to=report_to, use_cpu=True, disable_tqdm=True,
                                         dataloader_num_workers=0), **args})
     torch.manual_seed(0)
-    trainer = Trainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=targs, train_dataset=seqs,
+    # dropout draws from torch's RNG at every step (accelerate's sampler reseeds the data order per epoch, so
+    # dropout is what would change if the callback left the RNG moved)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attention_dropout=0.1)
+    trainer = Trainer(model=model, args=targs, train_dataset=seqs,
                       data_collator=collate, processing_class=AutoTokenizer.from_pretrained(model_dir))
     if callback is not None:
         callback.attach(trainer)
@@ -172,7 +175,8 @@ def test_sft_trainer(model_dir, task, tmp_path):
                              learning_rate=3e-3, logging_strategy="epoch", save_strategy="no", report_to="none", seed=0,
                              use_cpu=True, disable_tqdm=True, max_length=256, dataloader_num_workers=0)
         torch.manual_seed(0)
-        trainer = trl.SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir), args=args,
+        trainer = trl.SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model_dir, attention_dropout=0.1),
+                                 args=args,
                                  train_dataset=data, processing_class=AutoTokenizer.from_pretrained(model_dir))
         if with_callback:  # the SFT rows themselves, in premem's prompt/completion format
             PreMemAccCallback(list(data), [{"question": ex.question, "solution": ex.solution} for ex in test],
@@ -211,5 +215,10 @@ def test_examples_forms(tmp_path):
     assert (ex.id, ex.question, ex.solution, ex.answer) == ("test-00000", "Q?", "1 + 1 = 2\n#### 2", "2")
     with pytest.raises(ValueError, match="prompt must end with"):
         load_examples([{"prompt": "Q?", "completion": " x\nDone."}])
+    from premem.spec import DatasetSpec
+
+    ds = DatasetSpec(name="arith", builtin="arithmetic", train_size=6, test_size=3)
+    cb = PreMemAccCallback(ds, train_subset=4, test_subset=None)  # a premem dataset: its test split too
+    assert (len(cb.train), len(cb.test)) == (4, 3) and cb.train[0].id.startswith("train")
     with pytest.raises(ValueError, match="unknown grader"):
         PreMemAccCallback([{"question": "q", "solution": "#### 1"}], grader="mmlu")
