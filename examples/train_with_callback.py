@@ -38,14 +38,19 @@ else:
     model = build_tiny(TinyArchitecture(layers=2, hidden=64, heads=2, mlp=256), tok.vocab_size, seed=0)
     loaded = LoadedModel(model, tok, torch.device("cpu"), torch.float32)
 
+
+def collate(batch):  # right-padded ids, attention mask, and labels with the prompt masked out of the loss
+    return dict(zip(("input_ids", "attention_mask", "labels"), padded_batch(batch, loaded.codec.pad_id, "cpu")))
+
+
 trainer = Trainer(
-    model=loaded.model, train_dataset=encode_examples(loaded, train),  # (token ids, prompt length) per example
-    data_collator=lambda b: dict(zip(("input_ids", "attention_mask", "labels"), padded_batch(b, loaded.codec.pad_id, "cpu"))),
-    args=TrainingArguments(output_dir=a.out, num_train_epochs=a.epochs, learning_rate=a.lr, per_device_train_batch_size=16,
-                           logging_steps=8, save_strategy="no", report_to="none", use_cpu=True, seed=0))
+    model=loaded.model, train_dataset=encode_examples(loaded, train), data_collator=collate,
+    args=TrainingArguments(output_dir=a.out, num_train_epochs=a.epochs, learning_rate=a.lr, logging_steps=8,
+                           per_device_train_batch_size=16, save_strategy="no", report_to="none", use_cpu=True))
 table = Path(a.out) / "results.parquet"
 PreMemAccCallback(train, test, train_subset=32, test_subset=32, samples=4, max_new_tokens=96, p=[-2.3, -1.5],
                   output=table, codec=loaded.codec, run_name=f"lr{a.lr:g}-ep{a.epochs}",
-                  settings={"model": a.model or "builtin-tiny", "dataset": a.train_file or "arithmetic"}).attach(trainer)
+                  settings={"model": a.model or "builtin-tiny", "dataset": a.train_file or "arithmetic"}
+                  ).attach(trainer)
 trainer.train()
 print(f"\nper-example results: {table}\nfull report:  premem analyze {table} --p -2.3 --out {Path(a.out) / 'report'}")

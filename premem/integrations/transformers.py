@@ -35,6 +35,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -153,8 +154,8 @@ def _subset(examples: list, n: int | None, seed: int) -> list:
 def _untouched(model: torch.nn.Module) -> Iterator[None]:
     """Eval mode and no gradients inside; outside, every module's train flag and every RNG as they were.
 
-    The RNGs matter because the trainer draws each epoch's data order (and dropout masks) from them: an
-    evaluation that consumed a single draw (a user's grader, a backend) would change the rest of training.
+    The RNGs matter because training draws dropout masks (and, with some samplers, the data order) from them:
+    an evaluation that consumed a single draw (a user's grader, a backend) would change the rest of training.
     """
     flags = [(m, m.training) for m in model.modules()]
     cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -197,7 +198,7 @@ def _regrade(rows: list[dict], calls: list[list[list[str]]], grader: Grader) -> 
     for row in rows:
         comps = next(by_split[row["split"]])
         verdicts = [grader(c, row["_gold"]) for c in comps]
-        row["n_correct"] = sum(v is True for v in verdicts)
+        row["n_correct"] = sum(v is not None and bool(v) for v in verdicts)
         row["n_unparseable"] = sum(v is None for v in verdicts)
 
 
@@ -253,6 +254,11 @@ class PreMemAccCallback(TrainerCallback):
         test = load_examples(test_examples, "test", fmt)
         if not train:
             raise ValueError("no train examples to evaluate")
+        if samples < 1 or (test_samples is not None and test_samples < 1):
+            raise ValueError("samples and test_samples must be at least 1")
+        if output is not None and not test:
+            warnings.warn("PreMemAccCallback without test examples: `premem analyze` needs test rows to read "
+                          f"{output}", stacklevel=2)
         self.train = _subset(train, train_subset, seed)
         self.test = _subset(test, test_subset, seed + 1)
         self.ps = [float(p)] if isinstance(p, (int, float)) else [float(x) for x in p]
@@ -310,10 +316,10 @@ class PreMemAccCallback(TrainerCallback):
         if not state.is_world_process_zero or checkpoint in self._checkpoints:
             return
         model = kw["model"]
-        metrics = self.evaluate(model, self._codec_of(kw.get("processing_class")), checkpoint,
+        metrics = self.evaluate(model, self.codec or kw.get("processing_class"), checkpoint,
                                 self._run_settings(args, model))
         if self.output is not None:
-            self._write(self._name(args))
+            self.write(self._name(args))
         # Trainer.log clears control.should_log, which the trainer set for this step's own loss log (the loss
         # would then be logged later, averaged over more steps): the flags are put back as they were
         flags = dict(vars(control))
@@ -321,10 +327,14 @@ class PreMemAccCallback(TrainerCallback):
         for obj in {id(control): control, id(self.trainer.control): self.trainer.control}.values():
             obj.__dict__.update(flags)
 
-    def evaluate(self, model: torch.nn.Module, codec, checkpoint: int, settings: dict | None = None) -> dict:
-        """Evaluate `model` now as checkpoint `checkpoint` of this run, keep its rows; return the metrics
-        (accuracies and PreMemAcc as fractions in [0, 1], eval_seconds in seconds)."""
+    def evaluate(self, model: torch.nn.Module, tokenizer, checkpoint: int, settings: dict | None = None) -> dict:
+        """Evaluate `model` now as checkpoint `checkpoint` of this run (an epoch or a step: PreMemAcc's running
+        max goes over checkpoints in the order evaluated) and keep its rows for `write`; for a training loop
+        of your own. `tokenizer`: a transformers tokenizer or a premem codec; `settings`: run settings for the
+        table's columns. Returns the metrics it would log: accuracies, PreMemAcc and memorized fractions as
+        fractions in [0, 1], eval_seconds in seconds."""
         t0 = time.perf_counter()
+        codec = self._codec_of(tokenizer)
         param = next(model.parameters())
         loaded = LoadedModel(model=model, codec=codec, device=param.device, dtype=param.dtype)
         recorder: list[_Recording] = []
@@ -386,11 +396,16 @@ class PreMemAccCallback(TrainerCallback):
                               "perplexity": math.exp(r["nll"]) if r["split"] == "train" else None,
                               **settings})
 
-    def _write(self, run: str) -> None:
+    def write(self, run: str) -> Path:
+        """Rewrite `output` with every row evaluated so far under run name `run`, keeping other runs' rows that
+        were in the file when this run first wrote (rows of an earlier run of the same name are dropped);
+        returns the path. premem's long-table format: `premem analyze` reads it."""
         import pyarrow as pa
 
         from premem.tables import read_table, table_format, write_table
 
+        if self.output is None:
+            raise ValueError("PreMemAccCallback(output=...) names no table to write")
         if self._others is None:  # first write of this run: keep the other runs' rows, drop an old run's own
             self._others = pa.table({})
             if self.output.exists():
@@ -401,9 +416,10 @@ class PreMemAccCallback(TrainerCallback):
         table = mine if self._others.num_columns == 0 else \
             pa.concat_tables([self._others, mine], promote_options="permissive")
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        write_table(table, self.output, table_format(self.output))
+        return write_table(table, self.output, table_format(self.output))
 
     def _codec_of(self, processing_class):
+        """premem's codec for the tokenizer (made once, then reused)."""
         if self.codec is None:
             tok = getattr(processing_class, "tokenizer", processing_class)  # a multimodal processor's tokenizer
             if tok is None:

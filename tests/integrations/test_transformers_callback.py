@@ -204,6 +204,24 @@ def test_runs_share_one_table(model_dir, task, tmp_path):
     _analyze(table, tmp_path / "report")
 
 
+def test_own_training_loop(model_dir, task, tmp_path):
+    """Without a Trainer: evaluate() at each checkpoint, write() the table; read back by premem's reader."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from premem.tables import read_results
+
+    train, test = task
+    model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    model.train()
+    cb = PreMemAccCallback(train, test, output=tmp_path / "own.csv", p=-2.3, **QUICK)
+    for epoch in (1, 2):
+        metrics = cb.evaluate(model, tok, epoch, {"learning_rate": 0.0})
+        assert set(metrics) >= {"premem/train_accuracy", "premem/test_accuracy", "premem/premem_acc"}
+    assert model.training and tok.pad_token is None  # the caller's model and tokenizer as they were
+    [run] = read_results(cb.write("own")).runs
+    assert run.epochs == [1, 2] and len(run.example_ids) == 8 and run.settings == {"learning_rate": 0.0}
+
+
 def test_examples_forms(tmp_path):
     from premem.integrations.transformers import load_examples
 
