@@ -92,6 +92,7 @@ def _analyze(table: Path, out: Path, *extra: str) -> dict:
 
 
 def test_trainer_logs_to_tensorboard_writes_table_and_leaves_losses_alone(model_dir, task, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (not among premem's dependencies)")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     train, test = task
@@ -162,7 +163,7 @@ def test_gradient_accumulation_every_steps_user_grader_csv(model_dir, task, tmp_
 
 
 def test_sft_trainer(model_dir, task, tmp_path):
-    trl = pytest.importorskip("trl")
+    trl = pytest.importorskip("trl", reason="trl is not installed (not among premem's dependencies)")
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
