@@ -58,7 +58,7 @@ CPU_BUILTIN = {
     "sample_tokens_per_s_bf16": 8_940.0,
     "authors_score_tokens_per_s": 8_836.0,
     "authors_sample_tokens_per_s": 697.0,
-    # bench/README.md "CPU training and loads" (2026-11-27): the job records (tokens, seconds) of the quickstart
+    # bench/README.md, "The study's cost" (2026-11-27): the job records (tokens, seconds) of the quickstart
     # store behind its `evaluation.skip_settled` section (`premem apply base.yaml`, a copy of
     # specs/quickstart.yaml): 46 finetuning epochs, 778,880 tokens in 162.8 s of training (4,785 tokens/s,
     # 1 thread each, two jobs sharing the 2 cores); pretraining 3,029,248 tokens in 244.7 s (12,382 tokens/s,

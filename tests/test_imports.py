@@ -7,8 +7,8 @@ every module of premem/ with `ast` (no import runs) and counts every import it f
 functions alike, relative ones resolved. Imports under `if TYPE_CHECKING:` are left out: they never run, and they
 are how a lower module annotates with a higher module's types.
 
-When it fails: move the shared thing down into a module both sides can import (see the Layout paragraph of
-README.md), or give a private name a public one in the module that owns it.
+When it fails: move the shared thing down into a module both sides can import (see "The modules today" in
+docs/ARCHITECTURE.md), or give a private name a public one in the module that owns it.
 """
 from __future__ import annotations
 
