@@ -5,6 +5,8 @@
     python bench/quickstart.py --spec specs/curation-quickstart.yaml   # the curation study: its curves and
                                                                        # sample efficiency against iid
     python bench/quickstart.py --spec specs/curation-quickstart.yaml --seeds 0,1,2   # ... repeated over seeds
+    python bench/quickstart.py --sampling-dtype auto   # the spec's copy samples in float32 on a CPU without
+                                                       # native bfloat16 (other job ids than the shipped spec's)
 
 It runs `premem apply specs/quickstart.yaml` in a scratch folder (so your own .premem and reports are left
 alone), samples the memory of the whole process tree (driver, Ray, workers) every 0.5 s, and prints what
@@ -61,6 +63,9 @@ def main() -> int:
                     help="comma-separated seeds: the spec is run with `grid.seeds` (or `curation.seeds` for a "
                          "curation spec) set to them, every run repeated once per seed (other job ids than the "
                          "shipped spec's, in the bench's own store)")
+    ap.add_argument("--sampling-dtype", default=None, choices=["float32", "bfloat16", "float16", "auto"],
+                    help="run the spec's copy with this evaluation.sampling_dtype (`auto`: bfloat16 only where "
+                         "the CPU runs it natively)")
     args = ap.parse_args()
     work = Path(args.workdir or ROOT / f".bench-{Path(args.spec).stem}")
     if work.exists() and not args.keep_pretrain:
@@ -80,12 +85,15 @@ def main() -> int:
         for p in (store / "artifacts").iterdir():
             if p.name not in keep:
                 shutil.rmtree(p)
-    if args.seeds:
+    if args.seeds or args.sampling_dtype:
         import yaml
 
         text = yaml.safe_load(Path(args.spec).read_text())
-        section = "curation" if text.get("curation") else "grid"
-        text.setdefault(section, {})["seeds"] = [int(s) for s in args.seeds.split(",")]
+        if args.seeds:
+            section = "curation" if text.get("curation") else "grid"
+            text.setdefault(section, {})["seeds"] = [int(s) for s in args.seeds.split(",")]
+        if args.sampling_dtype:
+            text.setdefault("evaluation", {})["sampling_dtype"] = args.sampling_dtype
         (work / "spec.yaml").write_text(yaml.safe_dump(text, sort_keys=False))
     else:
         shutil.copy(args.spec, work / "spec.yaml")
@@ -110,7 +118,8 @@ def main() -> int:
     summary = json.loads((work / "reports" / "summary.json").read_text())
     print(f"date: {time.strftime('%Y-%m-%d')}  machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}")
     print(f"spec: {args.spec}  pretraining {'reused' if args.keep_pretrain else 'included'}"
-          + (f"  seeds {args.seeds}" if args.seeds else ""))
+          + (f"  seeds {args.seeds}" if args.seeds else "")
+          + (f"  sampling_dtype {args.sampling_dtype}" if args.sampling_dtype else ""))
     print(f"cpu flags: {cpu_flags_line()}")
     print(f"wall time: {wall:.0f} s")
     print(f"peak memory (driver + Ray + workers, RSS): {peak / 2**30:.2f} GiB")
