@@ -73,3 +73,13 @@ def expected_points(plan) -> dict[str, dict[str, dict[int, float]]]:
         else:
             m.setdefault(f"measure/{r['measure']}", {})[end] = r["value"]
     return out
+
+
+def catch_up(plan, store: Store) -> None:
+    """One `premem apply` whose jobs all landed before it started: it logs what the store holds that no tracker
+    has had yet, then closes the trackers."""
+    from premem.tracking import Tracking
+
+    t = Tracking(plan, store)
+    t.catch_up()
+    t.close()

@@ -2,10 +2,9 @@
 MlflowClient."""
 import pytest
 
-from premem.tracking import Tracking
 from premem.tracking.content import tracked_runs
 from premem.tracking.to_mlflow import KEY_TAG
-from tests.tracking.study import expected_points, logged_jobs, record, study
+from tests.tracking.study import catch_up, expected_points, logged_jobs, record, study
 
 
 @pytest.fixture(autouse=True)
@@ -43,9 +42,7 @@ def test_every_run_with_its_settings_and_curves(tmp_path):
     uri = tmp_path / "mlruns"
     plan, store = study(tmp_path, f"tracking: {{mlflow: {{tracking_uri: {uri}}}}}\n")
     record(store, logged_jobs(plan))
-    t = Tracking(plan, store)
-    t.catch_up()
-    t.close()
+    catch_up(plan, store)
     check(plan, uri)  # the experiment is the study's name by default
 
 
@@ -54,12 +51,8 @@ def test_a_resumed_apply_reopens_the_same_runs_and_logs_nothing_twice(tmp_path):
     plan, store = study(tmp_path, f"tracking: {{mlflow: {{tracking_uri: {uri}, experiment: resumed}}}}\n")
     jobs, half = logged_jobs(plan), logged_jobs(plan, 0.5)
     record(store, half)
-    first = Tracking(plan, store)
-    first.catch_up()
-    first.close()
+    catch_up(plan, store)
     record(store, jobs[len(half):])
     for _ in range(2):  # the rest, then an apply with nothing left to log
-        again = Tracking(plan, store)
-        again.catch_up()
-        again.close()
+        catch_up(plan, store)
     check(plan, uri, "resumed")

@@ -5,7 +5,7 @@ from pathlib import Path
 from premem.tracking import Tracking
 from premem.tracking.content import tracked_runs
 from premem.tracking.to_tensorboard import run_folder
-from tests.tracking.study import expected_points, logged_jobs, record, study
+from tests.tracking.study import catch_up, expected_points, logged_jobs, record, study
 
 
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
@@ -44,9 +44,7 @@ def pytest_approx(v):
 def test_every_run_its_folder_its_curves_and_settings(tmp_path):
     plan, store = study(tmp_path, f"tracking: {{tensorboard: {{log_dir: {tmp_path / 'tb'}}}}}\n")
     record(store, logged_jobs(plan))
-    t = Tracking(plan, store)
-    t.catch_up()
-    t.close()
+    catch_up(plan, store)
     runs = tracked_runs(plan)
     assert len(runs) == 2
     for run in runs.values():  # one folder per run, named by the run, then its key
@@ -77,9 +75,7 @@ def test_a_resumed_apply_logs_the_rest_and_nothing_twice(tmp_path):
     for job in jobs[len(half):]:
         second.landed(job)
     second.close()
-    third = Tracking(plan, store)  # an apply with nothing to do logs nothing
-    third.catch_up()
-    third.close()
+    catch_up(plan, store)  # an apply with nothing to do logs nothing
     check_all_logged_once(plan, tmp_path / "tb")
 
 

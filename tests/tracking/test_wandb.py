@@ -6,7 +6,7 @@ from premem.tracking import Tracking
 from premem.tracking.content import tracked_runs
 from premem.tracking.to_wandb import STEP
 from tests.tracking import wandb_files
-from tests.tracking.study import expected_points, logged_jobs, record, study
+from tests.tracking.study import catch_up, expected_points, logged_jobs, record, study
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +41,7 @@ def spec_section(root) -> str:
 def test_every_run_with_its_settings_and_curves(tmp_path):
     plan, store = study(tmp_path, spec_section(tmp_path / "wb"))
     record(store, logged_jobs(plan))
-    t = Tracking(plan, store)
-    t.catch_up()
-    t.close()
+    catch_up(plan, store)
     check(plan, tmp_path / "wb")
 
 
@@ -57,9 +55,7 @@ def test_a_resumed_apply_reopens_the_same_runs_and_logs_nothing_twice(tmp_path):
     first.close()
     record(store, jobs[len(half):])
     for _ in range(2):  # the rest, then an apply with nothing left to log
-        again = Tracking(plan, store)
-        again.catch_up()
-        again.close()
+        catch_up(plan, store)
     check(plan, tmp_path / "wb")
     key = next(iter(tracked_runs(plan).values())).key
     assert len(wandb_files.offline_runs(tmp_path / "wb", key)) == 2  # two sessions of one run; none for the third

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import struct
-import zlib
 from pathlib import Path
 
 BLOCK = 32 * 1024
