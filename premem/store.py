@@ -123,6 +123,8 @@ class Store:
     mount) serves `status`, `plan`, `report` and `export`; only the writes of `apply` create the folder and
     the database (which appears whole: made beside its place, then linked into it)."""
 
+    IDS_PER_QUERY = 500  # `records` of at most this many ids reads only theirs (under SQLite's variable limit)
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.artifacts = self.root / "artifacts"
@@ -360,14 +362,16 @@ class Store:
         """Recorded jobs by id (all of them, or those among `job_ids`)."""
         if not self.exists():
             return {}
+        query = "SELECT id, kind, label, status, result, error, started, finished FROM jobs"
+        wanted = sorted(set(job_ids)) if job_ids is not None else None
         with self.connection(write=False) as con:
-            rows = con.execute("SELECT id, kind, label, status, result, error, started, finished FROM jobs").fetchall()
-        wanted = set(job_ids) if job_ids is not None else None
-        out = {}
-        for r in rows:
-            if wanted is None or r[0] in wanted:
-                out[r[0]] = JobRecord(r[0], r[1], r[2], r[3], self._result(r[0], r[4]), r[5], r[6], r[7])
-        return out
+            if wanted is None or len(wanted) > self.IDS_PER_QUERY:  # many: one scan, filtered here
+                rows = con.execute(query).fetchall()
+            else:  # a few (a job that just landed): only their rows are read and parsed
+                rows = con.execute(f"{query} WHERE id IN ({','.join('?' * len(wanted))})", wanted).fetchall()
+        keep = set(wanted) if wanted is not None else None
+        return {r[0]: JobRecord(r[0], r[1], r[2], r[3], self._result(r[0], r[4]), r[5], r[6], r[7])
+                for r in rows if keep is None or r[0] in keep}
 
     def _result(self, job_id, text) -> dict | None:
         """A job's recorded result (a JSON object, or nothing); StoreCorrupt naming the job when it is not one."""

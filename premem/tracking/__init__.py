@@ -14,7 +14,6 @@ The libraries are imported only when the spec names them (`premem[tracking]` ins
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from typing import Callable
 
@@ -140,14 +139,11 @@ class Tracking:
         self._log(self.runs[job.run], {job.id: job_points(job, result, self.step_of)})
 
     def _result(self, job_id: str) -> dict | None:
-        """The stored result of a job recorded done ({} if it has none), None if it is not recorded done. One
-        row read: Store.records reads every job's, too much to do each time a job lands in a large study."""
-        with self.store.connection(write=False) as con:
-            row = con.execute("SELECT status, result FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None or row[0] != "done":
+        """The stored result of a job recorded done ({} if it has none), None if it is not recorded done."""
+        record = self.store.records([job_id]).get(job_id)  # reads that one row
+        if record is None or record.status != "done":
             return None
-        value = json.loads(row[1]) if row[1] else {}
-        return value if isinstance(value, dict) else {}
+        return record.result or {}
 
     def log_summary(self, summary: dict) -> None:
         """Log what the analysis computed (PreMemAcc at the calibrated p, ATC) once per finished study (the
