@@ -59,7 +59,8 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
                         test_samples: int | None = None, progress: Progress | None = None,
                         stats: dict | None = None, settle_below: float | None = None,
                         earlier: Earlier = (), scorer: Callable | None = None,
-                        make_sampler: Callable | None = None) -> list[dict]:
+                        make_sampler: Callable | None = None,
+                        grade_with: Callable[[list[str], object], tuple[int, int]] | None = None) -> list[dict]:
     """Per-example rows for `train` (with target NLL) and `test` examples at this checkpoint.
 
     `keep_samples` completions per example are kept for the report (all of them are graded). With
@@ -70,7 +71,8 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
     tokens scored, tokens sampled, and train examples skipped. Other backends (evaluation.sampler/scoring:
     vllm) come in as `scorer(pairs, progress)` (target_nll's contract) and `make_sampler()`, called once
     scoring is done (so a scorer's GPU memory can be freed before the sampler takes it); `loaded` may then be
-    None.
+    None. `grade_with(completions, example) -> (correct, unparseable)` grades instead of the example's answer
+    format (a user's own grader).
     """
     import time
 
@@ -94,7 +96,8 @@ def evaluate_checkpoint(loaded: LoadedModel, train: Sequence, test: Sequence, pa
         comps_of = dict(zip(sampled, done))
         for i, ex in enumerate(examples):
             comps = comps_of.get(i, [])  # a skipped example: nothing drawn, accuracy not measured
-            correct, unparseable = grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))
+            correct, unparseable = grade_with(comps, ex) if grade_with is not None else \
+                grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))
             row = {"split": split, "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,
                    "n_unparseable": unparseable, "samples": list(comps[:keep_samples])}
             if split == "train":

@@ -51,7 +51,7 @@ from premem.data.loaders import TextExample, load_splits, subset_indices
 from premem.evaluate import evaluate_checkpoint
 from premem.metrics.premem import not_memorized, premem_acc_grid
 from premem.models import LoadedModel
-from premem.sampling import SamplingParams, TransformersSampler
+from premem.sampling import SamplingParams
 
 __all__ = ["PreMemAccCallback", "load_examples", "answer_format_of", "Grader"]
 
@@ -175,31 +175,13 @@ def _untouched(model: torch.nn.Module) -> Iterator[None]:
             m.training = was
 
 
-class _Recording:
-    """premem's sampler, keeping every completion it returns (for a user's grader), in call order."""
+def _grading(grader: Grader):
+    """evaluate_checkpoint's `grade_with` for a user's grader(completion, gold) -> True / False / None."""
+    def grade_with(completions: list[str], example) -> tuple[int, int]:
+        verdicts = [grader(c, example.answer) for c in completions]
+        return sum(v is not None and bool(v) for v in verdicts), sum(v is None for v in verdicts)
 
-    def __init__(self, sampler: TransformersSampler):
-        self.sampler = sampler
-        self.calls: list[list[list[str]]] = []
-
-    @property
-    def tokens_generated(self) -> int:
-        return self.sampler.tokens_generated
-
-    def sample(self, prompts, params, progress=None):
-        out = self.sampler.sample(prompts, params, progress=progress)
-        self.calls.append(out)
-        return out
-
-
-def _regrade(rows: list[dict], calls: list[list[list[str]]], grader: Grader) -> None:
-    """Replace n_correct / n_unparseable of `rows` (evaluate_checkpoint's, train then test) by `grader`'s."""
-    by_split = {"train": iter(calls[0]), "test": iter(calls[1]) if len(calls) > 1 else iter(())}
-    for row in rows:
-        comps = next(by_split[row["split"]])
-        verdicts = [grader(c, row["_gold"]) for c in comps]
-        row["n_correct"] = sum(v is not None and bool(v) for v in verdicts)
-        row["n_unparseable"] = sum(v is None for v in verdicts)
+    return grade_with
 
 
 # ------------------------------------------------------------------------------------------------ callback
@@ -337,22 +319,11 @@ class PreMemAccCallback(TrainerCallback):
         codec = self._codec_of(tokenizer)
         param = next(model.parameters())
         loaded = LoadedModel(model=model, codec=codec, device=param.device, dtype=param.dtype)
-        recorder: list[_Recording] = []
-
-        def make_sampler():
-            recorder.append(_Recording(TransformersSampler(loaded, batch_size=self.batch_size)))
-            return recorder[0]
-
         params = replace(self.params, seed=self.params.seed + checkpoint)  # other draws at each checkpoint
         with _untouched(model):
-            rows = evaluate_checkpoint(loaded, self.train, self.test, params, keep_samples=0,
-                                       test_samples=self.test_samples, make_sampler=make_sampler)
-            if self.grader is not None:
-                gold = {("train", ex.id): ex.answer for ex in self.train} | \
-                       {("test", ex.id): ex.answer for ex in self.test}
-                for row in rows:
-                    row["_gold"] = gold[(row["split"], row["example_id"])]
-                _regrade(rows, recorder[0].calls, self.grader)
+            rows = evaluate_checkpoint(loaded, self.train, self.test, params, batch_size=self.batch_size,
+                                       keep_samples=0, test_samples=self.test_samples,
+                                       grade_with=_grading(self.grader) if self.grader is not None else None)
         train_rows = [r for r in rows if r["split"] == "train"]
         test_rows = [r for r in rows if r["split"] == "test"]
         self._acc.append(np.array([r["n_correct"] / r["n_samples"] for r in train_rows]))
