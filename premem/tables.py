@@ -289,10 +289,11 @@ def _fmt(v: float) -> str:
     return str(int(v)) if np.isfinite(v) and v == int(v) else repr(float(v))
 
 
-def read_results(path: str | Path, runs_path: str | Path | None = None) -> Results:
+def read_results(path: str | Path, runs_path: str | Path | None = None, table: pa.Table | None = None) -> Results:
     """Read and validate a results table (and an optional runs table); raise TableError listing every problem
-    (the first MAX_PROBLEMS of them, with a count of the rest)."""
-    table = read_table(path)
+    (the first MAX_PROBLEMS of them, with a count of the rest). `table`: the results already in memory (a
+    notebook's DataFrame as Arrow), validated the same way; `path` then only names them in messages."""
+    table = read_table(path) if table is None else table
     n = table.num_rows
     cols = set(table.column_names)
     problems = _Problems()

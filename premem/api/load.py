@@ -8,25 +8,15 @@ exactly as `premem analyze` checks a file.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from premem.tables import Results, TableError, read_results, read_table
+from premem.tables import Results, read_results, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["load_table", "load_study", "open_study", "read"]
-
-
-def _pandas():
-    # pandas is not one of premem's own dependencies (the CLI never needs it); it comes with `datasets`
-    try:
-        import pandas
-    except ImportError:  # pragma: no cover - a broken install
-        raise ImportError("premem.api returns pandas DataFrames: `pip install pandas`") from None
-    return pandas
 
 
 def load_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -35,7 +25,6 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     premem's CSV writer puts before formula-like text taken off). Columns as in the file: accuracies are
     fractions in [0, 1], `perplexity` is exp(mean target NLL per token). Not validated here: `analyze` does
     that. Raises premem.tables.TableError when the file cannot be read."""
-    _pandas()
     return read_table(path).to_pandas()
 
 
@@ -63,7 +52,6 @@ def load_study(spec: str | os.PathLike, store: str | os.PathLike | None = None) 
     FileNotFoundError when the store holds no results, premem.spec.SpecError on a bad spec. Read only."""
     from premem.tables import export_table
 
-    _pandas()
     _, plan, st = open_study(spec, store)
     return export_table(plan, st).to_pandas()
 
@@ -76,7 +64,6 @@ def read(data: Any, runs: str | os.PathLike | None = None) -> Results:
     if isinstance(data, (str, os.PathLike)):
         return read_results(data, runs_path=runs)
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if isinstance(data, pa.Table):
         table = data
@@ -84,16 +71,4 @@ def read(data: Any, runs: str | os.PathLike | None = None) -> Results:
         table = pa.Table.from_pandas(data, preserve_index=False)
     else:
         raise TypeError(f"expected a table's path, a pandas DataFrame or a pyarrow Table, got {type(data).__name__}")
-    # premem.tables validates a table file; an in-memory table goes through a temporary Parquet file so that it
-    # is checked by exactly that code (Parquet keeps every type and value as it is)
-    with tempfile.TemporaryDirectory(prefix="premem-api-") as tmp:
-        path = Path(tmp) / "table.parquet"
-        pq.write_table(table, path)
-        try:
-            res = read_results(path, runs_path=runs)
-        except TableError as e:  # name the data, not the temporary file
-            raise TableError("<DataFrame>", [q.replace(str(path), "<DataFrame>") for q in e.problems],
-                             e.total) from None
-    res.path = "<DataFrame>"
-    res.notes = [n.replace(str(path), "<DataFrame>") for n in res.notes]
-    return res
+    return read_results("<DataFrame>", runs_path=runs, table=table)
