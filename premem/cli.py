@@ -13,6 +13,7 @@ from pathlib import Path
 
 from premem.safetext import escape_controls
 from premem.spec import SpecError, load_spec
+from premem.wording import counted
 
 #: exit codes of every command: 0 done; 1 invalid input, refused before anything was run or written (a spec,
 #: a command line, a results table, an output place premem must not write: a system or home folder, a folder
@@ -431,10 +432,6 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'s' if n != 1 else ''}"
-
-
 def _num(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
@@ -477,7 +474,7 @@ def print_headline(summary: dict) -> None:
         for b in blocks:
             print(f"  {block_label((b['model'], b['dataset']))}: p = {_num(b['p'])}, R^2 = {_num(b['r2'])} (fitted line "
                   f"{_num(b['r2_line'])}), train accuracy R^2 = {_num(b['train_acc']['r2'])}; "
-                  f"{_count(b['checkpoints'], 'checkpoint')} of {_count(len(b['runs']), 'run')}.")
+                  f"{counted(b['checkpoints'], 'checkpoint')} of {counted(len(b['runs']), 'run')}.")
             extra(b, b["train_acc"], "    ")
 
 
@@ -520,7 +517,7 @@ def cmd_analyze(args) -> int:
     path = analysis.write_report(args.out, kept=kept)
     _print_kept(kept)
     n_cps = sum(len(r.epochs) for r in res.runs)
-    print(f"Read {_count(res.n_rows, 'row')}: {_count(len(res.runs), 'run')}, {_count(n_cps, 'checkpoint')}.")
+    print(f"Read {counted(res.n_rows, 'row')}: {counted(len(res.runs), 'run')}, {counted(n_cps, 'checkpoint')}.")
     print_headline(summary)
     for note in summary["notes"]:
         print(f"Note: {note}")
@@ -578,7 +575,7 @@ def cmd_export(args) -> int:
         return EXIT_FAILED
     write_table(table, Path(out), fmt)
     runs = len(set(table.column("run").to_pylist()))
-    print(f"Exported {_count(table.num_rows, 'row')} ({_count(runs, 'run')}) to {out}")
+    print(f"Exported {counted(table.num_rows, 'row')} ({counted(runs, 'run')}) to {out}")
     return EXIT_OK
 
 

@@ -39,6 +39,7 @@ from premem.plan import Plan
 from premem.plan_job import Job
 from premem.safetext import escape_controls
 from premem.yamlfile import YamlFileError
+from premem.wording import counted
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
@@ -752,7 +753,7 @@ def plan_footer(plan: Plan, status: dict[str, str], spec_path: str) -> list[str]
         assumed = "the example GPU throughputs of bench/throughputs-example.yaml, all assumptions"
     work = sum((k.work for k in est.kinds.values()), Work())
     ckpts = sum(1 for j in plan.jobs if j.kind == "evaluate")
-    lines.append(f"Work: {_count_text(len(plan.runs), 'grid run')}, {_count_text(ckpts, 'checkpoint evaluation')}; "
+    lines.append(f"Work: {counted(len(plan.runs), 'grid run')}, {counted(ckpts, 'checkpoint evaluation')}; "
                  f"{_n(work.trained)} tokens trained on, {_n(work.sampled)} tokens sampled, {_n(work.scored)} target "
                  "tokens scored.")
     whole = est.totals()
@@ -760,10 +761,6 @@ def plan_footer(plan: Plan, status: dict[str, str], spec_path: str) -> list[str]
     src = assumed or ("throughputs measured on this project's CPU" if est.file is None else est.file)
     lines.append(f"Hours: {hours}, with {src}. Details and assumptions: premem plan {spec_path} --cost")
     return lines
-
-
-def _count_text(n: int, what: str) -> str:
-    return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
 def format_estimate(est: Estimate, spec_path: str) -> str:

@@ -14,6 +14,7 @@ from premem.api.load import read
 from premem.api.options import DEFAULT_LEVEL, DEFAULT_RESAMPLES, OptionError, Options, options
 from premem.api.result import Analysis
 from premem.tables import Results
+from premem.wording import counted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,17 +22,13 @@ if TYPE_CHECKING:
 __all__ = ["analyze", "analyze_results", "analyze_study", "describe", "premem_acc"]
 
 
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'s' if n != 1 else ''}"
-
-
 def describe(results: Results, opts: Options, command: str) -> str:
     """The text a report shows as its study's source: `command` (how the analysis was asked for), the table's
     size and the p grid and calibration runs (raises TableError for an unknown --calibrate-on run)."""
     calibration = results.select(list(opts.calibrate_on) if opts.calibrate_on else None)
     n_cps = sum(len(r.epochs) for r in results.runs)
-    return (f"{command}\n\n{_count(results.n_rows, 'row')}: {_count(len(results.runs), 'run')}, "
-            f"{_count(n_cps, 'checkpoint')}.\n"
+    return (f"{command}\n\n{counted(results.n_rows, 'row')}: {counted(len(results.runs), 'run')}, "
+            f"{counted(n_cps, 'checkpoint')}.\n"
             f"p grid: {opts.grid_text} ({len(opts.ps)} values). Calibration runs: "
             f"{'all' if len(calibration) == len(results.runs) else ', '.join(calibration)}.\n")
 
