@@ -38,8 +38,8 @@ from premem.hardware import resolve_sampling_dtype
 from premem.plan import Plan
 from premem.plan_job import Job
 from premem.safetext import escape_controls
-from premem.yamlfile import YamlFileError
 from premem.wording import counted
+from premem.yamlfile import YamlFileError
 
 KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
 EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
