@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-# UserError, job_device and Progress live in premem.jobs_context; tests and scripts import them from here too
 from premem.hardware import resolve_sampling_dtype
+# UserError, job_device and Progress live in premem.jobs_context; tests and scripts import them from here too
 from premem.jobs_context import (Progress, UserError, dataset_splits, dependency_train_rows, job_device,
                                  job_sections, model_section, run_examples, set_job_threads)
 from premem.jobs_training import diverged_result, downsample, prepare_training, train_result
