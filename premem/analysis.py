@@ -414,10 +414,10 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
                           "perplexity": finite_or_none(math.exp(nll)) if nll is not None else None,
                           "memorized": memorized,
                           "premem_acc": finite_or_none(pm[k]) if pm is not None and k is not None else None})
-        entry["samples"] = {"epoch": epoch, "p": p, "examples": _pick(shown, SAMPLES_SHOWN)}
+        entry["samples"] = {"epoch": epoch, "p": p, "examples": pick_samples(shown, SAMPLES_SHOWN)}
 
 
-def _pick(rows: list[dict], n: int) -> list[dict]:
+def pick_samples(rows: list[dict], n: int) -> list[dict]:
     """At most `n` rows, half memorized and half not where both exist, evenly spread over each group."""
     mem = [r for r in rows if r["memorized"]]
     rest = [r for r in rows if not r["memorized"]]

@@ -6,34 +6,31 @@ Both read the results of `measure` and `perturb` jobs and add to a summary that 
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
 from premem.analysis_results import RunData, block_label, block_of, finite_or_none
 from premem.intervals import Bootstrap, correlation_cis, mean_ci
-from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold, correlations
+from premem.measures import MEASURES, Measure
+from premem.metrics.baselines import correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan
-from premem.spec_runs import atc_reference, match_runs
+from premem.spec_runs import match_runs
 from premem.store import Store
 
 BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0))
 
-#: name -> (label, checkpoint key plotted against the gap, axis label); PreMemAcc and ATC predict an accuracy,
-#: so the gap they predict is train accuracy minus that accuracy
-MEASURES = {
-    "premem": ("PreMemAcc", "premem_gap", "train acc − PreMemAcc"),
-    "gradient_variance": ("Gradient variance", "gradient_variance", "gradient variance (mean over parameters)"),
-    "weight_distance": ("Distance from initialization", "weight_distance", "Σ (θ − θ₀)²"),
-    "atc": ("ATC", "atc_gap", "train acc − ATC-predicted acc"),
-}
-#: the checkpoint key (and axis label) each measure is compared with test accuracy by: PreMemAcc and ATC as the
-#: accuracy they predict, the others as they are
-TEST_KEYS = {"premem": ("premem_acc", "PreMemAcc"), "gradient_variance": ("gradient_variance", MEASURES[
-    "gradient_variance"][2]), "weight_distance": ("weight_distance", MEASURES["weight_distance"][2]),
-             "atc": ("atc_acc", "ATC-predicted accuracy")}
+#: PreMemAcc in the measures' comparison: it predicts an accuracy, so the gap it predicts is train accuracy minus
+#: PreMemAcc, and it is compared with test accuracy as itself (the classic measures: premem.measures)
+PREMEM = {"label": "PreMemAcc", "value_key": "premem_gap", "x_label": "train acc − PreMemAcc",
+          "test_key": "premem_acc", "test_x_label": "PreMemAcc"}
+
+
+def _names(measure: Measure) -> dict:
+    """A measure's names in the summary's baselines entry (label, keys, axis labels)."""
+    return {"label": measure.label, "value_key": measure.gap_key, "x_label": measure.axis,
+            "test_key": measure.test_value_key, "test_x_label": measure.test_axis}
 
 
 def bin_label(lo: float, hi: float) -> str:
@@ -59,19 +56,6 @@ def _checkpoint_index(summary: dict) -> dict[tuple[str, int], dict]:
     return {(r["name"], c["epoch"]): c for r in summary["runs"] for c in r.get("checkpoints", [])}
 
 
-def _atc_scores(rows: list[dict], score: str) -> np.ndarray:
-    """Per train prompt, the likelihood of its greedy sample: mean log-probability per token (token_mean) or
-    total (sequence). An empty sample has no likelihood: it scores below every other."""
-    out = []
-    for r in sorted(rows, key=lambda r: str(r["example_id"])):
-        nll, n = r["nll"], r["n_target_tokens"] or 0
-        if nll is None or not n or not math.isfinite(nll):
-            out.append(-math.inf)
-        else:
-            out.append(-nll if score == "token_mean" else -nll * n)
-    return np.array(out)
-
-
 def add_baselines(plan: Plan, store: Store, summary: dict, boot: Bootstrap | None = None) -> None:
     """Put each classic measure on its checkpoints (summary['runs'][i]['checkpoints']) and their correlations
     with the generalization gap and with test accuracy under summary['baselines'] (and 'baselines_meta').
@@ -91,38 +75,43 @@ def add_baselines(plan: Plan, store: Store, summary: dict, boot: Bootstrap | Non
     if not enabled:
         return
     finished, records = store.done_jobs([j for j in plan.jobs if j.kind == "measure"])
-    done = {j.id: j for j in finished}
-    for j in done.values():
-        name, c = j.settings["measure"], cps.get((j.run, j.epoch))
-        if c is not None and name != "atc":
-            c[name] = finite_or_none(records[j.id].result.get("value"))
-    # the ATC reference run is measured whatever metrics.runs says, but enters the figures only if chosen
-    meta: dict = {"runs": [r.name for r in match_runs(plan.runs, spec.metrics.runs)], "atc_reference": None}
-    if "atc" in enabled:
-        meta["atc_reference"] = _add_atc(plan, store, done, cps)
+    done_by_measure: dict[str, dict[tuple[str, int], object]] = {}
+    for j in finished:
+        done_by_measure.setdefault(j.settings["measure"], {})[(j.run, j.epoch)] = j
+    # a measure's reference checkpoint (ATC's) is measured whatever metrics.runs says, but enters the figures
+    # only if chosen
+    meta: dict = {"runs": [r.name for r in match_runs(plan.runs, spec.metrics.runs)]}
+    for name in enabled:
+        measure, jobs = MEASURES.get(name), done_by_measure.get(name, {})
+        if measure.analyze is not None:  # the measure turns its stored results into checkpoint values itself
+            meta.update(measure.analyze(getattr(spec.metrics, name), plan.runs, store, jobs, cps))
+            continue
+        for key, j in jobs.items():
+            c = cps.get(key)
+            if c is not None:
+                c[name] = finite_or_none(records[j.id].result.get("value"))
     chosen = set(meta["runs"])
     keys = [k for k in cps if k[0] in chosen]
     points = [cps[k] for k in keys]
     baselines = {}
     for name in ["premem", *enabled]:
-        label, key, x_label = MEASURES[name]
-        gap = correlations([c.get(key) for c in points], [c.get("gap") for c in points])
-        test_key, test_label = TEST_KEYS[name]
-        test = correlations([c.get(test_key) for c in points], [c.get("test_acc") for c in points])
-        baselines[name] = {"label": label, "value_key": key, "x_label": x_label, "test_key": test_key,
-                           "test_x_label": test_label,
-                           "pearson_gap": gap["pearson"], "kendall_gap": gap["kendall"],
+        names = PREMEM if name == "premem" else _names(MEASURES.get(name))
+        gap = correlations([c.get(names["value_key"]) for c in points], [c.get("gap") for c in points])
+        test = correlations([c.get(names["test_key"]) for c in points], [c.get("test_acc") for c in points])
+        baselines[name] = {**names, "pearson_gap": gap["pearson"], "kendall_gap": gap["kendall"],
                            "pearson_test": test["pearson"], "kendall_test": test["kendall"], "n": gap["n"]}
         if boot is not None:
-            _add_correlation_cis(baselines[name], name, keys, points, boot)
+            _add_correlation_cis(baselines[name], keys, points, boot)
     summary["baselines"] = baselines
     summary["baselines_meta"] = meta
 
 
 def _resampled(key: str, c: dict, arrays: dict[str, np.ndarray] | None, rows: int) -> np.ndarray:
     """A checkpoint's value of `key` in every resample (row 0 the estimate): what the bootstrap resamples
-    (train and test accuracy, PreMemAcc and the gaps made of them) from it, anything else fixed; NaN if unknown."""
-    if arrays is not None and key in ("gap", "premem_gap", "premem_acc", "test_acc", "atc_gap"):
+    (train and test accuracy, PreMemAcc and the gaps made of them) from it, anything else fixed; NaN if unknown.
+    A measure that predicts an accuracy (ATC) has its gap resampled through train accuracy, its prediction
+    held fixed."""
+    if arrays is not None:
         if key == "gap":
             return arrays["train"] - arrays["test"]
         if key == "premem_gap":
@@ -131,14 +120,20 @@ def _resampled(key: str, c: dict, arrays: dict[str, np.ndarray] | None, rows: in
             return arrays["premem"]
         if key == "test_acc":
             return arrays["test"]
-        if c.get("atc_acc") is not None:  # atc_gap: train accuracy resampled, ATC's prediction fixed
-            return arrays["train"] - c["atc_acc"]
+        predicted = _PREDICTED.get(key)
+        if predicted is not None and c.get(predicted) is not None:
+            return arrays["train"] - c[predicted]
     v = c.get(key)
     return np.full(rows, np.nan if v is None else float(v))
 
 
-def _add_correlation_cis(entry: dict, name: str, keys: list, points: list[dict], boot: Bootstrap) -> None:
-    """The resampled intervals of one measure's Pearson r and Kendall tau against the gap and test accuracy."""
+#: a predicting measure's gap key -> the key of the accuracy it predicts (ATC: atc_gap -> atc_acc)
+_PREDICTED = {m.gap_key: m.predicts for m in MEASURES.in_order() if m.predicts}
+
+
+def _add_correlation_cis(entry: dict, keys: list, points: list[dict], boot: Bootstrap) -> None:
+    """The resampled intervals of one measure's Pearson r and Kendall tau against the gap and test accuracy
+    (`entry`: its summary entry, whose value_key and test_key say what is correlated)."""
     rows = boot.resamples + 1
     arrays = [boot.checkpoints.get(k) for k in keys]
 
@@ -147,42 +142,13 @@ def _add_correlation_cis(entry: dict, name: str, keys: list, points: list[dict],
             return np.empty((rows, 0))
         return np.stack([_resampled(key, c, a, rows) for c, a in zip(points, arrays)], axis=1)
 
-    x_gap, x_test = col(MEASURES[name][1]), col(TEST_KEYS[name][0])
+    x_gap, x_test = col(entry["value_key"]), col(entry["test_key"])
     entry["pearson_gap_ci"], entry["kendall_gap_ci"] = correlation_cis(x_gap, col("gap"), boot.level)
     entry["pearson_test_ci"], entry["kendall_test_ci"] = correlation_cis(x_test, col("test_acc"), boot.level)
 
 
-def _add_atc(plan: Plan, store: Store, done: dict, cps: dict) -> dict | None:
-    """Fit the ATC threshold on the reference checkpoint and put 'atc_acc' and 'atc_gap' on every checkpoint
-    with a finished ATC job; return what the report says about the reference (None until it is finished)."""
-    ref_run, ref_epoch = atc_reference(plan.spec, plan.runs)
-    score = plan.spec.metrics.atc.score
-    atc_jobs = {(j.run, j.epoch): j for j in done.values() if j.settings["measure"] == "atc"}
-    ref_job, ref_cp = atc_jobs.get((ref_run.name, ref_epoch)), cps.get((ref_run.name, ref_epoch))
-    if ref_job is None or ref_cp is None or ref_cp.get("test_acc") is None:
-        return None
-    rows = store.examples(list(j.id for j in atc_jobs.values()))
-    by_job: dict[str, list[dict]] = {}
-    for r in rows:
-        by_job.setdefault(r["job_id"], []).append(r)
-    ref_scores = _atc_scores(by_job.get(ref_job.id, []), score)
-    if ref_scores.size == 0:
-        return None
-    threshold = atc_threshold(ref_scores, ref_cp["test_acc"])
-    for key, j in atc_jobs.items():
-        c = cps.get(key)
-        if c is None or not by_job.get(j.id):
-            continue
-        c["atc_acc"] = atc_accuracy(_atc_scores(by_job[j.id], score), threshold)
-        c["atc_gap"] = c["train_acc"] - c["atc_acc"] if c.get("train_acc") is not None else None
-    # equal to test_acc within the bound: half a prompt's share, more where scores tie across the cut
-    return {"run": ref_run.name, "epoch": ref_epoch, "test_acc": ref_cp["test_acc"],
-            "threshold": finite_or_none(threshold), "score": score,
-            "reproduced_acc": atc_accuracy(ref_scores, threshold),
-            "reproduction_bound": atc_reproduction_bound(ref_scores, ref_cp["test_acc"])}
-
-
-def _stats(values: list[float]) -> dict:
+def bin_stats(values: list[float]) -> dict:
+    """{n, mean, median, q1, q3, values} of one bin's per-example accuracies (None for each statistic of none)."""
     if not values:
         return {"n": 0, "mean": None, "median": None, "q1": None, "q3": None, "values": []}
     a = np.array(values)
@@ -260,7 +226,7 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
                 "bins": [bin_label(*b) for b in bins], "p": next(iter(ps_used)) if len(ps_used) == 1 else None,
                 "p_by_run": {c["run"]: p_of[c["run"]] for c in checkpoints}}
         panels.append({"block": block_label(key), "model": key[0], "dataset": key[1], "meta": meta,
-                       "robustness": {lab: {bin_label(*b): _stats(values[key][lab][k]) for k, b in enumerate(bins)}
+                       "robustness": {lab: {bin_label(*b): bin_stats(values[key][lab][k]) for k, b in enumerate(bins)}
                                       for lab in labels}})
     if boot is not None:
         rng = np.random.default_rng(boot.seed)

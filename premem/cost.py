@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from premem import yamlfile
 from premem.hardware import resolve_sampling_dtype
+from premem.measures import MEASURES, Sizes
 from premem.plan import Plan
 from premem.plan_job import Job
 from premem.safetext import escape_controls
@@ -398,14 +399,8 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
         return Work(scored=n_eval * st.target_tokens, sampled=(n_eval * ev["samples"] + n_test * k_test) * completion,
                     loads=1, authors_loads=2, evaluation=True)
     if job.kind == "measure":
-        name, conf = s["measure"], s["config"]
-        if name == "gradient_variance":
-            return Work(trained=min(n_run, conf["minibatches"] * conf["batch_size"]) * example, loads=1,
-                        authors_loads=1)
-        if name == "weight_distance":
-            return Work(loads=2, authors_loads=2)
-        return Work(sampled=n_eval * completion, scored=n_eval * completion, loads=1, authors_loads=2,
-                    evaluation=True)  # atc
+        sizes = Sizes(run_examples=n_run, example_tokens=example, evaluated=n_eval, completion_tokens=completion)
+        return Work(**MEASURES.get(s["measure"]).work(s["config"], sizes))
     if job.kind == "perturb":
         return Work(sampled=n_eval * s["samples"] * completion, loads=1, authors_loads=1, evaluation=True)
     return Work()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from premem.hardware import resolve_sampling_dtype
 # UserError, job_device and Progress live in premem.jobs_context; tests and scripts import them from here too
-from premem.jobs_context import (Progress, UserError, dataset_splits, dependency_train_rows, job_device,
-                                 job_sections, model_section, run_examples, set_job_threads)
+from premem.jobs_context import (Progress, UserError, dataset_splits, dependency_train_rows, evaluated_train,
+                                 job_device, job_sampling_dtype, job_sections, sampler_params, set_job_threads)
+from premem.jobs_measure import run_measure
 from premem.jobs_training import diverged_result, downsample, prepare_training, train_result
 from premem.plan_job import Job
 from premem.store import Store
@@ -133,12 +133,12 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
                                                        job_device(job), job.resources.get("gpus", 0), s["seed"],
                                                        scoring_dtype=score_dtype)
-    sampling_dtype = _sampling_dtype(ev, job, progress)
+    sampling_dtype = job_sampling_dtype(ev, job, progress)
     if make_sampler is None and loaded is not None and score_dtype != model_spec.dtype:
         # scored in float32: the transformers sampler then runs in the sampling dtype, else the model's, as
         # before; the weights are cast in place once scoring is done (no second copy beside them)
         make_sampler = _cast_sampler(loaded, sampling_dtype or model_spec.dtype, ev["batch_size"])
-    train = _evaluated_train(job, ds, ev["train_examples"])
+    train = evaluated_train(job, ds, ev["train_examples"])
     test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
@@ -162,15 +162,6 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     return {"train_acc": acc["train"], "test_acc": acc["test"], "train_nll": nll, "seconds": time.time() - t0, **work,
             "sampler": used, "sampling_dtype": sampling_dtype or model_spec.dtype,
             "n_train": len(train), "n_test": len(test), "_examples": rows}
-
-
-def _sampling_dtype(sampling: dict, job: Job, progress: Progress) -> str | None:
-    """The dtype this job samples in (evaluation.sampling_dtype, `auto` decided for the device it runs on; None:
-    the model's), said in its progress when `auto` chose it."""
-    dtype, why = resolve_sampling_dtype(sampling["sampling_dtype"], job_device(job))
-    if sampling["sampling_dtype"] == "auto":
-        progress(f"sampling in {dtype} ({why})")
-    return dtype
 
 
 def _cast_sampler(loaded, dtype: str, batch_size: int):
@@ -197,78 +188,6 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _evaluated_train(job: Job, ds, n: int | None) -> list:
-    """The train examples a checkpoint's evaluation reads: the first `n` (evaluation.train_examples; None =
-    all) of the run's subset."""
-    train = run_examples(job, ds)
-    return train[:n] if n is not None else train
-
-
-def _sampler_params(sampling: dict, n: int, seed: int):
-    from premem.sampling import SamplingParams
-
-    return SamplingParams(n=n, temperature=sampling["temperature"], top_p=sampling["top_p"],
-                          max_new_tokens=sampling["max_new_tokens"], stop=sampling["stop"], seed=seed)
-
-
-def run_measure(job: Job, store: Store, progress: Progress) -> dict:
-    """One classic measure (settings['measure']) of the checkpoint of the job's train dependency."""
-    from premem.models import load_model
-
-    set_job_threads(job)
-    # weight distance reads no data, so its settings carry no dataset section
-    model_spec, ds = job_sections(job) if "dataset" in job.settings else (model_section(job), None)
-    name, conf = job.settings["measure"], job.settings["config"]
-    t0 = time.time()
-    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
-                        trust_remote_code=model_spec.trust_remote_code)
-    if name == "weight_distance":
-        from premem.metrics.baselines import weight_distance
-
-        # the base the run started from: pretraining's model, or the hub model at the revision the run used
-        source, revision = (store.artifact(job.deps[1]), None) if len(job.deps) > 1 else \
-            (model_spec.hf, model_spec.revision)
-        base = load_model(source, device=job_device(job), dtype=model_spec.dtype,
-                          trust_remote_code=model_spec.trust_remote_code, revision=revision)
-        try:
-            out = weight_distance(loaded.model, base.model, conf["exclude_embeddings"])
-        except ValueError as e:
-            raise UserError(f"weight distance: {e}") from None
-        return {"measure": name, "value": out["distance"], **out, "seconds": time.time() - t0}
-    if name == "gradient_variance":
-        from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance
-        from premem.train import encode_examples
-
-        seqs = encode_examples(loaded, run_examples(job, ds))
-        try:
-            batches = gradient_minibatches(seqs, conf["minibatches"], conf["batch_size"])
-        except ValueError as e:
-            raise UserError(str(e)) from None
-        out = streamed_variance(minibatch_gradients(loaded.model, batches, loaded.codec.pad_id, loaded.device,
-                                                    conf["micro_batch"], progress))
-        return {"measure": name, "value": out["variance"], **out, "seconds": time.time() - t0}
-    if name == "atc":
-        from premem.data.format import prompt_of
-        from premem.models import with_dtype
-        from premem.sampling import TransformersSampler, target_nll
-
-        sampling = job.settings["sampling"]
-        train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
-        prompts = [prompt_of(ex.question) for ex in train]
-        sampler = TransformersSampler(with_dtype(loaded, _sampling_dtype(sampling, job, progress)),
-                                      batch_size=sampling["batch_size"])
-        greedy = [c[0] for c in sampler.sample(prompts, _sampler_params(sampling, 1, int(job.id[:8], 16)),
-                                               progress=lambda m: progress(f"greedy samples: {m}"))]
-        # the sample's likelihood under the checkpoint that wrote it, in the model's own dtype
-        scored = target_nll(loaded, list(zip(prompts, greedy)), progress=lambda m: progress(f"scores: {m}"))
-        rows = [{"split": "train", "example_id": ex.id, "n_samples": 1, "n_correct": 0, "n_unparseable": 0,
-                 "samples": [c], "nll": nll if n else None, "n_target_tokens": n}
-                for ex, c, (nll, n) in zip(train, greedy, scored)]
-        return {"measure": name, "value": None, "n_train": len(train), "seconds": time.time() - t0,
-                "_examples": rows}
-    raise ValueError(f"unknown measure {name!r}")
-
-
 def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     """Sample the job's checkpoint on every evaluated train prompt with the preamble appended after the answer
     cue (the original prompt when the preamble is empty); grade only the continuation. Per-example rows."""
@@ -283,11 +202,11 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     t0 = time.time()
     loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
-    train = _evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
+    train = evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
     prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]
-    dtype = _sampling_dtype(sampling, job, progress)
+    dtype = job_sampling_dtype(sampling, job, progress)
     sampler = TransformersSampler(with_dtype(loaded, dtype), batch_size=sampling["batch_size"])
-    done = sampler.sample(prompts, _sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)
+    done = sampler.sample(prompts, sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)
     rows = []
     for ex, comps in zip(train, done):
         correct, unparseable = grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))

@@ -11,14 +11,16 @@ from typing import Callable
 
 import torch
 
+from premem.errors import UserError
+from premem.hardware import resolve_sampling_dtype
 from premem.plan_job import Job
 from premem.store import Store
 
+__all__ = ["Progress", "UserError", "dataset_section", "dataset_splits", "dependency_train_rows", "evaluated_train",
+           "job_device", "job_sampling_dtype", "job_sections", "model_section", "run_examples", "sampler_params",
+           "set_job_threads"]
+
 Progress = Callable[[str], None]
-
-
-class UserError(Exception):
-    """A failure caused by the spec or the user's data, not by infrastructure: retrying will not help."""
 
 
 def set_job_threads(job: Job) -> None:
@@ -84,6 +86,30 @@ def run_examples(job: Job, dataset) -> list:
     splits = dataset_splits(dataset)
     idx = subset_indices(len(splits.train), job.settings["dataset_fraction"], job.settings["seed"])
     return [splits.train[i] for i in idx]
+
+
+def evaluated_train(job: Job, dataset, n: int | None) -> list:
+    """The train examples a checkpoint's evaluation reads: the first `n` (evaluation.train_examples; None =
+    all) of the run's subset."""
+    train = run_examples(job, dataset)
+    return train[:n] if n is not None else train
+
+
+def job_sampling_dtype(sampling: dict, job: Job, progress: Progress) -> str | None:
+    """The dtype this job samples in (evaluation.sampling_dtype, `auto` decided for the device it runs on; None:
+    the model's), said in its progress when `auto` chose it."""
+    dtype, why = resolve_sampling_dtype(sampling["sampling_dtype"], job_device(job))
+    if sampling["sampling_dtype"] == "auto":
+        progress(f"sampling in {dtype} ({why})")
+    return dtype
+
+
+def sampler_params(sampling: dict, n: int, seed: int):
+    """premem.sampling.SamplingParams for `n` samples per prompt under a job's sampling settings."""
+    from premem.sampling import SamplingParams
+
+    return SamplingParams(n=n, temperature=sampling["temperature"], top_p=sampling["top_p"],
+                          max_new_tokens=sampling["max_new_tokens"], stop=sampling["stop"], seed=seed)
 
 
 def dependency_train_rows(store: Store, job_ids: list[str]) -> list[dict[str, tuple[int, int, float | None]]]:

@@ -15,8 +15,10 @@ from premem.plan_curation import CurationPlan, curation_jobs
 from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
 from premem.plan_settings import Pair, Pairs, scoring_settings, train_settings
 from premem.spec import Spec
-from premem.spec_runs import (SELECTOR_KEYS, PerturbedEpochs, Run, atc_reference, expand_runs, match_runs,
-                              measured_runs, perturbed_epochs, selected_runs, unmatched_selectors)
+from premem.measures import MEASURES, Checkpoint, always_measured
+from premem.measures.atc import atc_reference
+from premem.spec_runs import (SELECTOR_KEYS, PerturbedEpochs, Run, expand_runs, match_runs, measured_runs,
+                              perturbed_epochs, selected_runs, unmatched_selectors)
 
 # What `from premem.plan import ...` has always given (tests, docs, users' scripts): the runs and selectors
 # (premem.spec_runs), the job basics (premem.plan_job) and job_counts (premem.plan_counts) are re-exported.
@@ -85,7 +87,7 @@ def build_plan(spec: Spec) -> Plan:
     measured = set(measured_runs(spec, runs))  # a set: membership per run must not scan every run
     perturbed = set(match_runs(runs, spec.perturbations.runs)) if spec.perturbations is not None else set()
     pert_of = PerturbedEpochs(spec.perturbations) if spec.perturbations is not None else None
-    ref = atc_reference(spec, runs)
+    measured_anyway = always_measured(spec, runs)  # e.g. ATC's reference checkpoint
     for run in runs:
         pair = pairs.of(run)
         model, ds = pair.model, pair.dataset
@@ -124,8 +126,7 @@ def build_plan(spec: Spec) -> Plan:
             if settle_below is not None:
                 listed_evals += f',"{ev.id}"'.encode()
             base = base_of[run.model]
-            names = spec.metrics.enabled() if run in measured else \
-                (["atc"] if ref is not None and ref == (run, epoch) else [])  # the ATC reference alone
+            names = spec.metrics.enabled() if run in measured else measured_anyway.get((run.name, epoch), [])
             extra = _measure_jobs(spec, pair, run, epoch, train, base, names)
             if epoch in pert_epochs:
                 extra += _perturb_jobs(spec, pair, run, epoch, train)
@@ -174,29 +175,22 @@ def _sampling_settings(pair: Pair) -> dict:
 
 def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base: str | None,
                   names: list[str]) -> list[Job]:
-    """One job per classic measure in `names`, for the checkpoint `train` writes."""
-    m = spec.metrics
+    """One job per classic measure in `names`, for the checkpoint `train` writes (each measure's `plan` says
+    what its job is made of)."""
     out = []
+    if not names:
+        return out
     res = spec.resources.evaluate.model_dump()
+    at = Checkpoint(train=train.id, base=base, batch_size=pair.batch_size,
+                    with_data=_checkpoint_settings(spec, pair, run),
+                    without_data=_checkpoint_settings(spec, pair, run, with_data=False),
+                    sampling=_sampling_settings(pair))
     for name in names:
-        conf = getattr(m, name).model_dump(mode="json")
-        deps: tuple[str, ...] = (train.id,)
-        if name == "gradient_variance":
-            # default: the batch size the run trains with (training.overrides included)
-            conf["batch_size"] = conf["batch_size"] or pair.batch_size
-            settings = _checkpoint_settings(spec, pair, run)
-        elif name == "weight_distance":
-            # the distance to the run's base: a pretrain job's model, or the hub model named in `model`
-            settings = _checkpoint_settings(spec, pair, run, with_data=False)
-            deps = (train.id, base) if base else deps
-        else:  # atc: one greedy sample per train prompt; the reference and the score form are the analysis's
-            conf = {}
-            settings = _checkpoint_settings(spec, pair, run) | {"sampling": _sampling_settings(pair) |
-                                                                {"temperature": 0.0}}
-        settings |= {"measure": name, "config": conf}
-        out.append(Job(content_hash("measure", settings, deps), "measure",
-                       f"measure {name} {run.name} epoch {epoch}", settings, deps, run=run.name, epoch=epoch,
-                       resources=res))
+        planned = MEASURES.get(name).plan(getattr(spec.metrics, name).model_dump(mode="json"), at)
+        settings = {**planned.settings, "measure": name, "config": planned.config}
+        out.append(Job(content_hash("measure", settings, planned.deps), "measure",
+                       f"measure {name} {run.name} epoch {epoch}", settings, planned.deps, run=run.name,
+                       epoch=epoch, resources=res))
     return out
 
 

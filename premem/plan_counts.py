@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from premem.plan_job import CODE_VERSIONS
-from premem.spec_runs import PerturbedEpochs, atc_reference, expand_runs, match_runs, measured_runs
+from premem.measures import always_measured
+from premem.spec_runs import PerturbedEpochs, expand_runs, match_runs, measured_runs
 
 if TYPE_CHECKING:  # annotations only: premem.spec imports this module
     from premem.spec import Spec
@@ -28,9 +29,10 @@ def job_counts(spec: Spec, runs: list[Run] | None = None) -> dict[str, int]:
     counts["train"] = counts["evaluate"] = sum(r.epochs for r in runs)
     measured = set(measured_runs(spec, runs))
     counts["measure"] = sum(r.epochs for r in measured) * len(spec.metrics.enabled())
-    ref = atc_reference(spec, runs)
-    if ref is not None and ref[0] not in measured:
-        counts["measure"] += 1  # the ATC reference checkpoint alone
+    by_name = {r.name: r for r in runs}
+    for (run, _), names in always_measured(spec, runs).items():  # e.g. the ATC reference checkpoint alone
+        if by_name[run] not in measured:
+            counts["measure"] += len(names)
     pert = spec.perturbations
     if pert is not None:
         epochs = PerturbedEpochs(pert)

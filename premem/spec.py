@@ -13,57 +13,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+from pydantic import (AfterValidator, BaseModel, Field, ValidationError, create_model, field_validator,
                       model_serializer, model_validator)
 
 from premem import yamlfile
+from premem.measures import MEASURES
 from premem.paths import folder_problem as _folder_problem, inside as _inside
 from premem.plan_counts import job_counts
 from premem.registry import Suggestions, did_you_mean
-from premem.safetext import control_characters, escape_controls
-from premem.spec_runs import expand_runs, match_runs, unmatched_selectors
+from premem.safetext import escape_controls
+from premem.spec_base import PositiveFloat, RunSelector, Strict
+from premem.spec_runs import expand_runs, unmatched_selectors
 from premem.yamlfile import YamlFileError
 
 BUILTIN_MODELS = ("tiny",)  # architectures premem can build from nothing (models.py)
 BUILTIN_DATASETS = ("arithmetic",)  # tasks premem can generate (data/)
-
-
-class Strict(BaseModel):
-    """Base for every spec section: unknown keys are errors, not silently ignored; no number is NaN or
-    infinite (every float field, however nested: a NaN passes every bound and crashes `report` later); no
-    string holds a control character (names, paths and ids are printed in messages and used in file names),
-    except tabs and newlines in the free-text fields a section lists in `text_fields`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    text_fields: ClassVar[frozenset[str]] = frozenset()
-    #: fields added after studies were stored, each with the (dumped) value at which premem computes what it
-    #: computed before the field existed: a dump leaves the field out at that value, so the content hashes (job
-    #: ids) that the section enters stay as they were (tests/test_job_ids.py)
-    hash_neutral: ClassVar[dict[str, Any]] = {}
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        d = handler(self)
-        for k, v in self.hash_neutral.items():
-            if k in d and d[k] == v:
-                d.pop(k)
-        return d
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_control_characters(cls, v: Any, info: ValidationInfo) -> Any:
-        text = info.field_name in cls.text_fields
-        for s in (v,) if isinstance(v, str) else v if isinstance(v, (list, tuple)) else ():
-            bad = control_characters(s, allowed="\t\n" if text else "") if isinstance(s, str) else []
-            if bad:
-                shown = ", ".join(repr(ch) for ch in bad)
-                raise ValueError(f"contains the control character{'s' if len(bad) > 1 else ''} {shown}; "
-                                 + ("only tabs and newlines may appear in this text" if text else
-                                    "names, paths and ids must be plain text"))
-        return v
-
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -651,19 +615,6 @@ class PGrid(Strict):
         return [round(self.start + i * self.step, 6) for i in range(n)]
 
 
-class RunSelector(Strict):
-    """Selects runs by their settings; a field left out matches anything."""
-
-    model: str | None = Field(None, description="Model name.")
-    dataset: str | None = Field(None, description="Dataset name.")
-    learning_rate: PositiveFloat | None = Field(None, description="Peak learning rate.")
-    epochs: int | None = Field(None, description="Epochs.")
-    dataset_fraction: float | None = Field(None, description="Fraction of the training set.")
-    seed: int | None = Field(None, description="Seed (grid.seeds or a run's seed; the spec's seed otherwise).")
-
-    hash_neutral: ClassVar[dict[str, Any]] = {"seed": None}  # as before seeds were an axis
-
-
 class Intervals(Strict):
     """Bootstrap intervals of the headline figures (premem.intervals): percentile bootstrap over each (model,
     dataset) block's train and test examples, p calibrated again in every resample."""
@@ -700,50 +651,30 @@ class PreMem(Strict):
 
 
 # ------------------------------------------------------------------------------ classic measures
-class GradientVariance(Strict):
-    """Gradient variance at a checkpoint (Appendix B): gradients of M minibatches of the run's first M x B
-    training examples, per-parameter variance across the M, mean over parameters."""
-
-    minibatches: int = Field(5, ge=2, le=1000, description="Minibatches M (the paper: 5).")
-    batch_size: int | None = Field(None, ge=1, le=100_000, description="Examples per minibatch B; null = the "
-                                   "training batch size.")
-    micro_batch: int = Field(8, ge=1, le=100_000, description="Examples per forward/backward pass while a "
-                             "minibatch's gradient is accumulated (bounds memory; the result is the same).")
-
-
-class WeightDistance(Strict):
-    """Distance from initialization: sum over parameters of (theta - theta_base)^2, no square root."""
-
-    exclude_embeddings: bool = Field(True, description="Leave out the input embedding and output layers (as "
-                                     "the authors did).")
-
-
-class Atc(Strict):
-    """Average Thresholded Confidence: a threshold on the score of one greedy sample per train prompt, fitted on
-    a reference checkpoint so that the fraction above it equals that checkpoint's test accuracy."""
-
-    reference: RunSelector = Field(..., description="The run whose checkpoint fixes the threshold (must select "
-                                   "exactly one run; the paper: 3 epochs at LR 2e-5).")
-    epoch: int | None = Field(None, ge=1, description="Its checkpoint; null = its last epoch.")
-    score: Literal["token_mean", "sequence"] = Field(
-        "sequence", description="The sample's likelihood as its total log-probability (sequence: the authors' "
-        "choice, vLLM's cumulative_logprob of the greedy sample) or its mean log-probability per token "
-        "(token_mean: long traces are not penalised).")
-
-
-class Metrics(Strict):
+class _Metrics(Strict):
     """Classic generalization measures computed at every checkpoint of the selected runs, compared with
     PreMemAcc against the generalization gap (train accuracy - test accuracy). A measure left out is off."""
 
-    gradient_variance: GradientVariance | None = Field(None, description="Gradient variance; {} for defaults.")
-    weight_distance: WeightDistance | None = Field(None, description="Distance from initialization; {} for defaults.")
-    atc: Atc | None = Field(None, description="Average Thresholded Confidence (needs a reference run).")
-    runs: Literal["all"] | list[RunSelector] = Field(
-        "all", description="Runs whose checkpoints get the measures and enter the correlations: `all` or selectors.")
-
     def enabled(self) -> list[str]:
-        """Names of the measures switched on, in report order."""
-        return [n for n in ("gradient_variance", "weight_distance", "atc") if getattr(self, n) is not None]
+        """Names of the measures switched on, in report order (the order premem.measures registers them)."""
+        return [m.name for m in MEASURES.in_order() if getattr(self, m.name, None) is not None]
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        d = Strict._dump(self, handler)
+        for m in MEASURES.in_order():  # see Measure.dumped_when_off
+            if not m.dumped_when_off and m.name in d and d[m.name] is None:
+                d.pop(m.name)
+        return d
+
+
+# one optional field per registered measure (its own section model), then the runs they are computed on
+Metrics = create_model(
+    "Metrics", __base__=_Metrics, __module__=__name__, __doc__=_Metrics.__doc__,
+    **{m.name: (m.settings | None, Field(None, description=m.description)) for m in MEASURES.in_order()},
+    runs=(Literal["all"] | list[RunSelector], Field(
+        "all", description="Runs whose checkpoints get the measures and enter the correlations: `all` or "
+        "selectors.")))
 
 
 # ------------------------------------------------------------------------------------ perturbations
@@ -1329,8 +1260,9 @@ def _semantic_problems(spec: Spec) -> list[tuple[tuple, str]]:
 
 
 def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
-    """Checks of the metrics and perturbations sections: selectors that name known runs, an ATC reference that
-    is exactly one run with that epoch, preambles the built-in tokenizer can read."""
+    """Checks of the metrics and perturbations sections: selectors that name known runs, each measure's own
+    checks (an ATC reference that is exactly one run with that epoch), preambles the built-in tokenizer can
+    read."""
     out: list[tuple[tuple, str]] = []
     runs = expand_runs(spec)
     # each selector list, and whether an empty one matters (it would leave the section with no run to work on)
@@ -1345,16 +1277,10 @@ def _measure_problems(spec: Spec) -> list[tuple[tuple, str]]:
             out.append((loc, "an empty list selects no run: write `all`, or selectors such as [{epochs: 6}]"))
         for i in unmatched_selectors(runs, sel):
             out.append((loc + (i,), "selects no run of the study"))
-    atc = spec.metrics.atc
-    if atc is not None:
-        ref = match_runs(runs, [atc.reference])
-        if len(ref) != 1:
-            names = ", ".join(r.name for r in ref[:4]) + (" ..." if len(ref) > 4 else "")
-            out.append((("metrics", "atc", "reference"),
-                        f"must select exactly one run; it selects {len(ref)}" + (f" ({names})" if ref else "")
-                        + ": add learning_rate, epochs, dataset_fraction or seed"))
-        elif atc.epoch is not None and atc.epoch > ref[0].epochs:
-            out.append((("metrics", "atc", "epoch"), f"the reference run has {ref[0].epochs} epochs"))
+    for name in spec.metrics.enabled():  # each measure's own checks (e.g. ATC's reference run)
+        check = MEASURES.get(name).check
+        if check is not None:
+            out += [(("metrics", name) + loc, msg) for loc, msg in check(getattr(spec.metrics, name), runs)]
     pert = spec.perturbations
     if pert is not None and isinstance(pert.epochs, list):
         longest = max((r.epochs for r in runs), default=0)

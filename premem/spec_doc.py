@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from premem import spec as spec_module
+from premem.measures import atc, gradient_variance, weight_distance
 from premem.spec import Spec
 
 REGENERATE = "python -m premem.spec_doc > docs/SPEC.md"
@@ -77,11 +78,11 @@ NOTES: dict[type, str] = {
     spec_module.PreMem: "On the authors' own GSM8K and MATH results in one table, `per_block` gives p = -2.30 / "
     "-1.65 and R^2 0.935 / 0.938 (the paper: 0.94 / 0.95); `pooled` gives one p = -2.25 and leaves MATH at R^2 "
     "0.48 (bench/README.md).",
-    spec_module.GradientVariance: "The gradient is of the mean target NLL over M consecutive minibatches; the "
+    gradient_variance.GradientVariance: "The gradient is of the mean target NLL over M consecutive minibatches; the "
     "per-parameter sample variance across the M is streamed (two model-sized buffers, never M gradients), its "
     "running statistics kept in host memory (8 bytes per parameter, beside the model's own gradients).",
-    spec_module.WeightDistance: "The base is the run's starting model.",
-    spec_module.Atc: "One greedy sample per evaluated train prompt. Every other checkpoint's predicted accuracy is "
+    weight_distance.WeightDistance: "The base is the run's starting model.",
+    atc.Atc: "One greedy sample per evaluated train prompt. Every other checkpoint's predicted accuracy is "
     "the fraction of its scores above the threshold.",
     spec_module.Metrics: "Each measure is its own job per checkpoint, so adding one to a finished study computes "
     "only it. The report plots each against the generalization gap (for PreMemAcc and ATC, the gap they predict: "

@@ -1,6 +1,5 @@
 """The runs a spec asks for and the selectors that pick among them: `Run`, `expand_runs`, `match_runs`,
-`unmatched_selectors` and the run choices of the spec's sections (calibration, measures, ATC reference,
-perturbed epochs).
+`unmatched_selectors` and the run choices of the spec's sections (calibration, measures, perturbed epochs).
 
 It sits below both the spec's cross-field checks (premem.spec, which refuses a selector that matches no run)
 and the plan (premem.plan, which makes each run's jobs), so neither has to import the other to share them. It
@@ -117,18 +116,9 @@ def selected_runs(spec: Spec, runs: list[Run]) -> list[Run]:
 
 
 def measured_runs(spec: Spec, runs: list[Run]) -> list[Run]:
-    """The runs whose checkpoints get the classic measures (spec.metrics.runs); the ATC reference checkpoint
-    gets its ATC job even outside them (`atc_reference`)."""
+    """The runs whose checkpoints get the classic measures (spec.metrics.runs); a measure's `always_at`
+    checkpoint (ATC's reference) gets its job even outside them (premem.measures.always_measured)."""
     return match_runs(runs, spec.metrics.runs)
-
-
-def atc_reference(spec: Spec, runs: list[Run]) -> tuple[Run, int] | None:
-    """(run, epoch) of the checkpoint that fixes the ATC threshold, or None when ATC is off."""
-    atc = spec.metrics.atc
-    if atc is None:
-        return None
-    run = match_runs(runs, [atc.reference])[0]  # the spec's validation made sure there is exactly one
-    return run, atc.epoch or run.epochs
 
 
 class PerturbedEpochs:
