@@ -37,14 +37,16 @@ from premem import yamlfile
 from premem.hardware import resolve_sampling_dtype
 from premem.measures import MEASURES, Sizes
 from premem.plan import Plan
-from premem.plan_job import Job
+from premem.plan_job import JOB_KINDS, STORED_KINDS, Job, require_every_kind
 from premem.safetext import escape_controls
 from premem.wording import counted
 from premem.yamlfile import YamlFileError
 
-KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
-EVAL_KINDS = ("evaluate", "measure", "perturb")  # the jobs that read a finished checkpoint
-CURATION_KINDS = ("collect", "score")  # curation's own jobs: they ask Ray for what evaluation jobs do
+KINDS = STORED_KINDS
+EVAL_KINDS = tuple(k for k in KINDS if JOB_KINDS[k].reads_checkpoint)  # the jobs that read a finished checkpoint
+#: the kinds `work` computes the work of (a new kind must be added there: importing this module says so)
+COSTED_KINDS = ("pretrain", "train", "evaluate", "measure", "perturb", "collect", "score")
+require_every_kind(COSTED_KINDS, "premem.cost's work model")
 
 # ----------------------------------------------------------------------------------------- CPU defaults
 # Measured on this project's development machine (2 vCPUs, Intel Xeon with AVX-512/AMX-BF16, torch 2.13.0+cpu),
@@ -461,7 +463,7 @@ def _uses_gpu(spec, kind: str) -> bool:
 
 def _resources(spec, kind: str):
     """What a job of `kind` asks Ray for (spec.JobResources)."""
-    return spec.resources.evaluate if kind in EVAL_KINDS + CURATION_KINDS else getattr(spec.resources, kind)
+    return getattr(spec.resources, JOB_KINDS[kind].resources)
 
 
 def resolve_rates(spec, tp: ThroughputsFile, file: str | None) -> dict[str, ModelRatesResolved]:

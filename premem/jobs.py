@@ -18,7 +18,7 @@ from premem.jobs_context import (Progress, UserError, dataset_splits, dependency
                                  job_device, job_sampling_dtype, job_sections, sampler_params, set_job_threads)
 from premem.jobs_measure import run_measure
 from premem.jobs_training import diverged_result, downsample, prepare_training, train_result
-from premem.plan_job import Job
+from premem.plan_job import Job, require_every_kind
 from premem.store import Store
 
 
@@ -234,6 +234,7 @@ def run_score(job: Job, store: Store, progress: Progress) -> dict:
 
 RUNNERS = {"pretrain": run_pretrain, "train": run_train_epoch, "evaluate": run_evaluate, "measure": run_measure,
            "perturb": run_perturb, "collect": run_collect, "score": run_score}
+require_every_kind(RUNNERS, "premem.jobs.RUNNERS")
 
 
 class StoreUnreachable(RuntimeError):

@@ -16,10 +16,45 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Bump a kind's version when the code that computes its result changes what it computes.
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of job, as every stage that handles jobs knows it: `version` (bump it when the code that computes
+    its result changes what it computes: every stored job of the kind reruns), `resources` (the spec's
+    `resources:` section it asks Ray for), `reads_checkpoint` (it loads a finished checkpoint: the cost model
+    serializes such jobs behind training on one GPU) and `stored` (False for the analysis, recomputed on every
+    apply). Its runner is premem.jobs.RUNNERS[name] and its work premem.cost's; both modules refuse to import
+    with a kind of this table missing, so a kind cannot be half-registered."""
+
+    name: str
+    version: str
+    resources: str
+    reads_checkpoint: bool = False
+    stored: bool = True
+
+
 # train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
-CODE_VERSIONS = {"pretrain": "2", "train": "2", "evaluate": "2", "measure": "1", "perturb": "1", "analysis": "1",
-                 "collect": "1", "score": "1"}
+JOB_KINDS: dict[str, JobKind] = {k.name: k for k in (
+    JobKind("pretrain", "2", "pretrain"),
+    JobKind("train", "2", "train"),
+    JobKind("evaluate", "2", "evaluate", reads_checkpoint=True),
+    JobKind("measure", "1", "evaluate", reads_checkpoint=True),  # one classic measure (premem.measures)
+    JobKind("perturb", "1", "evaluate", reads_checkpoint=True),
+    JobKind("analysis", "1", "", stored=False),
+    JobKind("collect", "1", "evaluate"),  # curation's own jobs ask Ray for what evaluation jobs do
+    JobKind("score", "1", "evaluate"),
+)}
+#: kind -> its version (what content_hash reads)
+CODE_VERSIONS = {name: kind.version for name, kind in JOB_KINDS.items()}
+#: the kinds whose jobs compute something and are stored (all but the analysis)
+STORED_KINDS = tuple(name for name, kind in JOB_KINDS.items() if kind.stored)
+
+
+def require_every_kind(handled, what: str) -> None:
+    """Raise TypeError naming the stored kinds that `handled` (a module's table of kinds) lacks: called at import by
+    each module that must handle every kind."""
+    missing = [k for k in STORED_KINDS if k not in handled]
+    if missing:
+        raise TypeError(f"{what} has no entry for the job kind(s) {missing} (premem.plan_job.JOB_KINDS)")
 
 
 @dataclass(frozen=True)

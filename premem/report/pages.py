@@ -104,6 +104,21 @@ CHECKPOINT_COLUMNS: tuple[tuple[str, str, Any], ...] = (
 )
 
 
+def checkpoint_columns(summary: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """CHECKPOINT_COLUMNS, then a column for each checkpoint value of a measure the summary has that they do not
+    name (a measure registered beyond the built-in ones: premem.measures), headed by the measure's label."""
+    out = list(CHECKPOINT_COLUMNS)
+    known = {key for key, _, _ in out}
+    for name, b in as_dict(summary.get("baselines")).items():
+        b = as_dict(b)
+        for key in dict.fromkeys([str(b.get("value_key") or name), str(b.get("test_key") or "")]):
+            if key and key not in known and name != "premem":
+                label = str(b.get("label") or name)
+                out.append((key, label if key == str(b.get("value_key") or name) else f"{label} ({key})", format_sig))
+                known.add(key)
+    return out
+
+
 @dataclass
 class Page:
     path: str  # relative to the report's folder, "/"-separated
@@ -309,6 +324,7 @@ class _Study:
 
     def __init__(self, summary: Mapping[str, Any], dynamics: Mapping[str, Any]):
         self.summary = summary
+        self.checkpoint_columns = checkpoint_columns(summary)
         self.dynamics = as_dict(dynamics)
         self.csvs: dict[str, str] = {}
         self.spec = as_dict(summary.get("spec"))
@@ -594,7 +610,7 @@ def _index(st: _Study) -> Page:
         + ["final_" + k for k in _columns_with_ci(["train_acc", "test_acc", "premem_acc"], final_ci)] + ["error"]
         + (["seed"] if seeds is not None else []), run_rows)
     cp_keys = ["train_acc", "test_acc", "premem_acc", "train_nll", "memorized_frac", "train_loss"]
-    cp_keys += [k for k, _, _ in CHECKPOINT_COLUMNS if k not in cp_keys
+    cp_keys += [k for k, _, _ in st.checkpoint_columns if k not in cp_keys
                 and any(k in c for run in runs for c in run.checkpoints)]
     cp_ci = _ci_columns(all_cps, cp_keys)
     st.csvs["checkpoints.csv"] = csv_text(
@@ -1326,7 +1342,7 @@ def _run_page(st: _Study, k: int) -> Page:
                         "caption": "Mean training loss of each epoch (no per-step curve recorded)."})
 
     cp_csv = f"run_{run.slug}_checkpoints.csv"
-    cols = [(key, head, fmt) for key, head, fmt in CHECKPOINT_COLUMNS if any(key in c for c in cps)]
+    cols = [(key, head, fmt) for key, head, fmt in st.checkpoint_columns if any(key in c for c in cps)]
     if cps:
         acc_series = []
         for key, label, color, dashed in (("train_acc", "train accuracy", "#7f7f7f", True),
