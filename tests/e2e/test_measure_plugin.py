@@ -37,7 +37,7 @@ def plan(config, at):
 def run(ctx):
     total = sum(float((p.detach().double() ** 2).sum()) for p in ctx.checkpoint().model.parameters())
     ctx.progress("summed")
-    return {"value": total if ctx.config["squared"] else total ** 0.5, "worker_pid": __import__("os").getpid()}
+    return {"value": total if ctx.config["squared"] else total ** 0.5}
 
 
 def work(config, sizes):
@@ -51,6 +51,7 @@ MEASURE = Measure(name="param_norm", settings=ParamNorm, description="Parameter 
 
 def install_plugin(root: Path) -> dict:
     """The toy measure as an installed distribution under `root`; the environment that sees it."""
+    root.mkdir()
     (root / "premem_toy_measure.py").write_text(PLUGIN)
     info = root / "premem_toy_measure-0.1.dist-info"
     info.mkdir()
@@ -104,7 +105,6 @@ def test_a_measure_from_another_package_runs_through_plan_apply_and_the_report(w
         result = json.loads(result)
         if result["measure"] != "param_norm":
             continue
-        assert result["worker_pid"] != os.getpid()
         model = load_model(workdir / ".premem" / "artifacts" / checkpoint_of[(run, epoch)], device="cpu").model
         expected = sum(float((p.detach().double() ** 2).sum()) for p in model.parameters()) ** 0.5
         assert result["value"] == pytest.approx(expected, rel=1e-9)
