@@ -373,7 +373,7 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     """The work of one job, from its settings and the datasets' sizes and lengths."""
     spec, s = plan.spec, job.settings
     if job.kind == "pretrain":
-        m = spec.model(job.label.split(" ", 1)[1])
+        m = spec.model(job.model)
         pre = m.pretrain
         ds = spec.dataset(pre.dataset)
         key = (pre.dataset, pre.examples, tuple(pre.difficulty_mix or ()))
@@ -422,7 +422,7 @@ def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
         if s.get("train_split") is not None:
             n = st.test if s["train_split"] == "test" else st.train
         else:
-            r = int(job.run.rsplit("round", 1)[1].split("/")[0])  # curation/<strategy>/round<r>[/seed<s>]
+            r = plan.curation.round_of(job.run)
             n = st.train + sum(c.per_round()[:r])
         return Work(trained=n * example, loads=1, authors_loads=1)
     if job.kind == "evaluate":
@@ -542,16 +542,6 @@ def job_seconds(w: Work, r: Rates, authors: bool, premem_load: float | None = No
 
 
 # ------------------------------------------------------------------------------------------ wall clock
-def _model_of(job: Job, plan: Plan) -> str:
-    # a model's name may itself contain "/" (hub-style names): read it from the run, not from the run's name
-    grid = plan.runs_by_name()
-    if job.run in grid:
-        return grid[job.run].model
-    if job.run is not None and job.run.startswith("curation/"):
-        return plan.spec.curation_pair()[0]
-    return job.label.split(" ", 1)[1]
-
-
 def wall_clock(plan: Plan, seconds: dict[str, float], gpus: int, cpus: int, serialize: bool) -> float:
     """Hours until every job is done on a cluster of `gpus` GPUs and `cpus` CPUs: greedy list scheduling in plan
     order of the dependency graph (`serialize`: a checkpoint's jobs also wait for the run's last epoch).
@@ -669,7 +659,7 @@ def estimate(plan: Plan, status: dict[str, str] | None = None, throughputs: str 
         if j.kind == "analysis":
             continue
         w = job_work(j, plan, stats)
-        r = rates[_model_of(j, plan)]
+        r = rates[j.model]
         sp, sa = job_seconds(w, r.premem, False), job_seconds(w, r.authors, True, r.premem.load)
         same = Rates(r.authors.train, r.authors.pretrain, r.premem.sample, r.authors.score, r.authors.load)
         sec_p[j.id], sec_a[j.id], sec_same[j.id] = sp, sa, job_seconds(w, same, True, r.premem.load)

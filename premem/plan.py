@@ -73,7 +73,7 @@ def build_plan(spec: Spec) -> Plan:
         # pretraining is per model, not per run: grid.seeds repeat the finetuning runs from the same base model
         settings = {"model": model, "dataset": generator, "seed": spec.seed, "device": spec.device}
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
-                  resources=res.pretrain.model_dump())
+                  resources=res.pretrain.model_dump(), model=m.name)
         jobs.append(job)
         base_of[m.name] = job.id
 
@@ -100,7 +100,8 @@ def build_plan(spec: Spec) -> Plan:
                                       run.dataset_fraction, epoch, pair, seed=run.seed)
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
-                        settings, deps, run=run.name, epoch=epoch, resources=train_res)
+                        settings, deps, run=run.name, epoch=epoch, resources=train_res, model=run.model,
+                        dataset=run.dataset)
             ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content,
                            "evaluation": pair.evaluation_content,
                            "dataset_fraction": run.dataset_fraction, "seed": run.seed, "device": spec.device}
@@ -119,7 +120,7 @@ def build_plan(spec: Spec) -> Plan:
             else:
                 ev_id = content_hash("evaluate", ev_settings, ev_deps)
             ev = Job(ev_id, "evaluate", f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name,
-                     epoch=epoch, resources=eval_res)
+                     epoch=epoch, resources=eval_res, model=run.model, dataset=run.dataset)
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
@@ -190,7 +191,7 @@ def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base
         settings = {**planned.settings, "measure": name, "config": planned.config}
         out.append(Job(content_hash("measure", settings, planned.deps), "measure",
                        f"measure {name} {run.name} epoch {epoch}", settings, planned.deps, run=run.name,
-                       epoch=epoch, resources=res))
+                       epoch=epoch, resources=res, model=run.model, dataset=run.dataset))
     return out
 
 
@@ -206,7 +207,8 @@ def _perturb_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job) -> l
         what = "original prompt" if not preamble else f"preamble {preamble.strip()!r}"
         out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
                        f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,
-                       epoch=epoch, resources=spec.resources.evaluate.model_dump()))
+                       epoch=epoch, resources=spec.resources.evaluate.model_dump(), model=run.model,
+                       dataset=run.dataset))
     return out
 
 
@@ -216,8 +218,7 @@ def job_view(job: Job, status: str) -> dict:
     view: dict[str, Any] = {"id": job.short, "full_id": job.id, "kind": job.kind, "status": status,
                             "label": job.label, "run": job.run, "epoch": job.epoch, "depends_on": [d[:10] for d in job.deps]}
     if job.kind in ("train", "evaluate"):
-        view.update(model=job.run.split("/")[0], dataset=job.run.split("/")[1],
-                    dataset_fraction=s["dataset_fraction"])
+        view.update(model=job.model, dataset=job.dataset, dataset_fraction=s["dataset_fraction"])
     if job.kind == "train":
         view.update(learning_rate=s["learning_rate"], epochs=s["epochs"], training=s["training"])
     if job.kind == "evaluate":
@@ -225,7 +226,7 @@ def job_view(job: Job, status: str) -> dict:
         if "skip_settled_below" in s:
             view.update(skip_settled_below=s["skip_settled_below"])
     if job.kind == "pretrain":
-        view.update(model=job.label.split(" ", 1)[1], pretrain=s["model"]["pretrain"])
+        view.update(model=job.model, pretrain=s["model"]["pretrain"])
     if job.kind == "measure":
         view.update(measure=s["measure"], config=s["config"])
     if job.kind == "perturb":

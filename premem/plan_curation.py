@@ -48,6 +48,12 @@ class CurationPlan:
     seeds: list[int] = field(default_factory=list)  # curation.seeds (empty: none given)
     parts: list[CurationPlan] = field(default_factory=list)  # one plan per seed, with seeds
 
+    def round_of(self, run: str) -> int:
+        """The round of the curation model named `run` (0: the originals alone)."""
+        if not hasattr(self, "_rounds"):
+            self._rounds = {r.name: r.round for r in self.runs}
+        return self._rounds[run]
+
     def per_seed(self) -> list[tuple[int | None, CurationPlan]]:
         """[(seed, that seed's plan)]: [(None, self)] without curation.seeds."""
         return list(zip(self.seeds, self.parts)) if self.parts else [(None, self)]
@@ -98,7 +104,8 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
                 fp = dataset_fingerprint(ds)
                 if fp:
                     s["data_files"] = fp
-            j = make_job("train", f"train {run} epoch {epoch}", s, deps, run, epoch, res.train.model_dump())
+            j = make_job("train", f"train {run} epoch {epoch}", s, deps, run, epoch, res.train.model_dump(),
+                         model_name, ds_name)
             out.append(j)
             prev = j.id
         return out
@@ -120,7 +127,7 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
             if fp:
                 s["data_files"] = fp
             out.append(make_job("evaluate", f"evaluate {run} epoch {epoch}", s, (tj.id,), run, epoch,
-                                res.evaluate.model_dump()))
+                                res.evaluate.model_dump(), model_name, ds_name))
         return out
 
     def add_run(name, strategies, round_, collect, selects) -> CurationRun:
@@ -143,7 +150,7 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
         if ifd.unconditional != "after_cue":  # hashed only when set, so existing score jobs keep their ids
             s["unconditional"] = ifd.unconditional
         score = make_job("score", "score IFD of the originals" + label_tag, s, (tr[-1].id,), "curation/ifd-scorer" + tag,
-                         None, res.evaluate.model_dump())
+                         None, res.evaluate.model_dump(), model_name, ds_name)
         jobs.extend(tr + [score])
         scorer = score.id
     source = _source_settings(spec, base_of)
@@ -170,7 +177,8 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
                 s |= {"percent": c.heuristic.percent}
             s["after"] = prev_collect  # which dependency is the previous round's collection (None in round 1)
             collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new){label_tag}", s, deps,
-                               f"curation/{strategy}/round{r}{tag}", None, res.evaluate.model_dump())
+                               f"curation/{strategy}/round{r}{tag}", None, res.evaluate.model_dump(), model_name,
+                               ds_name)
             jobs.append(collect)
             collects[strategy].append(collect.id)
             selects = strategy == "premem" and r < c.rounds

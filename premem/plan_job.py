@@ -73,6 +73,8 @@ class Job:
     run: str | None = None
     epoch: int | None = None
     resources: dict = field(default_factory=dict)
+    model: str | None = None  # the spec's name of the model it trains or reads (none for the analysis)
+    dataset: str | None = None  # the spec's name of its run's dataset (none for pretrain and the analysis)
 
     @property
     def short(self) -> str:
@@ -101,10 +103,11 @@ def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> 
 
 
 def make_job(kind: str, label: str, settings: dict, deps: tuple[str, ...] = (), run: str | None = None,
-             epoch: int | None = None, resources: dict | None = None) -> Job:
+             epoch: int | None = None, resources: dict | None = None, model: str | None = None,
+             dataset: str | None = None) -> Job:
     """A Job whose id is the content hash of its kind, settings and dependencies."""
     return Job(content_hash(kind, settings, deps), kind, label, settings, deps, run=run, epoch=epoch,
-               resources={} if resources is None else resources)
+               resources={} if resources is None else resources, model=model, dataset=dataset)
 
 
 def section_content(section) -> dict:
