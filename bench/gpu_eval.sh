@@ -8,7 +8,7 @@
 # Prints tokens/s of perplexity (premem's packed batches vs one float32 forward pass per example) and of
 # sampling (premem's batched KV-cache sampler vs model.generate prompt by prompt), and, when vLLM is
 # installed, vLLM's sampling rate on the same prompts (one engine load, timed apart). Use the figures for
-# bench/throughputs-example.yaml. Refuses (exit 2) when no GPU is visible.
+# premem/throughputs-example.yaml. Refuses (exit 2) when no GPU is visible.
 # UNVERIFIED: written without a GPU; first run it on a fresh GPU machine and check its output.
 set -uo pipefail
 cd "$(dirname "$0")/.."

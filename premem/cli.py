@@ -603,7 +603,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--cost", nargs="?", const="", default=None, metavar="THROUGHPUTS.yaml",
                    help="print the compute hours of the jobs to run and of the whole study, premem's way and the "
-                        "authors', from throughputs in this file (see bench/throughputs-example.yaml); without a "
+                        "authors', from throughputs in this file (see premem/throughputs-example.yaml); without a "
                         "file, the CPU figures measured for the built-in model")
     p = verb("apply", cmd_apply, "run what is missing (as Ray tasks) and write the report")
     p.add_argument("spec")

@@ -528,7 +528,7 @@ def resolve_rates(spec, tp: ThroughputsFile, file: str | None) -> dict[str, Mode
         where = file or "a throughputs file"
         raise CostError([f"{msg}: give it in {where} under models.<name> or defaults" for msg in missing] +
                         ["(CPU defaults exist only for built-in models whose jobs ask for no GPU; see "
-                         "bench/throughputs-example.yaml for the fields)"])
+                         "premem/throughputs-example.yaml for the fields)"])
     return out
 
 
@@ -718,26 +718,22 @@ def _ratio(p: float, a: float) -> str:
     return f"{p / a:.2f}" if a else "n/a"
 
 
-EXAMPLE_THROUGHPUTS = Path(__file__).resolve().parents[1] / "bench" / "throughputs-example.yaml"
+EXAMPLE_THROUGHPUTS = Path(__file__).resolve().parent / "throughputs-example.yaml"  # package data
 
 
 def plan_footer(plan: Plan, status: dict[str, str], spec_path: str) -> list[str]:
     """The lines `premem plan` ends with: the study's work (runs, checkpoints, tokens to train and to sample) and
     its device-hours under stated assumptions: this project's measured CPU throughputs for a built-in model, else
-    the example GPU figures of bench/throughputs-example.yaml (in a clone of the repository), else a pointer to
-    `--cost THROUGHPUTS.yaml`."""
+    the example GPU figures of premem/throughputs-example.yaml (shipped with premem)."""
     lines, assumed = [], None
     try:
         est = estimate(plan, status)
     except CostError:
-        if not EXAMPLE_THROUGHPUTS.is_file():
-            return [f"Cost: GPU throughputs needed: premem plan {spec_path} --cost THROUGHPUTS.yaml "
-                    "(the fields: bench/throughputs-example.yaml in premem's repository)"]
         try:
             est = estimate(plan, status, EXAMPLE_THROUGHPUTS)
         except CostError as e:
             return ["Cost: " + e.lines[0]]
-        assumed = "the example GPU throughputs of bench/throughputs-example.yaml, all assumptions"
+        assumed = "the example GPU throughputs of premem/throughputs-example.yaml, all assumptions"
     work = sum((k.work for k in est.kinds.values()), Work())
     ckpts = sum(1 for j in plan.jobs if j.kind == "evaluate")
     lines.append(f"Work: {counted(len(plan.runs), 'grid run')}, {counted(ckpts, 'checkpoint evaluation')}; "

@@ -268,3 +268,13 @@ def test_private_names_imported_or_reached_across_modules_are_named(tmp_path):
 def test_imports_from_outside_the_package_are_not_counted(tmp_path, text):
     graph, private = import_graph(_package(tmp_path, {"a.py": text}))
     assert graph["pkg.a"] == set() and private == []
+
+
+def test_no_premem_module_reads_the_repositorys_bench_folder():
+    """An installed premem has no bench/ beside it: what the package needs at run time is package data."""
+    found = []
+    for path in sorted(PREMEM.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in ("bench", "bench/"):
+                found.append(f"{path.relative_to(PREMEM.parent)}:{node.lineno}")
+    assert not found, "premem reaches into the repository's bench/ folder: " + ", ".join(found)
