@@ -130,7 +130,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     t0 = time.time()
     # target perplexity in float32 (evaluation.scoring_dtype; a float32 model's settings do not name it)
     score_dtype = s.get("scoring_dtype", model_spec.dtype)
-    loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.deps[0]), model_spec, ev,
+    loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.dep("checkpoint")), model_spec, ev,
                                                        job_device(job), job.resources.get("gpus", 0), s["seed"],
                                                        scoring_dtype=score_dtype)
     sampling_dtype = job_sampling_dtype(ev, job, progress)
@@ -146,7 +146,7 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=seed)
     settle_below = s.get("skip_settled_below")
-    earlier = _earlier_train_results(store, list(job.deps[1:])) if settle_below is not None else []
+    earlier = _earlier_train_results(store, list(job.deps_as("earlier"))) if settle_below is not None else []
     work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
                                sampling_dtype=sampling_dtype, test_samples=ev["test_samples"],
@@ -200,7 +200,7 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     model_spec, ds = job_sections(job)
     s, sampling = job.settings, job.settings["sampling"]
     t0 = time.time()
-    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
+    loaded = load_model(store.artifact(job.dep("checkpoint")), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
     train = evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
     prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]

@@ -39,7 +39,7 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     set_job_threads(job)
     model_spec, ds = model_section(job), dataset_section(job)
     t0 = time.time()
-    loaded = load_model(store.artifact(job.deps[0]), device=job_device(job), dtype=model_spec.dtype,
+    loaded = load_model(store.artifact(job.dep("checkpoint")), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
     originals = dataset_splits(ds).train
     targets = [target_of(ex.solution) for ex in originals]

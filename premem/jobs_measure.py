@@ -38,7 +38,7 @@ class MeasureContext:
         from premem.models import load_model
 
         spec = self.model_spec
-        return load_model(self.store.artifact(self.job.deps[0]), device=self.device, dtype=spec.dtype,
+        return load_model(self.store.artifact(self.job.dep("checkpoint")), device=self.device, dtype=spec.dtype,
                           trust_remote_code=spec.trust_remote_code)
 
     def checkpoint(self):
@@ -51,8 +51,8 @@ class MeasureContext:
         from premem.models import load_model
 
         spec = self.model_spec
-        source, revision = ((self.store.artifact(self.job.deps[1]), None) if len(self.job.deps) > 1
-                            else (spec.hf, spec.revision))
+        base = self.job.dep("base")
+        source, revision = (self.store.artifact(base), None) if base else (spec.hf, spec.revision)
         return load_model(source, device=self.device, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code,
                           revision=revision)
 

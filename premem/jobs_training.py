@@ -39,10 +39,9 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
     model_spec, ds = job_sections(job)
     s = job.settings
     lora = s["training"].get("lora")
-    # a curation round's train job also depends on the collect job whose examples it adds
-    model_deps = [d for d in job.deps if d != s.get("collected")]
-    if model_deps:
-        source, revision = store.artifact(model_deps[0]), None  # the previous epoch's checkpoint, or pretraining's
+    start = job.dep("start")  # the previous epoch's checkpoint, or pretraining's (None: a hub model's first epoch)
+    if start:
+        source, revision = store.artifact(start), None
     elif model_spec.hf is not None:
         source, revision = model_spec.hf, model_spec.revision
     else:
@@ -64,7 +63,7 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
         if s["epoch"] == 1 or not is_adapter(source):
             loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
             base = {"hf": model_spec.hf, "revision": model_spec.revision} if model_spec.hf is not None \
-                else {"artifact": model_deps[0]}
+                else {"artifact": start}
         else:
             import json
 
@@ -80,7 +79,7 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
         raise UserError(str(e)) from None
     recipe, per_epoch = _recipe(s, len(seqs))
     return TrainingSetup(loaded, seqs, recipe, per_epoch * (s["epoch"] - 1), source,
-                         bool(model_deps) and s["epoch"] > 1, base)
+                         bool(start) and s["epoch"] > 1, base)
 
 
 def _training_examples(job: Job, ds, store: Store) -> list:

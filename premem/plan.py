@@ -101,7 +101,7 @@ def build_plan(spec: Spec) -> Plan:
             deps = (prev,) if prev else ()
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=train_res, model=run.model,
-                        dataset=run.dataset)
+                        dataset=run.dataset, roles=("start",) if deps else ())
             ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content,
                            "evaluation": pair.evaluation_content,
                            "dataset_fraction": run.dataset_fraction, "seed": run.seed, "device": spec.device}
@@ -120,7 +120,8 @@ def build_plan(spec: Spec) -> Plan:
             else:
                 ev_id = content_hash("evaluate", ev_settings, ev_deps)
             ev = Job(ev_id, "evaluate", f"evaluate {run.name} epoch {epoch}", ev_settings, ev_deps, run=run.name,
-                     epoch=epoch, resources=eval_res, model=run.model, dataset=run.dataset)
+                     epoch=epoch, resources=eval_res, model=run.model, dataset=run.dataset,
+                     roles=("checkpoint", "earlier") if len(ev_deps) > 1 else ("checkpoint",))
             jobs.extend([train, ev])
             eval_ids.append(ev.id)
             run_evals.append(ev.id)
@@ -189,9 +190,11 @@ def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base
     for name in names:
         planned = MEASURES.get(name).plan(getattr(spec.metrics, name).model_dump(mode="json"), at)
         settings = {**planned.settings, "measure": name, "config": planned.config}
-        out.append(Job(content_hash("measure", settings, planned.deps), "measure",
-                       f"measure {name} {run.name} epoch {epoch}", settings, planned.deps, run=run.name,
-                       epoch=epoch, resources=res, model=run.model, dataset=run.dataset))
+        deps = tuple(planned.deps.values())  # in the order the id hashes them: the checkpoint first
+        out.append(Job(content_hash("measure", settings, deps), "measure",
+                       f"measure {name} {run.name} epoch {epoch}", settings, deps, run=run.name,
+                       epoch=epoch, resources=res, model=run.model, dataset=run.dataset,
+                       roles=tuple(planned.deps)))
     return out
 
 
@@ -208,7 +211,7 @@ def _perturb_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job) -> l
         out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
                        f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,
                        epoch=epoch, resources=spec.resources.evaluate.model_dump(), model=run.model,
-                       dataset=run.dataset))
+                       dataset=run.dataset, roles=("checkpoint",)))
     return out
 
 

@@ -104,8 +104,9 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
                 fp = dataset_fingerprint(ds)
                 if fp:
                     s["data_files"] = fp
+            roles = (("start",) if prev else ()) + (("collected",) if collect is not None else ())
             j = make_job("train", f"train {run} epoch {epoch}", s, deps, run, epoch, res.train.model_dump(),
-                         model_name, ds_name)
+                         model_name, ds_name, roles)
             out.append(j)
             prev = j.id
         return out
@@ -127,7 +128,7 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
             if fp:
                 s["data_files"] = fp
             out.append(make_job("evaluate", f"evaluate {run} epoch {epoch}", s, (tj.id,), run, epoch,
-                                res.evaluate.model_dump(), model_name, ds_name))
+                                res.evaluate.model_dump(), model_name, ds_name, ("checkpoint",)))
         return out
 
     def add_run(name, strategies, round_, collect, selects) -> CurationRun:
@@ -150,7 +151,7 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
         if ifd.unconditional != "after_cue":  # hashed only when set, so existing score jobs keep their ids
             s["unconditional"] = ifd.unconditional
         score = make_job("score", "score IFD of the originals" + label_tag, s, (tr[-1].id,), "curation/ifd-scorer" + tag,
-                         None, res.evaluate.model_dump(), model_name, ds_name)
+                         None, res.evaluate.model_dump(), model_name, ds_name, ("checkpoint",))
         jobs.extend(tr + [score])
         scorer = score.id
     source = _source_settings(spec, base_of)

@@ -63,7 +63,12 @@ class Job:
     classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
     curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
     or the curation model (`curation/...`) a job belongs to.
-    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections."""
+    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections.
+    `deps` are in the order the id hashes them; `roles` name them (read them with `dep` and `deps_as`): the i-th
+    dependency has roles[i], and the last role also names every dependency after it (an evaluation's
+    `earlier` evaluations). Roles used: `start` (the model a train job starts from), `collected` (a curation
+    round's new examples), `checkpoint` (what an evaluate, measure, perturb or score job reads), `base` (the
+    model a run started from, for weight distance), `earlier` (skip_settled's earlier evaluations)."""
 
     id: str
     kind: str
@@ -75,6 +80,21 @@ class Job:
     resources: dict = field(default_factory=dict)
     model: str | None = None  # the spec's name of the model it trains or reads (none for the analysis)
     dataset: str | None = None  # the spec's name of its run's dataset (none for pretrain and the analysis)
+    roles: tuple[str, ...] = ()
+
+    def deps_as(self, role: str) -> tuple[str, ...]:
+        """The ids of the dependencies in `role` (see the class docstring), in order; () if none."""
+        if not self.roles:
+            return ()
+        last = len(self.roles) - 1
+        return tuple(d for i, d in enumerate(self.deps) if self.roles[min(i, last)] == role)
+
+    def dep(self, role: str) -> str | None:
+        """The id of the one dependency in `role`, or None when the job has none."""
+        if role in self.roles[:-1]:  # a fixed position: no scan of a long variadic tail
+            return self.deps[self.roles.index(role)]
+        found = self.deps_as(role)
+        return found[0] if found else None
 
     @property
     def short(self) -> str:
@@ -104,10 +124,10 @@ def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> 
 
 def make_job(kind: str, label: str, settings: dict, deps: tuple[str, ...] = (), run: str | None = None,
              epoch: int | None = None, resources: dict | None = None, model: str | None = None,
-             dataset: str | None = None) -> Job:
+             dataset: str | None = None, roles: tuple[str, ...] = ()) -> Job:
     """A Job whose id is the content hash of its kind, settings and dependencies."""
     return Job(content_hash(kind, settings, deps), kind, label, settings, deps, run=run, epoch=epoch,
-               resources={} if resources is None else resources, model=model, dataset=dataset)
+               resources={} if resources is None else resources, model=model, dataset=dataset, roles=roles)
 
 
 def section_content(section) -> dict:

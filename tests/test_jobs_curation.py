@@ -135,7 +135,7 @@ def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
     data = {"builtin": "arithmetic", "seed": 0, "train_size": 4, "test_size": 4, "max_steps": 2, "max_value": 40,
             "max_operand": 10}
     job = Job("e" * 64, "score", "score", {"model": {"builtin": "tiny", "size": SIZE, "pretrain": {
-        "dataset": "arithmetic", "examples": 10}}, "dataset": data, "seed": 0, "device": "cpu"}, ("base",))
+        "dataset": "arithmetic", "examples": 10}}, "dataset": data, "seed": 0, "device": "cpu"}, ("base",), roles=("checkpoint",))
     score_ifd(job, store, lambda m: None)
     saved = json.loads((store.artifact(job.id) / SCORES_FILE).read_text())
     loaded = load_model(store.artifact("base"), device="cpu")
@@ -162,7 +162,7 @@ def test_ifd_bos_only_scores_the_solution_after_the_bos_token_alone(setting):
             "max_operand": 10}
     job = Job("d" * 64, "score", "score", {"model": {"builtin": "tiny", "size": SIZE, "pretrain": {
         "dataset": "arithmetic", "examples": 10}}, "dataset": data, "seed": 0, "device": "cpu",
-        "unconditional": "bos_only"}, ("base",))
+        "unconditional": "bos_only"}, ("base",), roles=("checkpoint",))
     score_ifd(job, store, lambda m: None)
     saved = json.loads((store.artifact(job.id) / SCORES_FILE).read_text())
     loaded = load_model(store.artifact("base"), device="cpu")

@@ -171,3 +171,24 @@ def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
         spec(text + "metrics: {weight_distance: {}, runs: [{learning_rate: 1.0e-4}]}\n")
     assert [(p.path, p.message.split(" (")[0]) for p in e.value.problems] == [
         ("grid", "the study has 101,000 jobs")]
+
+
+def test_every_dependency_has_a_role_and_the_roles_name_what_the_runners_read():
+    """Runners read their dependencies by role (Job.dep, Job.deps_as), never by position: each job of a plan
+    with measures, perturbations, skip_settled and curation names its dependencies."""
+    from tests.test_spec import GOOD
+
+    text = GOOD.replace("epochs: [1]", "epochs: [3]") + (
+        "metrics: {weight_distance: {}, gradient_variance: {}}\nperturbations: {samples: 2}\n"
+        "evaluation: {skip_settled: true}\n")
+    plan = build_plan(parse_spec(text))
+    assert any(j.deps_as("earlier") for j in plan.jobs)
+    for j in plan.jobs:
+        if j.kind in ("train", "evaluate", "measure", "perturb", "score"):
+            assert len(j.roles) == len(j.deps) or (j.roles and j.roles[-1] == "earlier"), j.label
+    ev = [j for j in plan.jobs if j.kind == "evaluate"]
+    assert all(j.dep("checkpoint") == j.deps[0] for j in ev)
+    trains = {j.id: j for j in plan.jobs if j.kind == "train"}
+    assert all(trains[j.dep("checkpoint")].epoch == j.epoch for j in ev)
+    wd = [j for j in plan.jobs if j.kind == "measure" and j.settings["measure"] == "weight_distance"]
+    assert wd and all(plan.job(j.dep("base")).kind == "pretrain" for j in wd)

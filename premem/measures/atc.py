@@ -30,7 +30,7 @@ class Atc(Strict):
 
 def plan(config: dict, at: Checkpoint) -> MeasureJob:
     # the reference and the score form are the analysis's: the job's result does not depend on them
-    return MeasureJob(at.with_data | {"sampling": at.sampling | {"temperature": 0.0}}, {}, (at.train,))
+    return MeasureJob(at.with_data | {"sampling": at.sampling | {"temperature": 0.0}}, {}, {"checkpoint": at.train})
 
 
 def run(ctx) -> dict:

@@ -50,12 +50,13 @@ class Checkpoint:
 @dataclass(frozen=True)
 class MeasureJob:
     """A measure's job at one checkpoint, as `Measure.plan` returns it: `settings` (the checkpoint's, plus what
-    the measure reads), `config` (its resolved section: defaults filled in) and `deps` (the checkpoint's train
-    job first, then anything else it loads, e.g. the base model)."""
+    the measure reads), `config` (its resolved section: defaults filled in) and `deps`, each job it reads by
+    its role (premem.plan_job.Job.roles): {"checkpoint": at.train} first, then anything else it loads (weight
+    distance: "base"). The job's id hashes them in this order."""
 
     settings: dict
     config: dict
-    deps: tuple[str, ...]
+    deps: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ class GradientVariance(Strict):
 
 def plan(config: dict, at: Checkpoint) -> MeasureJob:
     # B defaults to the batch size the run trains with (training.overrides included)
-    return MeasureJob(at.with_data, config | {"batch_size": config["batch_size"] or at.batch_size}, (at.train,))
+    return MeasureJob(at.with_data, config | {"batch_size": config["batch_size"] or at.batch_size}, {"checkpoint": at.train})
 
 
 def run(ctx) -> dict:

@@ -18,7 +18,7 @@ class WeightDistance(Strict):
 
 def plan(config: dict, at: Checkpoint) -> MeasureJob:
     # the distance to the run's base: a pretrain job's model (a dependency), or the hub model named in `model`
-    return MeasureJob(at.without_data, config, (at.train, at.base) if at.base else (at.train,))
+    return MeasureJob(at.without_data, config, {"checkpoint": at.train} | ({"base": at.base} if at.base else {}))
 
 
 def run(ctx) -> dict:

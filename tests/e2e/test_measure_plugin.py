@@ -31,7 +31,7 @@ class ParamNorm(Strict):
 
 
 def plan(config, at):
-    return MeasureJob(at.without_data, config, (at.train,))
+    return MeasureJob(at.without_data, config, {"checkpoint": at.train})
 
 
 def run(ctx):

@@ -43,7 +43,7 @@ class _Toy(Strict):
 
 def _toy(name: str) -> Measure:
     return Measure(name=name, settings=_Toy, description="", label=name, axis=name,
-                   plan=lambda c, at: MeasureJob(at.without_data, c, (at.train,)), run=lambda ctx: {"value": 1.0},
+                   plan=lambda c, at: MeasureJob(at.without_data, c, {"checkpoint": at.train}), run=lambda ctx: {"value": 1.0},
                    work=lambda c, s: {"loads": 1})
 
 
@@ -61,9 +61,9 @@ def test_each_built_in_measure_plans_and_costs_from_a_checkpoint():
     at = Checkpoint(train="t" * 64, base="b" * 64, batch_size=16, with_data={"model": {}, "dataset": {}},
                     without_data={"model": {}}, sampling={"temperature": 0.7, "train_examples": 10})
     gv = MEASURES.get("gradient_variance").plan({"minibatches": 5, "batch_size": None, "micro_batch": 8}, at)
-    assert gv.config["batch_size"] == 16 and gv.deps == (at.train,) and "dataset" in gv.settings
+    assert gv.config["batch_size"] == 16 and gv.deps == {"checkpoint": at.train} and "dataset" in gv.settings
     wd = MEASURES.get("weight_distance").plan({"exclude_embeddings": True}, at)
-    assert wd.deps == (at.train, at.base) and "dataset" not in wd.settings
+    assert wd.deps == {"checkpoint": at.train, "base": at.base} and "dataset" not in wd.settings
     atc = MEASURES.get("atc").plan({"reference": {}}, at)
     assert atc.config == {} and atc.settings["sampling"]["temperature"] == 0.0
     assert at.sampling["temperature"] == 0.7  # the checkpoint's own dicts are left as they were
