@@ -10,6 +10,7 @@ premem's collect jobs and the rounds after them, nothing of the rivals'.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
@@ -48,10 +49,12 @@ class CurationPlan:
     seeds: list[int] = field(default_factory=list)  # curation.seeds (empty: none given)
     parts: list[CurationPlan] = field(default_factory=list)  # one plan per seed, with seeds
 
+    @cached_property
+    def _rounds(self) -> dict[str, int]:
+        return {r.name: r.round for r in self.runs}
+
     def round_of(self, run: str) -> int:
         """The round of the curation model named `run` (0: the originals alone)."""
-        if not hasattr(self, "_rounds"):
-            self._rounds = {r.name: r.round for r in self.runs}
         return self._rounds[run]
 
     def per_seed(self) -> list[tuple[int | None, CurationPlan]]:
