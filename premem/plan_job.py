@@ -83,8 +83,11 @@ class Job:
     roles: tuple[str, ...] = ()
 
     def deps_as(self, role: str) -> tuple[str, ...]:
-        """The ids of the dependencies in `role` (see the class docstring), in order; () if none."""
+        """The ids of the dependencies in `role` (see the class docstring), in order; () if none. ValueError for a
+        job whose dependencies have no roles (made by hand without them: reading one by position would guess)."""
         if not self.roles:
+            if self.deps:
+                raise ValueError(f"{self.label}: its dependencies have no roles (Job.roles)")
             return ()
         last = len(self.roles) - 1
         return tuple(d for i, d in enumerate(self.deps) if self.roles[min(i, last)] == role)

@@ -192,3 +192,14 @@ def test_every_dependency_has_a_role_and_the_roles_name_what_the_runners_read():
     assert all(trains[j.dep("checkpoint")].epoch == j.epoch for j in ev)
     wd = [j for j in plan.jobs if j.kind == "measure" and j.settings["measure"] == "weight_distance"]
     assert wd and all(plan.job(j.dep("base")).kind == "pretrain" for j in wd)
+
+
+def test_a_job_made_without_roles_refuses_to_be_read_by_position():
+    from premem.plan_job import Job
+
+    job = Job("a" * 64, "evaluate", "evaluate x", {}, ("b" * 64,))
+    with pytest.raises(ValueError, match="no roles"):
+        job.dep("checkpoint")
+    named = Job("a" * 64, "evaluate", "evaluate x", {}, ("b" * 64, "c" * 64, "d" * 64), roles=("checkpoint", "earlier"))
+    assert named.dep("checkpoint") == "b" * 64 and named.deps_as("earlier") == ("c" * 64, "d" * 64)
+    assert named.dep("base") is None

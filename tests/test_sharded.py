@@ -1,6 +1,7 @@
 """Training with the model sharded over processes (premem.sharded, FSDP) on this CPU with gloo: the same
 updates as unsharded training, a checkpoint that loads like any other, the next epoch resuming its sharded
 optimizer state, and a user error in a process reported as such. Real torch.distributed, two processes."""
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -73,8 +74,7 @@ def test_a_sharded_run_cannot_go_on_from_an_unsharded_epoch(model, tmp_path):
     two = train_jobs(tmp_path, model, 2)
     run(one[0], store)
     # epoch 2 of a sharded run whose epoch-1 checkpoint was written unsharded (as if resources changed midway)
-    job = two[1].__class__(two[1].id, "train", two[1].label, two[1].settings, (one[0].id,), run=two[1].run,
-                           epoch=2, resources=two[1].resources)
+    job = dataclasses.replace(two[1], deps=(one[0].id,))
     with pytest.raises(UserError, match="holds no sharded optimizer state"):
         run_train_epoch(job, store, lambda m: None)
 

@@ -109,7 +109,7 @@ def job_points(job: Job, result: dict, step_of: dict[str, int]) -> list[Point]:
         if _finite(result.get("mean_loss")):
             pts.append(Point("train/epoch_mean_loss", end, result["mean_loss"]))
         return pts
-    step = step_of.get(job.dep("checkpoint")) if job.deps else None
+    step = step_of.get(job.dep("checkpoint")) if job.roles else None
     if step is None:
         return []
     if job.kind == "evaluate":
