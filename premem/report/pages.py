@@ -110,11 +110,13 @@ def checkpoint_columns(summary: Mapping[str, Any]) -> list[tuple[str, str, Any]]
     out = list(CHECKPOINT_COLUMNS)
     known = {key for key, _, _ in out}
     for name, b in as_dict(summary.get("baselines")).items():
+        if name == "premem":
+            continue
         b = as_dict(b)
-        for key in dict.fromkeys([str(b.get("value_key") or name), str(b.get("test_key") or "")]):
-            if key and key not in known and name != "premem":
-                label = str(b.get("label") or name)
-                out.append((key, label if key == str(b.get("value_key") or name) else f"{label} ({key})", format_sig))
+        label, test_key = str(b.get("label") or name), str(b.get("test_key") or "")
+        for key, head in ((str(b.get("value_key") or name), label), (test_key, f"{label} ({test_key})")):
+            if key and key not in known:
+                out.append((key, head, format_sig))
                 known.add(key)
     return out
 
