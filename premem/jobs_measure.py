@@ -46,7 +46,7 @@ class MeasureContext:
         return self._checkpoint
 
     def base_model(self):
-        """The model the run started from: its pretrain job's (the job's second dependency), or the hub model at
+        """The model the run started from: its pretrain job's (the job's `base` dependency), or the hub model at
         the revision the run used."""
         from premem.models import load_model
 
