@@ -75,8 +75,10 @@ def init_ray(address: str | None, spec_cpus: float | None = None) -> bool:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         return False
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-             object_store_memory=256 * 1024 * 1024)
+    # "local": always a Ray of our own. Without it ray.init joins whatever cluster `ray start` last recorded on this
+    # machine (its /tmp/ray/ray_current_cluster), someone else's included, and then refuses our num_cpus.
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", object_store_memory=256 * 1024 * 1024)
     return True
 
 

@@ -354,3 +354,30 @@ def test_jobs_no_node_can_take_are_refused_on_a_local_ray(tmp_path):
     assert out.returncode == 2, out.stdout + out.stderr
     assert "train jobs ask for 1 gpus but the Ray cluster has 0 in all" in out.stderr and "nothing was run" in out.stderr
     assert not rows(tmp_path / ".premem", "SELECT 1 FROM jobs")
+
+
+# ------------------------------------------------------------------------------------------ someone else's Ray
+def test_a_local_apply_never_joins_a_cluster_an_earlier_ray_start_recorded(tmp_path):
+    """`ray start` records its cluster's address in Ray's temp folder, and a bare ray.init() joins that cluster
+    (another user's, or a test's). Without --address premem starts a Ray of its own all the same."""
+    import socket
+    import tempfile
+
+    temp = Path(tempfile.mkdtemp(prefix="pm-rt-", dir="/tmp"))  # short: Ray's socket paths live under it
+    try:
+        with socket.socket() as s:  # a port nothing listens on: joining it could only fail
+            s.bind(("127.0.0.1", 0))
+            recorded = f"127.0.0.1:{s.getsockname()[1]}"
+        (temp / "ray").mkdir()
+        (temp / "ray" / "ray_current_cluster").write_text(recorded)  # where `ray start` records it
+        code = ("import ray; from premem.schedule import init_ray; started = init_ray(None); "
+                "print(started, ray.get_runtime_context().gcs_address); ray.shutdown()")
+        env = dict(_env(), RAY_TMPDIR=str(temp))
+        env.pop("RAY_ADDRESS", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                             stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, out.stdout + out.stderr
+        started, address = out.stdout.split()[-2:]
+        assert started == "True" and address != recorded, out.stdout
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
