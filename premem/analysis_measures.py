@@ -13,7 +13,7 @@ import numpy as np
 from premem.analysis_results import RunData, block_label, block_of, finite_or_none
 from premem.intervals import Bootstrap, correlation_cis, mean_ci
 from premem.measures import MEASURES, Measure
-from premem.metrics.baselines import correlations
+from premem.metrics.stats import correlations
 from premem.metrics.premem import premem_acc
 from premem.plan import Plan
 from premem.spec_runs import match_runs

@@ -95,7 +95,7 @@ def analyze(section: Atc, runs: list, store, jobs: dict, checkpoints: dict) -> d
     (`checkpoints`: (run, epoch) -> the summary's checkpoint dict) with a finished ATC job (`jobs`: (run, epoch)
     -> job); return {'atc_reference': what the report says about the reference, None until it is finished}."""
     from premem.analysis_results import finite_or_none
-    from premem.metrics.baselines import atc_accuracy, atc_reproduction_bound, atc_threshold
+    from premem.metrics.stats import atc_accuracy, atc_reproduction_bound, atc_threshold
 
     ref_run, ref_epoch = reference(section, runs)
     ref_job, ref_cp = jobs.get((ref_run.name, ref_epoch)), checkpoints.get((ref_run.name, ref_epoch))
