@@ -96,8 +96,8 @@ def test_apply_then_reapply_does_nothing(workdir):
     assert all(" train " not in ln or " done " in ln for ln in plan.splitlines())
 
 
-def test_kill9_then_apply_redoes_only_unfinished(workdir):
-    store = workdir / ".premem"
+def test_kill9_then_apply_redoes_only_unfinished(workdir, smoke_pretraining):
+    store = smoke_pretraining(workdir / ".premem")
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -130,10 +130,10 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_one_ctrl_c_stops_apply_and_the_next_apply_continues(workdir):
+def test_one_ctrl_c_stops_apply_and_the_next_apply_continues(workdir, smoke_pretraining):
     """A single SIGINT while jobs run: apply stops with exit 130 and says so, keeping what is recorded (Ray can
     swallow a SIGINT on its own; premem's watcher thread makes one always enough)."""
-    store = workdir / ".premem"
+    store = smoke_pretraining(workdir / ".premem")
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=workdir,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, start_new_session=True, preexec_fn=default_sigint)

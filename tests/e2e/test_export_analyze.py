@@ -23,8 +23,9 @@ def premem(*args, cwd, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory):
+def applied(tmp_path_factory, smoke_pretraining):
     work = tmp_path_factory.mktemp("smoke")
+    smoke_pretraining(work / ".premem")
     shutil.copy(ROOT / "specs" / "smoke.yaml", work / "smoke.yaml")
     premem("apply", "smoke.yaml", cwd=work)
     return work

@@ -61,12 +61,13 @@ def results(store: Path) -> tuple[dict, dict]:
 
 
 # ------------------------------------------------------------------------------------------ divergence
-def test_diverging_run_is_recorded_skipped_and_shown_while_others_finish(tmp_path):
+def test_diverging_run_is_recorded_skipped_and_shown_while_others_finish(tmp_path, smoke_pretraining):
+    smoke_pretraining(tmp_path / ".premem")
     text = SMOKE.replace("learning_rate: [1.0e-3, 3.0e-3]", "learning_rate: [1.0e-3, 1.0e+30]")
     text = text.replace("    builtin: tiny\n", "    builtin: tiny\n    trust_remote_code: true\n", 1)
     spec(tmp_path, "div", text)
     out = premem("apply", "div.yaml", cwd=tmp_path)  # exit 0: a diverged run is an outcome, not a failure
-    assert "Applied: 5 done, 0 failed, 0 not started" in out.stdout, out.stdout
+    assert "Applied: 4 done, 0 failed, 0 not started" in out.stdout, out.stdout  # pretraining was done
     assert "Diverged: tiny/arithmetic/lr1e+30-ep2-frac1 at step" in out.stdout and "3 later jobs are skipped" \
         in out.stdout, out.stdout
     (label, result), = rows(tmp_path / ".premem", "SELECT label, result FROM jobs WHERE result LIKE '%diverged%'")
@@ -201,9 +202,9 @@ def test_disk_filling_up_during_work_fails_clearly_and_loses_nothing(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ damaged store
-def test_damaged_checkpoint_and_database_are_reported_never_read(tmp_path):
+def test_damaged_checkpoint_and_database_are_reported_never_read(tmp_path, smoke_pretraining):
     spec(tmp_path, "smoke", SMOKE)
-    store = tmp_path / ".premem"
+    store = smoke_pretraining(tmp_path / ".premem")
     premem("apply", "smoke.yaml", cwd=tmp_path)
     before = results(store)
 
@@ -264,19 +265,22 @@ KILL_SPEC = SMOKE.replace("train_size: 32", "train_size: 160").replace(
 
 
 @pytest.fixture(scope="module")
-def undisturbed(tmp_path_factory):
-    """The results of an undisturbed apply of KILL_SPEC, to compare disturbed ones with."""
+def undisturbed(tmp_path_factory, smoke_pretraining):
+    """The results of an undisturbed apply of KILL_SPEC, to compare disturbed ones with (its pretraining
+    done beforehand, as the disturbed applies', or not: the same results either way)."""
     calm = tmp_path_factory.mktemp("calm")
+    smoke_pretraining(calm / ".premem")
     spec(calm, "smoke", KILL_SPEC)
     premem("apply", "smoke.yaml", cwd=calm)
     return results(calm / ".premem")
 
 
-def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path, undisturbed):
+def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path, undisturbed, smoke_pretraining):
     """kill -9 of the worker process while it trains epoch 2: Ray retries that one job, which starts again from
     epoch 1's checkpoint (epoch 1 is not redone), and every result equals an undisturbed run's."""
     hit = tmp_path / "hit"
     hit.mkdir()
+    smoke_pretraining(hit / ".premem")
     spec(hit, "smoke", KILL_SPEC)
 
     proc = subprocess.Popen([sys.executable, "-m", "premem.cli", "apply", "smoke.yaml"], cwd=hit, env=_env(),
@@ -298,7 +302,7 @@ def test_worker_killed_during_training_is_retried_from_the_last_epoch(tmp_path, 
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, output
-    assert "Applied: 9 done, 0 failed" in output, output
+    assert "Applied: 8 done, 0 failed" in output, output  # pretraining was done
     label = " ".join(title.removeprefix("ray::").split())
     store = hit / ".premem"
     found = rows(store, "SELECT tries, started FROM jobs WHERE label = ?", (label,))

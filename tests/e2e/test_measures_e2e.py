@@ -26,9 +26,9 @@ def kinds(store):
     return out
 
 
-def test_measures_added_to_a_finished_study(workdir):  # noqa: F811
+def test_measures_added_to_a_finished_study(workdir, smoke_pretraining):  # noqa: F811
+    store = smoke_pretraining(workdir / ".premem")
     premem("apply", "smoke.yaml", cwd=workdir)
-    store = workdir / ".premem"
     before = done_jobs(store)
     spec = workdir / "smoke.yaml"
     spec.write_text(spec.read_text() + MEASURES)
