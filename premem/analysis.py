@@ -357,7 +357,7 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
     ('samples': {epoch, p, examples: [...]}, memorized ones marked at the run's block's calibrated p)."""
     from premem.data.format import target_of
     from premem.data.loaders import DataError, load_splits
-    from premem.evaluate import grade
+    from premem.data.answers import grade
 
     grid = plan.runs_by_name()
     train_jobs = [j for j in plan.jobs if j.kind == "train" and j.run in grid]

@@ -10,28 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable, Mapping, Sequence
 
-from premem.data.answers import answers_match, extract_answer
+from premem.data.answers import grade
 from premem.data.format import prompt_of, target_of
 from premem.metrics.premem import loglog_perplexity
 from premem.models import LoadedModel, with_dtype
 from premem.sampling import SamplingParams, TransformersSampler, target_nll
 
 Progress = Callable[[str], None]
-
-
-def grade(completions: Sequence[str], gold: str, answer_format: str = "gsm8k") -> tuple[int, int]:
-    """(correct, unparseable) counts of `completions` against the gold final answer, read and compared in
-    `answer_format` (premem.data.answers): `gsm8k` (after `####`, exact after normalisation; also the built-in
-    task) or `boxed` (the last \\boxed{}, MATH-style equivalence). A completion with no final answer in that
-    format is unparseable, counted apart from wrong."""
-    correct = unparseable = 0
-    for c in completions:
-        ans = extract_answer(c, answer_format)
-        if ans is None:
-            unparseable += 1
-        elif answers_match(ans, gold, answer_format):
-            correct += 1
-    return correct, unparseable
 
 
 Earlier = Sequence[Mapping[str, tuple[int, float | None]]]  # per earlier checkpoint: example id -> (n_correct, nll)

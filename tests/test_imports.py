@@ -13,11 +13,15 @@ docs/ARCHITECTURE.md), or give a private name a public one in the module that ow
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-PREMEM = Path(__file__).resolve().parents[1] / "premem"
+ROOT = Path(__file__).resolve().parents[1]
+PREMEM = ROOT / "premem"
 
 
 def module_names(root: Path) -> dict[str, tuple[Path, bool]]:
@@ -278,3 +282,19 @@ def test_no_premem_module_reads_the_repositorys_bench_folder():
             if isinstance(node, ast.Constant) and node.value in ("bench", "bench/"):
                 found.append(f"{path.relative_to(PREMEM.parent)}:{node.lineno}")
     assert not found, "premem reaches into the repository's bench/ folder: " + ", ".join(found)
+
+
+def test_premem_report_never_loads_torch(tmp_path):
+    """`premem report` (and the analysis every apply ends with) reads stored numbers: loading torch for it cost
+    about 3 s a call. Run on a store of made-up results, in a process of its own."""
+    from tests.test_tables import SPEC, synthetic_store
+
+    synthetic_store(tmp_path)
+    (tmp_path / "synth.yaml").write_text(SPEC.format(store=tmp_path / ".premem"))
+    code = ("import sys; from premem.cli import main; rc = main(['report', 'synth.yaml']); "
+            "print(rc, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "reports" / "index.html").is_file()
+    assert out.stdout.strip().splitlines()[-1] == "0 False", out.stdout  # exit 0, torch never loaded

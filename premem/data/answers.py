@@ -11,13 +11,15 @@ Two answer formats:
   ``1/2``, ``\\frac12`` and ``\\dfrac{1}{2}`` all agree.
 
 A text with no final answer in the expected format is *unparseable* (None): the extractors never fall back to
-some other part of the text (a fault of the paper authors' scripts).
+some other part of the text (a fault of the paper authors' scripts). `grade` counts a prompt's samples that are
+correct and unparseable.
 """
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 from functools import lru_cache
+from typing import Sequence
 
 ANSWER_FORMATS = ("gsm8k", "boxed")
 
@@ -269,3 +271,18 @@ def solution_lines(solution: str, answer_format: str = "gsm8k") -> int:
     else:
         body = solution
     return sum(1 for line in body.split("\n") if line.strip())
+
+
+def grade(completions: Sequence[str], gold: str, answer_format: str = "gsm8k") -> tuple[int, int]:
+    """(correct, unparseable) counts of `completions` against the gold final answer, read and compared in
+    `answer_format` (premem.data.answers): `gsm8k` (after `####`, exact after normalisation; also the built-in
+    task) or `boxed` (the last \\boxed{}, MATH-style equivalence). A completion with no final answer in that
+    format is unparseable, counted apart from wrong."""
+    correct = unparseable = 0
+    for c in completions:
+        ans = extract_answer(c, answer_format)
+        if ans is None:
+            unparseable += 1
+        elif answers_match(ans, gold, answer_format):
+            correct += 1
+    return correct, unparseable

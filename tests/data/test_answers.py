@@ -147,7 +147,7 @@ def test_solution_lines():
 
 
 def test_grade_uses_the_answer_format():
-    from premem.evaluate import grade
+    from premem.data.answers import grade
 
     comps = ["... #### 1,000", "#### 999", "no answer", r"so \boxed{1000}"]
     assert grade(comps, "1000") == (1, 2)                      # default: gsm8k
