@@ -355,9 +355,9 @@ def add_run_details(plan: Plan, store: Store, summary: dict, runs: list[RunData]
     """Give each run of summary['runs'] its training loss curve ('loss_curve': [{step, epoch, loss}]) and, at its
     last finished checkpoint, a selection of train examples with their samples beside their targets
     ('samples': {epoch, p, examples: [...]}, memorized ones marked at the run's block's calibrated p)."""
+    from premem.data.answers import grade
     from premem.data.format import target_of
     from premem.data.loaders import DataError, load_splits
-    from premem.data.answers import grade
 
     grid = plan.runs_by_name()
     train_jobs = [j for j in plan.jobs if j.kind == "train" and j.run in grid]

@@ -191,8 +191,8 @@ def _mean(xs: list[float]) -> float | None:
 def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
     """Sample the job's checkpoint on every evaluated train prompt with the preamble appended after the answer
     cue (the original prompt when the preamble is empty); grade only the continuation. Per-example rows."""
-    from premem.data.format import prompt_of
     from premem.data.answers import grade
+    from premem.data.format import prompt_of
     from premem.models import load_model, with_dtype
     from premem.sampling import TransformersSampler
 

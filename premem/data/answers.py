@@ -275,8 +275,8 @@ def solution_lines(solution: str, answer_format: str = "gsm8k") -> int:
 
 def grade(completions: Sequence[str], gold: str, answer_format: str = "gsm8k") -> tuple[int, int]:
     """(correct, unparseable) counts of `completions` against the gold final answer, read and compared in
-    `answer_format` (premem.data.answers): `gsm8k` (after `####`, exact after normalisation; also the built-in
-    task) or `boxed` (the last \\boxed{}, MATH-style equivalence). A completion with no final answer in that
+    `answer_format`: `gsm8k` (after `####`, exact after normalisation; also the built-in task) or `boxed` (the
+    last \\boxed{}, MATH-style equivalence). A completion with no final answer in that
     format is unparseable, counted apart from wrong."""
     correct = unparseable = 0
     for c in completions:
