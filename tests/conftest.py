@@ -7,6 +7,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow (end-to-end) tests first, each group in its usual order. Under `-n 2` the workers take test
+    files in this order, so the files of a minute or more start at once and the many short ones fill the end,
+    instead of a long file starting while the other worker runs out of work."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def smoke_pretraining(tmp_path_factory):
     """A function that puts, at the store folder it is given, a store whose only finished job is the smoke
