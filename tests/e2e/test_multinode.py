@@ -206,8 +206,8 @@ def test_node_lost_during_training_job_is_retried_on_the_other(tmp_path):
 
 def _node_lost(address, nodes, procs, tmp_path):
     proc_of = {n: procs[1 + int(r.removeprefix("premem_worker"))] for n, r in nodes.items() if r != "premem_head"}
-    # epochs long enough (200 steps) to be caught in flight; evaluations kept cheap
-    text = (ROOT / "specs" / "smoke.yaml").read_text().replace("train_size: 32", "train_size: 1600").replace(
+    # epochs long enough (100 steps) to be caught in flight; evaluations kept cheap
+    text = (ROOT / "specs" / "smoke.yaml").read_text().replace("train_size: 32", "train_size: 800").replace(
         "max_value: 20", "max_value: 99").replace("max_operand: 5", "max_operand: 20").replace(
         "samples: 2", "samples: 1\n  train_examples: 16\n  test_examples: 16")
     (tmp_path / "smoke.yaml").write_text(text)
