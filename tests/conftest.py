@@ -25,6 +25,8 @@ def smoke_pretraining(tmp_path_factory):
     (premem.jobs.execute) and recorded as the driver records it; end-to-end tests whose subject is not
     pretraining start from a copy, so each of their applies skips about 13 s of it (tests that kill or fill
     the disk during pretraining, and the first full apply in test_cli_apply.py, still pretrain themselves)."""
+    import torch
+
     from premem.jobs import execute
     from premem.plan import build_plan
     from premem.spec import load_spec
@@ -35,8 +37,6 @@ def smoke_pretraining(tmp_path_factory):
     store = Store(root)
     with store.connection():  # makes the database, which execute() requires
         pass
-    import torch
-
     threads = torch.get_num_threads()  # the job sets its own (as on a worker); this process keeps its own after
     try:
         store.record(job, "done", result=execute(job, str(root), lambda message: None), tries=1)
