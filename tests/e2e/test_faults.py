@@ -365,14 +365,13 @@ def test_jobs_no_node_can_take_are_refused_on_a_local_ray(tmp_path):
 def test_a_local_apply_never_joins_a_cluster_an_earlier_ray_start_recorded(tmp_path):
     """`ray start` records its cluster's address in Ray's temp folder, and a bare ray.init() joins that cluster
     (another user's, or a test's). Without --address premem starts a Ray of its own all the same."""
-    import socket
     import tempfile
+
+    from tests.e2e.test_multinode import free_port
 
     temp = Path(tempfile.mkdtemp(prefix="pm-rt-", dir="/tmp"))  # short: Ray's socket paths live under it
     try:
-        with socket.socket() as s:  # a port nothing listens on: joining it could only fail
-            s.bind(("127.0.0.1", 0))
-            recorded = f"127.0.0.1:{s.getsockname()[1]}"
+        recorded = f"127.0.0.1:{free_port()}"  # a port nothing listens on: joining it could only fail
         (temp / "ray").mkdir()
         (temp / "ray" / "ray_current_cluster").write_text(recorded)  # where `ray start` records it
         code = ("import ray; from premem.schedule import init_ray; started = init_ray(None); "

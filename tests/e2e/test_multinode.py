@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -72,7 +72,7 @@ def ray_cluster(head_cpus: int, workers: int):
     with its own raylet, object store and ports; the head's temp folder private to this test). Yields (address,
     {node id: 'premem_head' | 'premem_worker<i>'}, [the `ray start --block` processes, head first])."""
     temp = tempfile.mkdtemp(prefix="pm-ray-", dir="/tmp")  # short: Ray's socket paths live under it
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     common = ["--num-gpus", "0", "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
               "--dashboard-agent-listen-port", "0", "--metrics-export-port", "0"]
@@ -81,7 +81,7 @@ def ray_cluster(head_cpus: int, workers: int):
     try:
         procs.append(subprocess.Popen(
             [RAY, "start", "--head", "--port", str(port), "--temp-dir", temp, "--num-cpus", str(head_cpus),
-             "--include-dashboard", "false", "--ray-client-server-port", str(_free_port()),
+             "--include-dashboard", "false", "--ray-client-server-port", str(free_port()),
              "--resources", '{"premem_head": 1}', *common],
             env=_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
         _wait_nodes(address, 1)
