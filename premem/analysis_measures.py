@@ -77,7 +77,7 @@ def add_baselines(plan: Plan, store: Store, summary: dict, boot: Bootstrap | Non
     finished, records = store.done_jobs([j for j in plan.jobs if j.kind == "measure"])
     done_by_measure: dict[str, dict[tuple[str, int], object]] = {}
     for j in finished:
-        done_by_measure.setdefault(j.settings["measure"], {})[(j.run, j.epoch)] = j
+        done_by_measure.setdefault(j.settings.measure, {})[(j.run, j.epoch)] = j
     # a measure's reference checkpoint (ATC's) is measured whatever metrics.runs says, but enters the figures
     # only if chosen
     meta: dict = {"runs": [r.name for r in match_runs(plan.runs, spec.metrics.runs)]}
@@ -184,7 +184,7 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
     # no two preambles share a label, but a store may hold jobs of an earlier spec's preambles too
     labels: dict[str, str] = {"original": ""}
     for j in jobs:
-        pre = j.settings["preamble"]
+        pre = j.settings.preamble
         if pre:
             label = pre.strip()
             while label in labels and labels[label] != pre:
@@ -215,7 +215,7 @@ def add_robustness(plan: Plan, store: Store, summary: dict, runs: list[RunData],
             pm = pms.get(str(r["example_id"]))
             if pm is None or not r["n_samples"]:
                 continue
-            block_values[label_of[j.settings["preamble"]]][bin_of(pm, perfect)].append(r["n_correct"] / r["n_samples"])
+            block_values[label_of[j.settings.preamble]][bin_of(pm, perfect)].append(r["n_correct"] / r["n_samples"])
     if not used:
         return
     panels = []

@@ -203,7 +203,7 @@ STORE_MARGIN = 64 * 2**20  # the database, the report and slack, beyond the chec
 def _checkpoint_bytes(job) -> int:
     """About how many bytes the artifact of `job` takes: a built-in model's weights (and for a training epoch
     its Adam state, two float32 values a weight). 0 where the size is not known from the spec."""
-    model = job.settings.get("model", {})
+    model = getattr(job.settings, "model", {})  # the analysis and collect jobs have none
     size = model.get("size")
     if job.kind not in ("pretrain", "train") or not model.get("builtin") or not size:
         return 0
@@ -212,7 +212,7 @@ def _checkpoint_bytes(job) -> int:
     h, layers, mlp = size["hidden"], size["layers"], size["mlp"]
     params = WordTokenizer.for_arithmetic_task().vocab_size * h + layers * (4 * h * h + 3 * h * mlp + 2 * h) + h
     # a train job under training.precision pure writes weights in the model's dtype; mixed writes float32 ones
-    pure = job.kind == "train" and job.settings.get("training", {}).get("precision") == "pure"
+    pure = job.kind == "train" and job.settings.training.get("precision") == "pure"
     weight = 2 if model.get("dtype") in ("bfloat16", "float16") and pure else 4
     return params * (weight + (8 if job.kind == "train" else 0))
 

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from premem import yamlfile
 from premem.hardware import resolve_sampling_dtype
+from premem.job_settings import EvaluateSettings, MeasureSettings, PerturbSettings
 from premem.measures import MEASURES, Sizes
 from premem.plan import Plan
 from premem.plan_job import JOB_KINDS, STORED_KINDS, Job, require_every_kind
@@ -389,7 +390,11 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     example = st.prompt_tokens + st.target_tokens
     # the settings the job samples with: an evaluation's own, or an ATC / perturb job's (both with the run's
     # dataset's evaluation.overrides applied); other jobs sample nothing
-    ev = s.get("evaluation") or s.get("sampling") or {}
+    ev: dict = {}
+    if isinstance(s, EvaluateSettings):
+        ev = s.evaluation
+    elif isinstance(s, (MeasureSettings, PerturbSettings)):
+        ev = s.sampling or {}  # a measure that does not sample has none
     completion = st.completion_tokens or min(st.target_tokens, ev.get("max_new_tokens", st.target_tokens))
     n_eval = min(n_run, ev["train_examples"]) if ev.get("train_examples") else n_run
     if job.kind == "train":
@@ -402,9 +407,9 @@ def job_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
                     loads=1, authors_loads=2, evaluation=True)
     if job.kind == "measure":
         sizes = Sizes(run_examples=n_run, example_tokens=example, evaluated=n_eval, completion_tokens=completion)
-        return Work(**MEASURES.get(s["measure"]).work(s["config"], sizes))
+        return Work(**MEASURES.get(s.measure).work(s.config, sizes))
     if job.kind == "perturb":
-        return Work(sampled=n_eval * s["samples"] * completion, loads=1, authors_loads=1, evaluation=True)
+        return Work(sampled=n_eval * s.samples * completion, loads=1, authors_loads=1, evaluation=True)
     return Work()
 
 
@@ -419,14 +424,14 @@ def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
     max_new = plan.spec.evaluation.for_dataset(ds_name).max_new_tokens  # its evaluation.overrides applied
     completion = st.completion_tokens or min(st.target_tokens, max_new)
     if job.kind == "train":
-        if s.get("train_split") is not None:
-            n = st.test if s["train_split"] == "test" else st.train
+        if s.train_split is not None:
+            n = st.test if s.train_split == "test" else st.train
         else:
             r = plan.curation.round_of(job.run)
             n = st.train + sum(c.per_round()[:r])
         return Work(trained=n * example, loads=1, authors_loads=1)
     if job.kind == "evaluate":
-        ev = s["evaluation"]
+        ev = s.evaluation
         n_eval = st.train if ev["train_examples"] is None else ev["train_examples"]
         n_test = st.test if ev["test_examples"] is None else min(st.test, ev["test_examples"])
         return Work(scored=n_eval * st.target_tokens,
@@ -434,8 +439,8 @@ def _curation_work(job: Job, plan: Plan, stats: dict[str, DataStats]) -> Work:
                     loads=1, authors_loads=2, evaluation=True)
     if job.kind == "score":
         return Work(scored=2 * st.train * st.target_tokens, loads=1, authors_loads=1)
-    if job.kind == "collect" and s["source"]["kind"] == "generate":
-        return Work(sampled=s["new_examples"] * s["source"]["tries"] * s["source"]["max_new_tokens"], loads=1,
+    if job.kind == "collect" and s.source["kind"] == "generate":
+        return Work(sampled=s.new_examples * s.source["tries"] * s.source["max_new_tokens"], loads=1,
                     authors_loads=1)
     return Work()
 

@@ -42,7 +42,7 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
         task.split("pretrain", pre.examples)
     codec = WordTokenizer.for_arithmetic_task()
     device = resolve_device(job_device(job))
-    model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings["seed"]).to(device)
+    model = build_tiny(model_spec.size, codec.vocab_size, seed=job.settings.seed).to(device)
     loaded = LoadedModel(model, codec, device, torch.float32)
     # pretraining reads packed blocks with no padding, as a language model does (finetuning masks the prompt)
     seqs = pack(encode_examples(loaded, corpus),  # packing cuts blocks itself: no length limit per example
@@ -54,7 +54,7 @@ def run_pretrain(job: Job, store: Store, progress: Progress) -> dict:
     opt = make_optimizer(model, recipe)
     step, losses, tokens, t0 = 0, [], 0, time.time()
     for epoch in range(1, pre.epochs + 1):
-        out = train_epoch(loaded, opt, seqs, recipe, job.settings["seed"], epoch, step,
+        out = train_epoch(loaded, opt, seqs, recipe, job.settings.seed, epoch, step,
                           progress=lambda m, e=epoch: progress(f"pretrain {m}"))
         step, tokens = out["end_step"], tokens + out["tokens"]
         losses += out["losses"]
@@ -80,7 +80,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
     from premem.train import Diverged, grad_scaler, load_optimizer_state, make_optimizer, save_checkpoint, scaler_state
 
     s = job.settings
-    if s["training"].get("shards", 1) > 1:
+    if s.training.get("shards", 1) > 1:
         from premem.sharded import train_sharded
 
         return train_sharded(job, store, progress)
@@ -99,7 +99,7 @@ def run_train_epoch(job: Job, store: Store, progress: Progress) -> dict:
         # are skipped (there is no checkpoint to go on from), and the other runs go on
         return diverged_result(s, e)
     staging = store.staging(job.id)
-    state = {"epoch": s["epoch"], "step": out["end_step"]}
+    state = {"epoch": s.epoch, "step": out["end_step"]}
     if scaler is not None:
         state["grad_scaler"] = scaler.state_dict()
     save_checkpoint(setup.loaded, opt, staging, state)
@@ -115,7 +115,7 @@ def _train(job: Job, loaded, opt, seqs, recipe, start_step: int, progress: Progr
     from premem.train import train_epoch
 
     s = job.settings
-    return train_epoch(loaded, opt, seqs, recipe, s["seed"], s["epoch"], start_step, progress, scaler=scaler)
+    return train_epoch(loaded, opt, seqs, recipe, s.seed, s.epoch, start_step, progress, scaler=scaler)
 
 
 def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
@@ -126,12 +126,12 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
 
     set_job_threads(job)
     model_spec, ds = job_sections(job)
-    s, ev = job.settings, job.settings["evaluation"]
+    s, ev = job.settings, job.settings.evaluation
     t0 = time.time()
     # target perplexity in float32 (evaluation.scoring_dtype; a float32 model's settings do not name it)
-    score_dtype = s.get("scoring_dtype", model_spec.dtype)
+    score_dtype = s.scoring_dtype or model_spec.dtype
     loaded, scorer, make_sampler = evaluation_backends(store.artifact(job.dep("checkpoint")), model_spec, ev,
-                                                       job_device(job), job.resources.get("gpus", 0), s["seed"],
+                                                       job_device(job), job.resources.get("gpus", 0), s.seed,
                                                        scoring_dtype=score_dtype)
     sampling_dtype = job_sampling_dtype(ev, job, progress)
     if make_sampler is None and loaded is not None and score_dtype != model_spec.dtype:
@@ -142,10 +142,10 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
-    seed = s.get("sampling_seed", int(job.id[:8], 16))  # skip_settled: the seed of the job without it
+    seed = s.sampling_seed if s.sampling_seed is not None else int(job.id[:8], 16)  # skip_settled: the seed of the job without it
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=seed)
-    settle_below = s.get("skip_settled_below")
+    settle_below = s.skip_settled_below
     earlier = _earlier_train_results(store, list(job.deps_as("earlier"))) if settle_below is not None else []
     work: dict = {}
     rows = evaluate_checkpoint(loaded, train, test, params, batch_size=ev["batch_size"],
@@ -198,22 +198,22 @@ def run_perturb(job: Job, store: Store, progress: Progress) -> dict:
 
     set_job_threads(job)
     model_spec, ds = job_sections(job)
-    s, sampling = job.settings, job.settings["sampling"]
+    s, sampling = job.settings, job.settings.sampling
     t0 = time.time()
     loaded = load_model(store.artifact(job.dep("checkpoint")), device=job_device(job), dtype=model_spec.dtype,
                         trust_remote_code=model_spec.trust_remote_code)
-    train = evaluated_train(job, ds, job.settings["sampling"]["train_examples"])
-    prompts = [prompt_of(ex.question) + s["preamble"] for ex in train]
+    train = evaluated_train(job, ds, sampling["train_examples"])
+    prompts = [prompt_of(ex.question) + s.preamble for ex in train]
     dtype = job_sampling_dtype(sampling, job, progress)
     sampler = TransformersSampler(with_dtype(loaded, dtype), batch_size=sampling["batch_size"])
-    done = sampler.sample(prompts, sampler_params(sampling, s["samples"], int(job.id[:8], 16)), progress=progress)
+    done = sampler.sample(prompts, sampler_params(sampling, s.samples, int(job.id[:8], 16)), progress=progress)
     rows = []
     for ex, comps in zip(train, done):
         correct, unparseable = grade(comps, ex.answer, getattr(ex, "answer_format", "gsm8k"))
         rows.append({"split": "train", "example_id": ex.id, "n_samples": len(comps), "n_correct": correct,
                      "n_unparseable": unparseable, "samples": list(comps[:2])})
     acc = _mean([r["n_correct"] / r["n_samples"] for r in rows if r["n_samples"]])
-    return {"preamble": s["preamble"], "train_acc": acc, "n_train": len(train), "seconds": time.time() - t0,
+    return {"preamble": s.preamble, "train_acc": acc, "n_train": len(train), "seconds": time.time() - t0,
             "sampled_tokens": sampler.tokens_generated, "sampling_dtype": dtype or model_spec.dtype,
             "_examples": rows}
 

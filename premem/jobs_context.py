@@ -13,6 +13,7 @@ import torch
 
 from premem.errors import UserError
 from premem.hardware import resolve_sampling_dtype
+from premem.job_settings import CheckpointInputs
 from premem.plan_job import Job
 from premem.store import Store
 
@@ -31,8 +32,9 @@ def set_job_threads(job: Job) -> None:
 
 def job_device(job: Job) -> str:
     """The device a job computes on: `auto` means cuda only for a job that asked Ray for a GPU (a job with
-    none would otherwise share whatever GPU it happens to see with every other job)."""
-    device = job.settings["device"]
+    none would otherwise share whatever GPU it happens to see with every other job). A collect job's identity
+    names no device (its settings never had one): a generating one samples where `auto` says."""
+    device = job.settings.device if isinstance(job.settings, CheckpointInputs) else "auto"
     if device == "auto" and not job.resources.get("gpus"):
         return "cpu"
     return device
@@ -42,7 +44,7 @@ def model_section(job: Job):
     """The job's model section (spec.ModelSpec), rebuilt from its settings (which leave out the label)."""
     from premem.spec import ModelSpec
 
-    return ModelSpec.model_validate({"name": "m", **job.settings["model"]})
+    return ModelSpec.model_validate({"name": "m", **job.settings.model})
 
 
 def dataset_section(job: Job):
@@ -51,7 +53,7 @@ def dataset_section(job: Job):
 
     from premem.spec import DatasetSpec
 
-    data = dict(job.settings["dataset"])
+    data = dict(job.settings.dataset)
     data.setdefault("train_size", 1)  # sizes a job's identity leaves out (they do not affect its result)
     data.setdefault("test_size", 1)
     try:
@@ -84,7 +86,7 @@ def run_examples(job: Job, dataset) -> list:
     from premem.data.loaders import subset_indices
 
     splits = dataset_splits(dataset)
-    idx = subset_indices(len(splits.train), job.settings["dataset_fraction"], job.settings["seed"])
+    idx = subset_indices(len(splits.train), job.settings.dataset_fraction, job.settings.seed)
     return [splits.train[i] for i in idx]
 
 

@@ -18,11 +18,12 @@ from premem.store import Store
 SCORES_FILE = "ifd_scores.json"
 
 
-def dataset_key(settings: dict) -> str:
-    """A hash of what fixes a dataset's train examples (the section without the test split's size, and its local
-    files' content): scores are keyed to it, so one dataset's scores are never read for another."""
-    data = {k: v for k, v in settings["dataset"].items() if k != "test_size"}
-    blob = json.dumps({"dataset": data, "train_sha256": settings.get("data_files", {}).get("train_sha256")},
+def dataset_key(dataset: dict, data_files: dict | None = None) -> str:
+    """A hash of what fixes a dataset's train examples (its section `dataset` without the test split's size, and
+    its local files' content, `data_files` as a job's settings hold them): scores are keyed to it, so one
+    dataset's scores are never read for another."""
+    data = {k: v for k, v in dataset.items() if k != "test_size"}
+    blob = json.dumps({"dataset": data, "train_sha256": (data_files or {}).get("train_sha256")},
                       sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -49,7 +50,7 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     # gives the first answer token a context; bos_only: after the bos token alone (the authors scored the target
     # text tokenized on its own, bos first). Both NLLs score exactly the same target tokens either way.
     context = ANSWER_CUE
-    if job.settings.get("unconditional") == "bos_only":
+    if job.settings.unconditional == "bos_only":
         if loaded.codec.bos_id is None:
             raise UserError("curation.ifd.unconditional is bos_only but this model's tokenizer puts no BOS token "
                             "first: the first solution token would have no context; use after_cue")
@@ -58,7 +59,7 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     scores = [curate.ifd_score(c[0], a[0]) for c, a in zip(cond, alone)]
     staging = store.staging(job.id)
     (staging / SCORES_FILE).write_text(json.dumps({
-        "dataset_key": dataset_key(job.settings), "ids": [ex.id for ex in originals], "ifd": scores,
+        "dataset_key": dataset_key(job.settings.dataset, job.settings.data_files), "ids": [ex.id for ex in originals], "ifd": scores,
         "nll_with_question": [c[0] for c in cond], "nll_alone": [a[0] for a in alone]}))
     store.publish(staging, job.id)
     finite = [x for x in scores if x == x]
@@ -66,12 +67,13 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
             "seconds": time.time() - t0}
 
 
-def _read_scores(store: Store, score_job: str, settings: dict) -> dict[str, float]:
-    """Original id -> IFD from the score job's artifact, after checking they are this dataset's scores."""
+def _read_scores(store: Store, score_job: str, key: str) -> dict[str, float]:
+    """Original id -> IFD from the score job's artifact, after checking they are scores of the dataset whose
+    dataset_key is `key`."""
     data = json.loads((store.artifact(score_job) / SCORES_FILE).read_text())
-    if data["dataset_key"] != dataset_key(settings):
+    if data["dataset_key"] != key:
         raise UserError("the IFD scores were computed for another dataset than the one curated (dataset key "
-                        f"{data['dataset_key']} vs {dataset_key(settings)}); they cannot rank its examples")
+                        f"{data['dataset_key']} vs {key}); they cannot rank its examples")
     return dict(zip(data["ids"], data["ifd"]))
 
 
@@ -98,41 +100,41 @@ def collect(job: Job, store: Store, progress: Progress) -> dict:
     splits = dataset_splits(ds)
     originals = {ex.id: ex for ex in splits.train}
     ids = list(originals)
-    previous = curate.read_collected(store.artifact(s["after"])) if s["after"] else []
+    previous = curate.read_collected(store.artifact(s.after)) if s.after else []
     used = curate.used_per_original(previous)
-    strategy, note, info = s["strategy"], None, {}
+    strategy, note, info = s.strategy, None, {}
     if strategy == "iid":
         chosen = ids
     elif strategy == "heuristic":
-        chosen = curate.top_percent(ids, [float(originals[i].difficulty) for i in ids], s["percent"],
-                                    f"{s['seed']}|heuristic")
+        chosen = curate.top_percent(ids, [float(originals[i].difficulty) for i in ids], s.percent,
+                                    f"{s.seed}|heuristic")
     elif strategy == "ifd":
-        scores = _read_scores(store, s["scores"], s)
+        scores = _read_scores(store, s.scores, dataset_key(s.dataset, s.data_files))
         missing = [i for i in ids if i not in scores]
         if missing:
             raise UserError(f"the IFD scores have no entry for {len(missing)} originals (e.g. {missing[0]})")
-        chosen = curate.top_percent(ids, [scores[i] for i in ids], s["percent"], f"{s['seed']}|ifd")
+        chosen = curate.top_percent(ids, [scores[i] for i in ids], s.percent, f"{s.seed}|ifd")
     elif strategy == "premem":
-        pm = _final_premem(store, s["evaluations"], ids, s["p"])
-        chosen, note = curate.below_threshold(ids, list(pm), s["threshold"])
-        info = {"premem_mean": float(pm.mean()), "premem_below": int((pm <= s["threshold"]).sum())}
+        pm = _final_premem(store, s.evaluations, ids, s.p)
+        chosen, note = curate.below_threshold(ids, list(pm), s.threshold)
+        info = {"premem_mean": float(pm.mean()), "premem_below": int((pm <= s.threshold).sum())}
     else:
         raise ValueError(f"unknown strategy {strategy!r}")
-    src = s["source"]
+    src = s.source
     fmt = splits.answer_format
-    seed = f"{s['seed']}|{s['round']}"
+    seed = f"{s.seed}|{s.round}"
     if src["kind"] == "variants":
-        counts, exhausted = curate.draw_counts(chosen, s["new_examples"], seed)
-        progress(f"drawing {s['new_examples']} variants of {len(counts)} originals")
-        new = curate.builtin_variants(splits.task, originals, counts, used, s["seed"], s["round"])
+        counts, exhausted = curate.draw_counts(chosen, s.new_examples, seed)
+        progress(f"drawing {s.new_examples} variants of {len(counts)} originals")
+        new = curate.builtin_variants(splits.task, originals, counts, used, s.seed, s.round)
     elif src["kind"] == "pool":
         pool = curate.read_pool(src["file"], src["original_field"], src["question_field"], src["solution_field"], fmt)
         try:
-            counts, exhausted = curate.draw_counts(chosen, s["new_examples"], seed,
+            counts, exhausted = curate.draw_counts(chosen, s.new_examples, seed,
                                                    left=lambda i: len(pool.get(i, [])) - used.get(i, 0))
         except ValueError as e:
             raise UserError(f"pool {src['file']}: {e}") from None
-        new = curate.pool_variants(pool, originals, counts, used, s["round"], fmt)
+        new = curate.pool_variants(pool, originals, counts, used, s.round, fmt)
     else:
         new, exhausted, counts = _generated(job, store, originals, chosen, used, seed, fmt, progress)
     if exhausted:
@@ -141,7 +143,7 @@ def collect(job: Job, store: Store, progress: Progress) -> dict:
     staging = store.staging(job.id)
     curate.write_collected(staging, everything)
     store.publish(staging, job.id)
-    return {"strategy": strategy, "round": s["round"], "new": len(new), "collected": len(everything),
+    return {"strategy": strategy, "round": s.round, "new": len(new), "collected": len(everything),
             "originals": len(ids), "chosen": len(chosen), "drawn_from": len(counts), "exhausted": exhausted,
             "note": note, "chosen_ids": sorted(chosen), **info, "seconds": time.time() - t0}
 
@@ -155,7 +157,7 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
     from premem.models import load_model
     from premem.sampling import SamplingParams, TransformersSampler
 
-    s, g = job.settings, job.settings["source"]
+    s, g = job.settings, job.settings.source
     from premem.spec import ModelSpec
 
     m = ModelSpec.model_validate({"name": "g", **g["model_section"]})
@@ -164,7 +166,7 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
                         revision=revision)
     sampler = TransformersSampler(loaded)
     seen = {(ex.question.strip(), ex.solution.strip()) for ex in originals.values()}
-    pool, need, out, exhausted, total_counts = list(chosen), s["new_examples"], [], [], {}
+    pool, need, out, exhausted, total_counts = list(chosen), s.new_examples, [], [], {}
     for attempt in range(3):
         if need == 0 or not pool:
             break
@@ -184,7 +186,7 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
                     seen.add((parsed[0].strip(), parsed[1].strip()))
                     k = used.get(oid, 0) + total_counts.get(oid, 0)
                     q, sol, ans = parsed
-                    out.append(curate.Collected(f"{oid}-g{k}", oid, s["round"], q, sol, ans,
+                    out.append(curate.Collected(f"{oid}-g{k}", oid, s.round, q, sol, ans,
                                                 originals[oid].difficulty, fmt))
                     total_counts[oid] = total_counts.get(oid, 0) + 1
                     break
@@ -196,7 +198,7 @@ def _generated(job: Job, store: Store, originals: dict, chosen: list[str], used:
                 exhausted.append(oid)
                 pool.remove(oid)
     if need:
-        raise UserError(f"generate: {need} of {s['new_examples']} wanted examples got no usable completion after "
+        raise UserError(f"generate: {need} of {s.new_examples} wanted examples got no usable completion after "
                         f"{g['tries']} samples each in three passes ({len(exhausted)} originals gave none); the "
                         "model may not write the expected format (see curation.generate.output), or raise tries")
     return out, sorted(exhausted), total_counts

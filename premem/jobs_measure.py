@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from functools import cached_property
 
+from premem.job_settings import MeasureSettings
 from premem.jobs_context import (Progress, UserError, evaluated_train, job_device, job_sampling_dtype, job_sections,
                                  model_section, sampler_params, set_job_threads)
 from premem.measures import MEASURES
@@ -26,11 +27,11 @@ class MeasureContext:
 
     def __init__(self, job: Job, store: Store, progress: Progress):
         self.job, self.store, self.progress = job, store, progress
-        self.settings: dict = job.settings
-        self.config: dict = job.settings["config"]
+        self.settings: MeasureSettings = job.settings
+        self.config: dict = job.settings.config
         self.device = job_device(job)
         # a measure that reads no data (weight distance) has no dataset section in its identity
-        self.model_spec, self.dataset = (job_sections(job) if "dataset" in job.settings
+        self.model_spec, self.dataset = (job_sections(job) if job.settings.dataset is not None
                                          else (model_section(job), None))
 
     @cached_property
@@ -59,7 +60,7 @@ class MeasureContext:
     def train_examples(self, limit: int | None = None) -> list:
         """The run's train examples (its dataset_fraction's seeded subset), the first `limit` of them if given."""
         if self.dataset is None:
-            raise UserError(f"the measure {self.settings['measure']!r} reads train examples, but its plan gave "
+            raise UserError(f"the measure {self.settings.measure!r} reads train examples, but its plan gave "
                             "its job no dataset (its `plan` should build on Checkpoint.with_data)")
         return evaluated_train(self.job, self.dataset, limit)
 
@@ -76,11 +77,11 @@ class MeasureContext:
 
 
 def run_measure(job: Job, store: Store, progress: Progress) -> dict:
-    """One classic measure (settings['measure']) of the checkpoint of the job's train dependency: the measure's
+    """One classic measure (settings.measure) of the checkpoint of the job's train dependency: the measure's
     result with its name and 'seconds'."""
     set_job_threads(job)
     try:
-        measure = MEASURES.get(job.settings["measure"])
+        measure = MEASURES.get(job.settings.measure)
     except UnknownName as e:  # a plugin installed where the plan was made but not where the job runs
         raise UserError(f"{e} (is the package that provides it installed on this node?)") from None
     t0 = time.time()

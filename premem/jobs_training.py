@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from premem.job_settings import TrainSettings
 from premem.jobs_context import UserError, dataset_splits, job_sections, run_examples
 from premem.plan_job import Job
 from premem.store import Store
@@ -38,7 +39,7 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
 
     model_spec, ds = job_sections(job)
     s = job.settings
-    lora = s["training"].get("lora")
+    lora = s.training.get("lora")
     start = job.dep("start")  # the previous epoch's checkpoint, or pretraining's (None: a hub model's first epoch)
     if start:
         source, revision = store.artifact(start), None
@@ -60,8 +61,8 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
     if lora is not None:
         from premem.lora import BASE_FILE, add_adapters, is_adapter
 
-        if s["epoch"] == 1 or not is_adapter(source):
-            loaded.model = add_adapters(loaded.model, lora, seed=s["seed"])
+        if s.epoch == 1 or not is_adapter(source):
+            loaded.model = add_adapters(loaded.model, lora, seed=s.seed)
             base = {"hf": model_spec.hf, "revision": model_spec.revision} if model_spec.hf is not None \
                 else {"artifact": start}
         else:
@@ -78,8 +79,8 @@ def prepare_training(job: Job, store: Store, device: str) -> TrainingSetup:
     except (TooLong, ValueError) as e:
         raise UserError(str(e)) from None
     recipe, per_epoch = _recipe(s, len(seqs))
-    return TrainingSetup(loaded, seqs, recipe, per_epoch * (s["epoch"] - 1), source,
-                         bool(start) and s["epoch"] > 1, base)
+    return TrainingSetup(loaded, seqs, recipe, per_epoch * (s.epoch - 1), source,
+                         bool(start) and s.epoch > 1, base)
 
 
 def _training_examples(job: Job, ds, store: Store) -> list:
@@ -87,51 +88,51 @@ def _training_examples(job: Job, ds, store: Store) -> list:
     plus every example its collect job gathered; for the IFD scoring model, the split it names."""
     from premem.curate import read_collected
 
-    split = job.settings.get("train_split")
+    split = job.settings.train_split
     if split is not None:
         return list(getattr(dataset_splits(ds), split))
     examples = run_examples(job, ds)
-    collected = job.settings.get("collected")
+    collected = job.settings.collected
     if collected is not None:
         examples += read_collected(store.artifact(collected))
     return examples
 
 
-def autocast_dtype(s: dict) -> str | None:
+def autocast_dtype(s: TrainSettings) -> str | None:
     """The dtype a train job's forward and backward passes autocast to (mixed precision: the model's bfloat16 or
     float16), or None when they run in the weights' own dtype (a float32 model, or training.precision pure).
     `s`: the job's settings; a float32 model's recipe names no precision (plan_settings.hashed_training)."""
-    dtype = s["model"].get("dtype", "float32")
-    if dtype == "float32" or s["training"].get("precision", "mixed") != "mixed":
+    dtype = s.model.get("dtype", "float32")
+    if dtype == "float32" or s.training.get("precision", "mixed") != "mixed":
         return None
     return dtype
 
 
-def _recipe(s: dict, n_examples: int):
+def _recipe(s: TrainSettings, n_examples: int):
     """The run's optimisation recipe (train.Recipe) and its optimizer steps per epoch."""
     from premem.train import Recipe, steps_per_epoch
 
-    t = s["training"]
+    t = s.training
     per_epoch = steps_per_epoch(n_examples, t["batch_size"])
-    total = per_epoch * s["epochs"]
+    total = per_epoch * s.epochs
     warmup = t["warmup_steps"] if t["warmup_steps"] is not None else \
         int(round((t["warmup_fraction"] or 0.0) * total))
-    recipe = Recipe(learning_rate=s["learning_rate"], total_steps=total, batch_size=t["batch_size"],
+    recipe = Recipe(learning_rate=s.learning_rate, total_steps=total, batch_size=t["batch_size"],
                     optimizer=t["optimizer"], weight_decay=t["weight_decay"], betas=tuple(t["betas"]),
                     schedule=t["schedule"], warmup_steps=warmup, max_grad_norm=t["max_grad_norm"],
                     micro_batch_size=t.get("micro_batch_size"), autocast=autocast_dtype(s))
     return recipe, per_epoch
 
 
-def diverged_result(s: dict, e) -> dict:
+def diverged_result(s: TrainSettings, e) -> dict:
     """A train job's result when its run diverged (train.Diverged `e`)."""
-    return {"diverged": {"epoch": s["epoch"], "step": e.step, "loss": str(e.loss)}}
+    return {"diverged": {"epoch": s.epoch, "step": e.step, "loss": str(e.loss)}}
 
 
-def train_result(s: dict, out: dict, n_examples: int) -> dict:
+def train_result(s: TrainSettings, out: dict, n_examples: int) -> dict:
     """A train job's result from train_epoch's output `out`."""
     losses = out["losses"]
-    return {"epoch": s["epoch"], "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
+    return {"epoch": s.epoch, "steps": out["steps"], "end_step": out["end_step"], "tokens": out["tokens"],
             "seconds": out["seconds"], "mean_loss": sum(losses) / len(losses), "losses": downsample(losses),
             "examples": n_examples} | ({"skipped_steps": out["skipped_steps"]} if "skipped_steps" in out else {})
 

@@ -7,13 +7,15 @@ premem.plan_settings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from premem.plan_counts import job_counts
 from premem.plan_curation import CurationPlan, curation_jobs
+from premem.job_settings import (AnalysisSettings, EvaluateSettings, MeasureSettings, PerturbSettings,
+                                 PretrainSettings, TrainSettings)
 from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
-from premem.plan_settings import Pair, Pairs, scoring_settings, train_settings
+from premem.plan_settings import Pair, Pairs, scoring_dtype, train_settings
 from premem.spec import Spec
 from premem.measures import MEASURES, Checkpoint, always_measured
 from premem.measures.atc import atc_reference
@@ -71,7 +73,7 @@ def build_plan(spec: Spec) -> Plan:
         # must not rerun it
         model = {k: v for k, v in section_content(m).items() if k not in ("dtype", "trust_remote_code")}
         # pretraining is per model, not per run: grid.seeds repeat the finetuning runs from the same base model
-        settings = {"model": model, "dataset": generator, "seed": spec.seed, "device": spec.device}
+        settings = PretrainSettings(model=model, dataset=generator, seed=spec.seed, device=spec.device)
         job = Job(content_hash("pretrain", settings, ()), "pretrain", f"pretrain {m.name}", settings,
                   resources=res.pretrain.model_dump(), model=m.name)
         jobs.append(job)
@@ -102,19 +104,17 @@ def build_plan(spec: Spec) -> Plan:
             train = Job(content_hash("train", settings, deps), "train", f"train {run.name} epoch {epoch}",
                         settings, deps, run=run.name, epoch=epoch, resources=train_res, model=run.model,
                         dataset=run.dataset, roles=("start",) if deps else ())
-            ev_settings = {"model": pair.model_content, "dataset": pair.dataset_content,
-                           "evaluation": pair.evaluation_content,
-                           "dataset_fraction": run.dataset_fraction, "seed": run.seed, "device": spec.device}
-            if pair.files:
-                ev_settings["data_files"] = pair.files
-            ev_settings.update(scoring_settings(spec, model))
+            ev_settings = EvaluateSettings(model=pair.model_content, seed=run.seed, device=spec.device,
+                                           dataset=pair.dataset_content, evaluation=pair.evaluation_content,
+                                           dataset_fraction=run.dataset_fraction, data_files=pair.files or None,
+                                           scoring_dtype=scoring_dtype(spec, model))
             ev_deps: tuple[str, ...] = (train.id,)
             if settle_below is not None:
                 # skipping reads the run's earlier checkpoints' per-example results (its extra dependencies);
                 # the samples are drawn with the seed of the same job without skipping, so an example that is
                 # sampled gets the samples it would have got without the option when nothing is skipped
-                ev_settings["sampling_seed"] = int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16)
-                ev_settings["skip_settled_below"] = settle_below
+                ev_settings = replace(ev_settings, skip_settled_below=settle_below,
+                                      sampling_seed=int(content_hash("evaluate", ev_settings, ev_deps)[:8], 16))
                 ev_deps = (train.id, *run_evals)
                 ev_id = content_hash_listed("evaluate", ev_settings, train.id, listed_evals)
             else:
@@ -141,14 +141,11 @@ def build_plan(spec: Spec) -> Plan:
         jobs.extend(curation.jobs)
         extra_ids.extend(j.id for j in curation.jobs if j.kind in ("evaluate", "collect"))
     # premem's and perturbations' later options at their defaults dump as before they existed (Strict.hash_neutral)
-    an_settings = {"premem": spec.premem.model_dump(mode="json"),
-                   "calibration_runs": [r.name for r in selected_runs(spec, runs)]}
-    if spec.metrics.enabled():
-        an_settings["metrics"] = spec.metrics.model_dump(mode="json")
-    if spec.perturbations is not None:
-        an_settings["perturbations"] = spec.perturbations.model_dump(mode="json")
-    if spec.curation is not None:
-        an_settings["curation"] = spec.curation.model_dump(mode="json")
+    an_settings = AnalysisSettings(
+        premem=spec.premem.model_dump(mode="json"), calibration_runs=[r.name for r in selected_runs(spec, runs)],
+        metrics=spec.metrics.model_dump(mode="json") if spec.metrics.enabled() else None,
+        perturbations=spec.perturbations.model_dump(mode="json") if spec.perturbations is not None else None,
+        curation=spec.curation.model_dump(mode="json") if spec.curation is not None else None)
     deps = tuple(eval_ids + extra_ids)
     jobs.append(Job(content_hash("analysis", an_settings, deps), "analysis", "analysis and report",
                     an_settings, deps))
@@ -189,7 +186,8 @@ def _measure_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job, base
                     sampling=_sampling_settings(pair))
     for name in names:
         planned = MEASURES.get(name).plan(getattr(spec.metrics, name).model_dump(mode="json"), at)
-        settings = {**planned.settings, "measure": name, "config": planned.config}
+        # what a measure's plan may take from the checkpoint: MeasureSettings' fields (a TypeError names others)
+        settings = MeasureSettings.from_hashed({**planned.settings, "measure": name, "config": planned.config})
         deps = tuple(planned.deps.values())  # in the order the id hashes them: the checkpoint first
         out.append(Job(content_hash("measure", settings, deps), "measure",
                        f"measure {name} {run.name} epoch {epoch}", settings, deps, run=run.name,
@@ -205,8 +203,8 @@ def _perturb_jobs(spec: Spec, pair: Pair, run: Run, epoch: int, train: Job) -> l
     preambles = pert.for_dataset(pair.dataset.builtin is not None)
     out = []
     for preamble in ["", *preambles]:
-        settings = _checkpoint_settings(spec, pair, run) | {"preamble": preamble, "samples": pert.samples,
-                                                            "sampling": _sampling_settings(pair)}
+        settings = PerturbSettings(**_checkpoint_settings(spec, pair, run), preamble=preamble,
+                                   samples=pert.samples, sampling=_sampling_settings(pair))
         what = "original prompt" if not preamble else f"preamble {preamble.strip()!r}"
         out.append(Job(content_hash("perturb", settings, (train.id,)), "perturb",
                        f"perturb {what} {run.name} epoch {epoch}", settings, (train.id,), run=run.name,
@@ -220,20 +218,20 @@ def job_view(job: Job, status: str) -> dict:
     s = job.settings
     view: dict[str, Any] = {"id": job.short, "full_id": job.id, "kind": job.kind, "status": status,
                             "label": job.label, "run": job.run, "epoch": job.epoch, "depends_on": [d[:10] for d in job.deps]}
-    if job.kind in ("train", "evaluate"):
-        view.update(model=job.model, dataset=job.dataset, dataset_fraction=s["dataset_fraction"])
-    if job.kind == "train":
-        view.update(learning_rate=s["learning_rate"], epochs=s["epochs"], training=s["training"])
-    if job.kind == "evaluate":
-        view.update(evaluation=s["evaluation"])
-        if "skip_settled_below" in s:
-            view.update(skip_settled_below=s["skip_settled_below"])
-    if job.kind == "pretrain":
-        view.update(model=job.model, pretrain=s["model"]["pretrain"])
-    if job.kind == "measure":
-        view.update(measure=s["measure"], config=s["config"])
-    if job.kind == "perturb":
-        view.update(preamble=s["preamble"], samples=s["samples"])
-    if job.kind == "analysis":
-        view.update(premem=s["premem"], calibration_runs=s["calibration_runs"])
+    if isinstance(s, (TrainSettings, EvaluateSettings)):
+        view.update(model=job.model, dataset=job.dataset, dataset_fraction=s.dataset_fraction)
+    if isinstance(s, TrainSettings):
+        view.update(learning_rate=s.learning_rate, epochs=s.epochs, training=s.training)
+    if isinstance(s, EvaluateSettings):
+        view.update(evaluation=s.evaluation)
+        if s.skip_settled_below is not None:
+            view.update(skip_settled_below=s.skip_settled_below)
+    if isinstance(s, PretrainSettings):
+        view.update(model=job.model, pretrain=s.model["pretrain"])
+    if isinstance(s, MeasureSettings):
+        view.update(measure=s.measure, config=s.config)
+    if isinstance(s, PerturbSettings):
+        view.update(preamble=s.preamble, samples=s.samples)
+    if isinstance(s, AnalysisSettings):
+        view.update(premem=s.premem, calibration_runs=s.calibration_runs)
     return view

@@ -9,13 +9,14 @@ premem's collect jobs and the rounds after them, nothing of the rivals'.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
+from premem.job_settings import CollectSettings, EvaluateSettings, ScoreSettings
 from premem.plan_job import Job, make_job, section_content
-from premem.plan_settings import hashed_evaluation, hashed_training, scoring_settings, train_settings
+from premem.plan_settings import hashed_evaluation, hashed_training, scoring_dtype, train_settings
 from premem.spec import Spec
 
 ROUND0 = "curation/round0"
@@ -99,14 +100,11 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
             s = train_settings(spec, model, ds, training, lr, epochs, 1.0, epoch, seed=seed)
             deps = (prev,) if prev else ()
             if collect is not None:  # the examples this round adds (a dependency, read from its artifact)
-                s["collected"] = collect
+                s = replace(s, collected=collect)
                 deps += (collect,)
             if split is not None:  # the IFD scorer trains on another split: its size is part of its identity
-                s["train_split"] = split
-                s["dataset"] = section_content(ds)
-                fp = dataset_fingerprint(ds)
-                if fp:
-                    s["data_files"] = fp
+                s = replace(s, train_split=split, dataset=section_content(ds),
+                            data_files=dataset_fingerprint(ds) or s.data_files)
             roles = (("start",) if prev else ()) + (("collected",) if collect is not None else ())
             j = make_job("train", f"train {run} epoch {epoch}", s, deps, run, epoch, res.train.model_dump(),
                          model_name, ds_name, roles)
@@ -124,12 +122,9 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
                 continue
             ev = dict(evaluation, train_examples=None if selects else 0,
                       test_examples=evaluation["test_examples"] if final else 0)
-            s = {"model": section_content(model), "dataset": section_content(ds), "evaluation": ev,
-                **scoring_settings(spec, model),
-                "dataset_fraction": 1.0, "seed": seed, "device": spec.device}
-            fp = dataset_fingerprint(ds)
-            if fp:
-                s["data_files"] = fp
+            s = EvaluateSettings(model=section_content(model), seed=seed, device=spec.device,
+                                 dataset=section_content(ds), evaluation=ev, dataset_fraction=1.0,
+                                 data_files=dataset_fingerprint(ds) or None, scoring_dtype=scoring_dtype(spec, model))
             out.append(make_job("evaluate", f"evaluate {run} epoch {epoch}", s, (tj.id,), run, epoch,
                                 res.evaluate.model_dump(), model_name, ds_name, ("checkpoint",)))
         return out
@@ -146,13 +141,10 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
     if "ifd" in c.strategies:
         ifd = c.ifd
         tr = train_chain("curation/ifd-scorer" + tag, None, ifd.learning_rate or c.learning_rate, ifd.epochs, ifd.split)
-        s = {"model": section_content(model), "dataset": section_content(ds), "seed": seed,
-             "device": spec.device}
-        fp = dataset_fingerprint(ds)
-        if fp:
-            s["data_files"] = fp
-        if ifd.unconditional != "after_cue":  # hashed only when set, so existing score jobs keep their ids
-            s["unconditional"] = ifd.unconditional
+        s = ScoreSettings(model=section_content(model), seed=seed, device=spec.device, dataset=section_content(ds),
+                          data_files=dataset_fingerprint(ds) or None,
+                          # hashed only when set, so existing score jobs keep their ids
+                          unconditional=ifd.unconditional if ifd.unconditional != "after_cue" else None)
         score = make_job("score", "score IFD of the originals" + label_tag, s, (tr[-1].id,), "curation/ifd-scorer" + tag,
                          None, res.evaluate.model_dump(), model_name, ds_name, ("checkpoint",))
         jobs.extend(tr + [score])
@@ -164,22 +156,21 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
         prev_collect, prev_run = None, runs[0]
         collects[strategy] = []
         for r, n_new in enumerate(c.per_round(), start=1):
-            s = {"strategy": strategy, "round": r, "new_examples": n_new, "dataset": train_data, "seed": seed,
-                 "source": source["settings"]}
-            fp = dataset_fingerprint(ds, splits=("train",))
-            if fp:
-                s["data_files"] = fp
+            chooses: dict = {}  # what the strategy chooses originals by
             deps = tuple(d for d in (prev_collect,) if d) + source["deps"]
             if strategy == "premem":
-                s |= {"threshold": c.threshold, "p": c.p if c.p is not None else spec.premem.p,
-                      "evaluations": list(prev_run.evals)}
+                chooses = {"threshold": c.threshold, "p": c.p if c.p is not None else spec.premem.p,
+                           "evaluations": list(prev_run.evals)}
                 deps += prev_run.evals
             elif strategy == "ifd":
-                s |= {"percent": c.ifd.percent, "scores": scorer}
+                chooses = {"percent": c.ifd.percent, "scores": scorer}
                 deps += (scorer,)
             elif strategy == "heuristic":
-                s |= {"percent": c.heuristic.percent}
-            s["after"] = prev_collect  # which dependency is the previous round's collection (None in round 1)
+                chooses = {"percent": c.heuristic.percent}
+            s = CollectSettings(strategy=strategy, round=r, new_examples=n_new, dataset=train_data, seed=seed,
+                                source=source["settings"], data_files=dataset_fingerprint(ds, splits=("train",)) or None,
+                                # which dependency is the previous round's collection (None in round 1)
+                                after=prev_collect, **chooses)
             collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new){label_tag}", s, deps,
                                f"curation/{strategy}/round{r}{tag}", None, res.evaluate.model_dump(), model_name,
                                ds_name)

@@ -2,7 +2,8 @@
 
 Everything that plans jobs (premem.plan for the grid, premem.plan_curation for curation's rounds) and
 everything that runs or costs them (premem.jobs, premem.schedule, premem.cost) imports these from here. This
-module imports nothing of premem, so it sits at the bottom of the import graph.
+module imports nothing of premem but the settings types (premem.job_settings), so it sits at the bottom of the
+import graph.
 
 A job's id is a hash of everything that determines its result: its kind, its resolved settings (labels such as
 a model's `name` left out), the ids of the jobs it depends on, and the version of the code that computes it. So
@@ -16,32 +17,36 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from premem.job_settings import (AnalysisSettings, CollectSettings, EvaluateSettings, JobSettings, MeasureSettings,
+                                 PerturbSettings, PretrainSettings, ScoreSettings, TrainSettings)
+
 @dataclass(frozen=True)
 class JobKind:
     """One kind of job, as every stage that handles jobs knows it: `version` (bump it when the code that computes
     its result changes what it computes: every stored job of the kind reruns), `resources` (the spec's
     `resources:` section it asks Ray for), `reads_checkpoint` (it loads a finished checkpoint: the cost model
-    serializes such jobs behind training on one GPU) and `stored` (False for the analysis, recomputed on every
-    apply). Its runner is premem.jobs.RUNNERS[name] and its work premem.cost's; both modules refuse to import
+    serializes such jobs behind training on one GPU), `stored` (False for the analysis, recomputed on every
+    apply) and `settings` (the type of its jobs' settings, premem.job_settings). Its runner is premem.jobs.RUNNERS[name] and its work premem.cost's; both modules refuse to import
     with a kind of this table missing, so a kind cannot be half-registered."""
 
     name: str
     version: str
     resources: str
+    settings: type[JobSettings]
     reads_checkpoint: bool = False
     stored: bool = True
 
 
 # train/evaluate "2": the built-in task's train and test splits became stratified by number of steps.
 JOB_KINDS: dict[str, JobKind] = {k.name: k for k in (
-    JobKind("pretrain", "2", "pretrain"),
-    JobKind("train", "2", "train"),
-    JobKind("evaluate", "2", "evaluate", reads_checkpoint=True),
-    JobKind("measure", "1", "evaluate", reads_checkpoint=True),  # one classic measure (premem.measures)
-    JobKind("perturb", "1", "evaluate", reads_checkpoint=True),
-    JobKind("analysis", "1", "", stored=False),
-    JobKind("collect", "1", "evaluate"),  # curation's own jobs ask Ray for what evaluation jobs do
-    JobKind("score", "1", "evaluate"),
+    JobKind("pretrain", "2", "pretrain", PretrainSettings),
+    JobKind("train", "2", "train", TrainSettings),
+    JobKind("evaluate", "2", "evaluate", EvaluateSettings, reads_checkpoint=True),
+    JobKind("measure", "1", "evaluate", MeasureSettings, reads_checkpoint=True),  # one classic measure (premem.measures)
+    JobKind("perturb", "1", "evaluate", PerturbSettings, reads_checkpoint=True),
+    JobKind("analysis", "1", "", AnalysisSettings, stored=False),
+    JobKind("collect", "1", "evaluate", CollectSettings),  # curation's own jobs ask Ray for what evaluation jobs do
+    JobKind("score", "1", "evaluate", ScoreSettings),
 )}
 #: kind -> its version (what content_hash reads)
 CODE_VERSIONS = {name: kind.version for name, kind in JOB_KINDS.items()}
@@ -63,7 +68,9 @@ class Job:
     classic measure of one checkpoint) | perturb (one checkpoint sampled under one prompt) | collect (one
     curation round's new examples) | score (IFD scores of the originals) | analysis. `run` names the grid run
     or the curation model (`curation/...`) a job belongs to.
-    `settings` is read-only: the jobs of a (model, dataset) pair share its nested sections.
+    `settings` is the kind's settings type (premem.job_settings; given as the plain dict its `hashed()` gives, it
+    is turned into that type, and a key the kind has not is a TypeError); read-only: the jobs of a (model,
+    dataset) pair share its nested sections.
     `deps` are in the order the id hashes them; `roles` name them (read them with `dep` and `deps_as`): the i-th
     dependency has roles[i], and the last role also names every dependency after it (an evaluation's
     `earlier` evaluations). Roles used: `start` (the model a train job starts from), `collected` (a curation
@@ -73,7 +80,7 @@ class Job:
     id: str
     kind: str
     label: str
-    settings: dict
+    settings: JobSettings
     deps: tuple[str, ...] = ()
     run: str | None = None
     epoch: int | None = None
@@ -81,6 +88,16 @@ class Job:
     model: str | None = None  # the spec's name of the model it trains or reads (none for the analysis)
     dataset: str | None = None  # the spec's name of its run's dataset (none for pretrain and the analysis)
     roles: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        kind = JOB_KINDS.get(self.kind)
+        if kind is None:  # not premem's (a benchmark's no-op job): its settings are its own business
+            return
+        if isinstance(self.settings, dict):
+            object.__setattr__(self, "settings", kind.settings.from_hashed(self.settings))
+        elif not isinstance(self.settings, kind.settings):
+            raise TypeError(f"{self.label}: a {self.kind} job's settings are {kind.settings.__name__}, "
+                            f"not {type(self.settings).__name__}")
 
     def deps_as(self, role: str) -> tuple[str, ...]:
         """The ids of the dependencies in `role` (see the class docstring), in order; () if none. ValueError for a
@@ -105,7 +122,10 @@ class Job:
 
 
 def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
-    """Hex sha256 of the job's kind, canonical JSON settings, dependency ids and code version."""
+    """Hex sha256 of the job's kind, canonical JSON settings (a JobSettings' `hashed()`), dependency ids and code
+    version."""
+    if isinstance(settings, JobSettings):
+        settings = settings.hashed()
     blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
                       sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -117,6 +137,8 @@ def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> 
     earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
     JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
     same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
+    if isinstance(settings, JobSettings):
+        settings = settings.hashed()
     h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
     h.update(listed)
     h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"
@@ -125,7 +147,7 @@ def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> 
     return h.hexdigest()
 
 
-def make_job(kind: str, label: str, settings: dict, deps: tuple[str, ...] = (), run: str | None = None,
+def make_job(kind: str, label: str, settings: JobSettings, deps: tuple[str, ...] = (), run: str | None = None,
              epoch: int | None = None, resources: dict | None = None, model: str | None = None,
              dataset: str | None = None, roles: tuple[str, ...] = ()) -> Job:
     """A Job whose id is the content hash of its kind, settings and dependencies."""

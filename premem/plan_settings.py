@@ -1,7 +1,7 @@
 """The settings a train job's identity is made of, shared by the grid's runs (premem.plan) and curation's
 rounds (premem.plan_curation): a (model, dataset) pair's sections as hashed (`Pair`, `Pairs`), a run's recipe as
 hashed (`hashed_training`: training.precision only for a non-float32 model), one epoch's train-job settings
-(`train_settings`), and the scoring dtype an evaluate job names (`scoring_settings`, likewise).
+(`train_settings`), and the scoring dtype an evaluate job names (`scoring_dtype`, likewise).
 
 What goes into these dicts is hashed into job ids (premem.plan_job.content_hash), so any change here changes
 stored studies' ids: tests/test_job_ids.py pins them.
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from premem.data.loaders import dataset_fingerprint
 from premem.hf import model_fingerprint
+from premem.job_settings import TrainSettings
 from premem.plan_job import section_content
 
 if TYPE_CHECKING:  # annotations only
@@ -50,18 +51,18 @@ class Pair:
 def hashed_evaluation(evaluation) -> dict:
     """A dataset's evaluation settings (overrides resolved) as an evaluate job hashes them: without
     skip_settled (premem.plan hashes what it changes, only when on) and scoring_dtype (hashed beside the section
-    by scoring_settings, for non-float32 models only)."""
+    as `scoring_dtype`'s value, for non-float32 models only)."""
     return evaluation.model_dump(mode="json", exclude={"skip_settled", "scoring_dtype"})
 
 
-def scoring_settings(spec: Spec, model) -> dict:
-    """What an evaluate job's settings say about the dtype target perplexity is scored in: {"scoring_dtype":
-    "float32" or the model's dtype} for a model whose dtype is not float32 (evaluation.scoring_dtype), {} for a
-    float32 model (it scores in float32 either way, so its ids are those of studies made before the option) and
-    under evaluation.scoring vllm (which scores in the model's dtype)."""
+def scoring_dtype(spec: Spec, model) -> str | None:
+    """The dtype an evaluate job scores target perplexity in, as its settings name it: "float32" or the model's
+    dtype (evaluation.scoring_dtype) for a model whose dtype is not float32; None (not hashed) for a float32 model
+    (it scores in float32 either way, so its ids are those of studies made before the option) and under
+    evaluation.scoring vllm (which scores in the model's dtype)."""
     if model.dtype == "float32" or spec.evaluation.scoring != "transformers":
-        return {}
-    return {"scoring_dtype": "float32" if spec.evaluation.scoring_dtype == "float32" else model.dtype}
+        return None
+    return "float32" if spec.evaluation.scoring_dtype == "float32" else model.dtype
 
 
 def hashed_training(recipe, model) -> dict:
@@ -95,17 +96,15 @@ class Pairs:
 
 
 def train_settings(spec: Spec, model, ds, training: dict, learning_rate: float, epochs: int, fraction: float,
-                   epoch: int, pair: Pair | None = None, seed: int | None = None) -> dict:
+                   epoch: int, pair: Pair | None = None, seed: int | None = None) -> TrainSettings:
     """The settings of one epoch's train job (what its checkpoint depends on besides its dependencies); `pair`
     holds what they share with the pair's other jobs (made here when not given). `seed`: the run's (grid.seeds,
     a run's seed, curation.seeds); None = the spec's. It is hashed under the one key "seed", so a run whose seed
     is the spec's has the id it had before seeds were an axis."""
     pair = pair or Pair(spec, model, ds)
-    settings = {"model": pair.model_content, "dataset": pair.train_data, "training": training,
-                "learning_rate": learning_rate, "epochs": epochs, "dataset_fraction": fraction, "epoch": epoch,
-                "seed": spec.seed if seed is None else seed, "device": spec.device}
-    if pair.train_files:
-        settings["data_files"] = pair.train_files
-    if epoch == 1 and model.hf is not None:  # a local model folder: its content (later epochs chain on)
-        settings.update(model_fingerprint(model.hf))
-    return settings
+    # a local model folder: its content (later epochs chain on)
+    fingerprint = model_fingerprint(model.hf) if epoch == 1 and model.hf is not None else {}
+    return TrainSettings(model=pair.model_content, dataset=pair.train_data, training=training,
+                         learning_rate=learning_rate, epochs=epochs, dataset_fraction=fraction, epoch=epoch,
+                         seed=spec.seed if seed is None else seed, device=spec.device,
+                         data_files=pair.train_files or None, model_sha256=fingerprint.get("model_sha256"))

@@ -20,8 +20,8 @@ def pure_low_precision_runs(plan: Plan) -> dict[str, str]:
     for job in plan.jobs:
         if job.kind != "train" or job.run is None:
             continue
-        dtype = job.settings["model"].get("dtype", "float32")
-        if dtype != "float32" and job.settings["training"].get("precision") == "pure":
+        dtype = job.settings.model.get("dtype", "float32")
+        if dtype != "float32" and job.settings.training.get("precision") == "pure":
             out[job.run] = dtype
     return out
 

@@ -41,7 +41,7 @@ def train_sharded(job: Job, store: Store, progress: Progress) -> dict:
     jobs.run_train_epoch does). A UserError in any process is raised as a UserError here."""
     import torch.multiprocessing as mp
 
-    world = job.settings["training"]["shards"]
+    world = job.settings.training["shards"]
     ctx = mp.get_context("spawn")  # fork would copy this process's torch threads and Ray state
     messages = ctx.Queue()
     port = _free_port()
@@ -144,7 +144,7 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
                 messages.put(("progress", line))
 
         try:
-            out = train_epoch(setup.loaded, opt, setup.seqs, setup.recipe, s["seed"], s["epoch"], setup.start_step,
+            out = train_epoch(setup.loaded, opt, setup.seqs, setup.recipe, s.seed, s.epoch, setup.start_step,
                               report, shard=(rank, world), scaler=scaler)
         except Diverged as e:  # every process sees the same summed loss, so all stop here together
             if rank == 0:
@@ -160,7 +160,7 @@ def _worker(rank: int, world: int, port: int, job: Job, store_root: str, message
             staging = store.staging(job.id)
             save_model(model, setup.loaded.codec, staging, state_dict=weights)
             torch.save(optim, staging / OPTIMIZER_FULL_FILE)
-            state = {"epoch": s["epoch"], "step": out["end_step"], "shards": world}
+            state = {"epoch": s.epoch, "step": out["end_step"], "shards": world}
             if scaler is not None:
                 state["grad_scaler"] = scaler.state_dict()
             (staging / STATE_FILE).write_text(json.dumps(state))

@@ -346,7 +346,7 @@ class Store:
                 con.execute(
                     "INSERT OR REPLACE INTO jobs (id, kind, label, run, epoch, status, settings, result, error, "
                     "started, finished, node, tries) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(job.settings),
+                    (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(job.settings.hashed()),
                      json.dumps(result) if result is not None else None, error, started, time.time(), node, tries))
                 if examples:
                     con.executemany(

@@ -594,11 +594,12 @@ def export_extra_table(plan, store, table: str) -> pa.Table:
     'atc': the greedy sample's mean and total log-probability per run, checkpoint and example)."""
     kind, measure = ("perturb", None) if table == "perturbations" else ("measure", "atc")
     jobs, _ = store.done_jobs([j for j in plan.jobs
-                               if j.kind == kind and (measure is None or j.settings.get("measure") == measure)])
+                               if j.kind == kind and (measure is None or j.settings.measure == measure)])
     by_id = {j.id: j for j in jobs}
     rows = store.examples(list(by_id))
     rows.sort(key=lambda r: (by_id[r["job_id"]].run, by_id[r["job_id"]].epoch,
-                             by_id[r["job_id"]].settings.get("preamble", ""), str(r["example_id"])))
+                             by_id[r["job_id"]].settings.preamble if kind == "perturb" else "",
+                             str(r["example_id"])))
     cols: dict[str, list] = {"run": [], "checkpoint": [], "example_id": []}
     if kind == "perturb":
         cols |= {"prompt": [], "preamble": [], "n_samples": [], "n_correct": [], "n_unparseable": [], "accuracy": []}
@@ -610,7 +611,7 @@ def export_extra_table(plan, store, table: str) -> pa.Table:
         cols["checkpoint"].append(j.epoch)
         cols["example_id"].append(str(r["example_id"]))
         if kind == "perturb":
-            pre = j.settings["preamble"]
+            pre = j.settings.preamble
             cols["prompt"].append(pre.strip() or "original")
             cols["preamble"].append(pre)
             for k in ("n_samples", "n_correct", "n_unparseable"):

@@ -154,9 +154,9 @@ def test_calibrate_is_hashed_only_when_pooled():
         return next(j for j in build_plan(s).jobs if j.kind == "analysis")
 
     default = analysis_job(spec)
-    assert "calibrate" not in default.settings["premem"]
+    assert "calibrate" not in default.settings.premem
     pooled = analysis_job(spec.model_copy(update={"premem": spec.premem.model_copy(update={"calibrate": "pooled"})}))
-    assert pooled.settings["premem"]["calibrate"] == "pooled" and pooled.id != default.id
+    assert pooled.settings.premem["calibrate"] == "pooled" and pooled.id != default.id
 
 
 def test_report_of_two_blocks_and_of_one(tmp_path):

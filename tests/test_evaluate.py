@@ -179,9 +179,9 @@ def test_plan_with_skipping_chains_a_runs_evaluations_and_keeps_their_seed():
         ev_off = [j for j in off.jobs if j.kind == "evaluate" and j.run == run.name]
         for i, (a, b) in enumerate(zip(ev_on, ev_off)):
             assert a.deps == (b.deps[0], *[e.id for e in ev_on[:i]]) and a.id != b.id
-            assert a.settings["sampling_seed"] == int(b.id[:8], 16)  # the same samples as without the option
-            assert a.settings["skip_settled_below"] == -3.0
-            assert "skip_settled" not in b.settings["evaluation"]  # off: ids as before the option existed
+            assert a.settings.sampling_seed == int(b.id[:8], 16)  # the same samples as without the option
+            assert a.settings.skip_settled_below == -3.0
+            assert "skip_settled" not in b.settings.evaluation  # off: ids as before the option existed
     # the bound follows the premem section: a fixed p below the grid lowers it
     fixed = parse_spec(SMOKE.replace("SKIP", "true").replace("START", "-2.0")
                        .replace("step: 0.5}}", "step: 0.5}, p: -2.5}"))

@@ -3,12 +3,12 @@ system) or holding a damaged dependency. The driver hands each job its dependenc
 import pytest
 
 from premem.jobs import StoreUnreachable, execute
-from premem.plan import Job
 from premem.store import CorruptArtifact, Store, artifact_checksums
+from tests.made_jobs import evaluate_job
 
 
 def _job(deps=("d" * 64,)):
-    return Job(id="e" * 64, kind="evaluate", label="evaluate x", settings={}, deps=deps, run="r", epoch=1)
+    return evaluate_job("e" * 64, deps)
 
 
 def test_a_store_missing_on_the_node_fails_the_job_saying_so(tmp_path):

@@ -1,10 +1,13 @@
 """Curation's `generate` source (premem.jobs_curation._generated) on a real built-in model whose sampler is
 replaced by a scripted writer: a model that writes good rephrasings (the authors used GPT-4) cannot run here,
 so the script stands at that boundary and decides what each completion says; everything else is premem's."""
+from dataclasses import replace
+
 import pytest
 
 from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
+from premem.job_settings import CollectSettings
 from premem.jobs import UserError
 from premem.jobs_curation import _generated, dataset_key
 from premem.models import build_tiny, save_model
@@ -29,7 +32,9 @@ def setting(tmp_path):
                      "pretrain": {"dataset": "arithmetic", "examples": 10}}
     source = {"kind": "generate", "model": "tiny", "prompt": "{question}\nAnswer:", "output": "solution", "tries": 3,
               "temperature": 1.0, "top_p": 0.95, "max_new_tokens": 20, "model_section": model_section, "base": "base"}
-    job = Job("f" * 64, "collect", "collect", {"source": source, "new_examples": 6, "round": 1, "device": "cpu"})
+    # a collect job's settings as the plan makes them: no device (it samples where `auto` says: here the CPU)
+    job = Job("f" * 64, "collect", "collect", CollectSettings(
+        strategy="iid", round=1, new_examples=6, dataset={"builtin": "arithmetic"}, seed=0, source=source, after=None))
     return store, job, originals
 
 
@@ -64,10 +69,10 @@ def test_a_repeated_completion_is_not_kept_twice(setting, monkeypatch):
     by_prompt = {ex.question + "\nAnswer:": ex for ex in originals.values()}
     # every try of an original's prompt gives the same right trace: each original can add one example only
     script(monkeypatch, lambda prompt, k: f" the one trace\n#### {by_prompt[prompt].answer}\nDone.")
-    job.settings["new_examples"] = 4
+    job = replace(job, settings=replace(job.settings, new_examples=4))
     out, _, counts = _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
     assert counts == {oid: 1 for oid in originals}
-    job.settings["new_examples"] = 6
+    job = replace(job, settings=replace(job.settings, new_examples=6))
     with pytest.raises(UserError, match="2 of 6 wanted examples got no usable completion"):
         _generated(job, store, originals, list(originals), {}, "s", "gsm8k", lambda m: None)
 
@@ -95,12 +100,12 @@ def test_a_round_that_falls_short_is_a_clear_user_error(setting, monkeypatch):
 
 
 def test_scores_are_keyed_to_their_dataset():
-    a = {"dataset": {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 4}}
-    b = {"dataset": {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 99}}
-    c = {"dataset": {"builtin": "arithmetic", "seed": 1, "train_size": 8, "test_size": 4}}
+    a = {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 4}
+    b = {"builtin": "arithmetic", "seed": 0, "train_size": 8, "test_size": 99}
+    c = {"builtin": "arithmetic", "seed": 1, "train_size": 8, "test_size": 4}
     assert dataset_key(a) == dataset_key(b)  # the test split's size does not change the train examples
     assert dataset_key(a) != dataset_key(c)
-    assert dataset_key(a | {"data_files": {"train_sha256": "x"}}) != dataset_key(a | {"data_files": {"train_sha256": "y"}})
+    assert dataset_key(a, {"train_sha256": "x"}) != dataset_key(a, {"train_sha256": "y"})
 
 
 def test_ifd_scores_of_one_dataset_are_refused_for_another(tmp_path):
@@ -112,13 +117,13 @@ def test_ifd_scores_of_one_dataset_are_refused_for_another(tmp_path):
     store = Store(tmp_path / "store")
     folder = store.artifact("scores")
     folder.mkdir(parents=True)
-    gsm8k = {"dataset": {"gsm8k": {"hub": "openai/gsm8k"}}}
-    math = {"dataset": {"math": {"hub": "EleutherAI/hendrycks_math"}}}
+    gsm8k = {"gsm8k": {"hub": "openai/gsm8k"}}
+    math = {"math": {"hub": "EleutherAI/hendrycks_math"}}
     (folder / SCORES_FILE).write_text(json.dumps({"dataset_key": dataset_key(gsm8k), "ids": ["train-00000"],
                                                   "ifd": [0.5]}))
-    assert _read_scores(store, "scores", gsm8k) == {"train-00000": 0.5}
+    assert _read_scores(store, "scores", dataset_key(gsm8k)) == {"train-00000": 0.5}
     with pytest.raises(UserError, match="computed for another dataset"):
-        _read_scores(store, "scores", math)
+        _read_scores(store, "scores", dataset_key(math))
 
 
 def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
@@ -144,7 +149,7 @@ def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
     alone = target_nll(loaded, [(ANSWER_CUE, target_of(e.solution)) for e in exs])
     assert saved["ids"] == [e.id for e in exs]
     assert saved["ifd"] == pytest.approx([c[0] / a[0] for c, a in zip(cond, alone)], rel=1e-5)
-    assert saved["dataset_key"] == dataset_key(job.settings)
+    assert saved["dataset_key"] == dataset_key(job.settings.dataset)
 
 
 def test_ifd_bos_only_scores_the_solution_after_the_bos_token_alone(setting):
@@ -172,3 +177,19 @@ def test_ifd_bos_only_scores_the_solution_after_the_bos_token_alone(setting):
     assert [a[1] for a in alone] == [c[1] for c in cond]  # the same target tokens, after BOS only
     assert saved["nll_alone"] == pytest.approx([a[0] for a in alone], rel=1e-5)
     assert saved["ifd"] == pytest.approx([c[0] / a[0] for c, a in zip(cond, alone)], rel=1e-5)
+
+
+def test_a_planned_generating_collect_job_runs_where_its_resources_say():
+    """The paper's curation specs generate new examples; their collect jobs' settings name no device (adding one
+    would change their ids), so where they sample comes from the resources they asked Ray for, as `auto`."""
+    from pathlib import Path
+
+    from premem.jobs_context import job_device
+    from premem.plan import build_plan
+    from premem.spec import load_spec
+
+    spec = Path(__file__).resolve().parent.parent / "specs" / "paper-curation-gsm8k.yaml"
+    collect = next(j for j in build_plan(load_spec(str(spec))).jobs if j.kind == "collect")
+    assert collect.settings.source["kind"] == "generate"
+    assert job_device(replace(collect, resources={"cpus": 1})) == "cpu"
+    assert job_device(replace(collect, resources={"cpus": 1, "gpus": 1})) == "auto"  # cuda where it runs

@@ -60,7 +60,7 @@ def test_paper_spec_is_appendix_a():
     assert len(trains) == len(evals) == sum(r.epochs for r in plan.runs)
     for j in trains:
         model, dataset = j.run.split("/")[:2]
-        t = j.settings["training"]
+        t = j.settings.training
         assert {k: t[k] for k in RECIPES[(model, dataset)]} == RECIPES[(model, dataset)], (j.run, t)
         assert t.get("lora") is None and "overrides" not in t
 

@@ -60,8 +60,8 @@ def test_each_dataset_samples_as_the_authors_did(paper_jobs):
 
 def test_perturbed_and_atc_sampling_follow_their_dataset():
     plan = build_plan(load_spec(SPECS / "paper.yaml"))
-    sampling = {(j.kind, j.run.split("/")[1], j.settings["sampling"]["top_p"], j.settings["sampling"]["max_new_tokens"])
-                for j in plan.jobs if "sampling" in j.settings}
+    sampling = {(j.kind, j.run.split("/")[1], j.settings.sampling["top_p"], j.settings.sampling["max_new_tokens"])
+                for j in plan.jobs if getattr(j.settings, "sampling", None) is not None}
     assert sampling == {("perturb", "gsm8k", 0.95, 512), ("perturb", "math", 1.0, 1024),
                         ("measure", "gsm8k", 0.95, 512)}
 
@@ -75,10 +75,10 @@ def test_curation_specs_plan_the_authors_round_sizes(name, originals, sizes, top
     jobs = _plan_json(SPECS / f"{name}.yaml", tmp_path)
     plan = build_plan(load_spec(SPECS / f"{name}.yaml"))
     for strategy, collects in plan.curation.collects.items():
-        new = [plan.job(j).settings["new_examples"] for j in collects]
+        new = [plan.job(j).settings.new_examples for j in collects]
         assert [originals + sum(new[:r]) for r in range(1, len(new) + 1)] == sizes, strategy
     evals = [j for j in jobs if j["kind"] == "evaluate"]
     assert evals and {(j["evaluation"]["samples"], j["evaluation"]["test_samples"], j["evaluation"]["top_p"])
                       for j in evals} == {(10, 5, top_p)}
     score = next(j for j in plan.jobs if j.kind == "score")
-    assert score.settings["unconditional"] == "bos_only"
+    assert score.settings.unconditional == "bos_only"

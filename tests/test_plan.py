@@ -51,7 +51,7 @@ def test_jobs_chain_epochs_and_checkpoints():
     assert trains[0].deps == (plan.jobs[0].id,)
     assert trains[1].deps == (trains[0].id,) and evals[1].deps == (trains[1].id,)
     assert set(plan.jobs[-1].deps) == {j.id for j in plan.jobs if j.kind == "evaluate"}
-    assert plan.jobs[-1].settings["calibration_runs"] == [r.name for r in selected_runs(plan.spec, plan.runs)]
+    assert plan.jobs[-1].settings.calibration_runs == [r.name for r in selected_runs(plan.spec, plan.runs)]
     assert all(r.epochs == 3 for r in selected_runs(plan.spec, plan.runs))
 
 
@@ -82,7 +82,7 @@ def test_jobs_of_gpu_less_auto_device_compute_on_cpu():
 
     plan = build_plan(spec())
     train = next(j for j in plan.jobs if j.kind == "train")
-    assert train.settings["device"] == "auto" and job_device(train) == "cpu"
+    assert train.settings.device == "auto" and job_device(train) == "cpu"
     gpu = build_plan(spec(BASE + "resources: {train: {gpus: 1}}\n"))
     assert job_device(next(j for j in gpu.jobs if j.kind == "train")) == "auto"
 
@@ -190,16 +190,16 @@ def test_every_dependency_has_a_role_and_the_roles_name_what_the_runners_read():
     assert all(j.dep("checkpoint") == j.deps[0] for j in ev)
     trains = {j.id: j for j in plan.jobs if j.kind == "train"}
     assert all(trains[j.dep("checkpoint")].epoch == j.epoch for j in ev)
-    wd = [j for j in plan.jobs if j.kind == "measure" and j.settings["measure"] == "weight_distance"]
+    wd = [j for j in plan.jobs if j.kind == "measure" and j.settings.measure == "weight_distance"]
     assert wd and all(plan.job(j.dep("base")).kind == "pretrain" for j in wd)
 
 
 def test_a_job_made_without_roles_refuses_to_be_read_by_position():
-    from premem.plan_job import Job
+    from tests.made_jobs import evaluate_job
 
-    job = Job("a" * 64, "evaluate", "evaluate x", {}, ("b" * 64,))
+    job = evaluate_job("a" * 64, ("b" * 64,))
     with pytest.raises(ValueError, match="no roles"):
         job.dep("checkpoint")
-    named = Job("a" * 64, "evaluate", "evaluate x", {}, ("b" * 64, "c" * 64, "d" * 64), roles=("checkpoint", "earlier"))
+    named = evaluate_job("a" * 64, ("b" * 64, "c" * 64, "d" * 64), roles=("checkpoint", "earlier"))
     assert named.dep("checkpoint") == "b" * 64 and named.deps_as("earlier") == ("c" * 64, "d" * 64)
     assert named.dep("base") is None

@@ -57,13 +57,13 @@ def test_rounds_chain_collect_to_collect_and_collect_to_training():
         for r, cid in enumerate(collects, start=1):
             job = by_id[cid]
             if r > 1:
-                assert collects[r - 2] in job.deps and job.settings["after"] == collects[r - 2]
+                assert collects[r - 2] in job.deps and job.settings.after == collects[r - 2]
             else:
-                assert job.settings["after"] is None
+                assert job.settings.after is None
         for run in plan.curation.runs:
             if run.strategies == (s,):
                 first_train = by_id[run.train[0]]
-                assert run.collect in first_train.deps and first_train.settings["collected"] == run.collect
+                assert run.collect in first_train.deps and first_train.settings.collected == run.collect
     # premem selects with the previous round's model: its collect of round r depends on round r-1's evaluations
     runs = {r.name: r for r in plan.curation.runs}
     c2 = by_id[plan.curation.collects["premem"][1]]
@@ -71,7 +71,7 @@ def test_rounds_chain_collect_to_collect_and_collect_to_training():
     assert len(runs["curation/premem/round1"].evals) == 2  # every epoch: PreMemAcc runs over epochs
     assert len(runs["curation/premem/round3"].evals) == 1  # the last round only gives a test accuracy
     assert len(runs["curation/iid/round2"].evals) == 1
-    assert by_id[plan.curation.collects["ifd"][0]].settings["scores"] == plan.curation.scorer
+    assert by_id[plan.curation.collects["ifd"][0]].settings.scores == plan.curation.scorer
 
 
 def test_changing_the_threshold_reruns_only_premems_chain():
@@ -102,7 +102,7 @@ def test_ifd_bos_only_reruns_the_scorer_and_ifds_rounds_only():
 def test_rounds_of_varying_size_plan_their_own_sizes():
     plan = build_plan(parse_spec(BASE.replace("new_examples: 4", "new_examples: [2, 4, 8]") + "  rounds: 3\n"))
     for s in ("premem", "iid", "ifd", "heuristic"):
-        sizes = [plan.job(j).settings["new_examples"] for j in plan.curation.collects[s]]
+        sizes = [plan.job(j).settings.new_examples for j in plan.curation.collects[s]]
         assert sizes == [2, 4, 8]
 
 

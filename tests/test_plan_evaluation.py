@@ -48,17 +48,17 @@ def test_overrides_reach_evaluate_perturb_and_atc_jobs_last_match_winning():
     over = build_plan(parse_spec(BASE + OVERRIDES))
     plain = build_plan(parse_spec(BASE))
     for j in _by_dataset(over, "evaluate", "b").values():
-        ev = j.settings["evaluation"]
+        ev = j.settings.evaluation
         assert (ev["top_p"], ev["max_new_tokens"], ev["samples"]) == (0.5, 48, 2)
         assert "overrides" not in ev  # the resolved settings, not the list
     for j in _by_dataset(over, "evaluate", "a").values():
-        ev = j.settings["evaluation"]
+        ev = j.settings.evaluation
         assert (ev["top_p"], ev["max_new_tokens"], ev["samples"]) == (0.95, 64, 5)
     for kind in ("perturb", "measure"):
         jobs = _by_dataset(over, kind, "b").values()
         assert jobs
         for j in jobs:
-            assert (j.settings["sampling"]["top_p"], j.settings["sampling"]["max_new_tokens"]) == (0.5, 48)
+            assert (j.settings.sampling["top_p"], j.settings.sampling["max_new_tokens"]) == (0.5, 48)
         # b's sampling jobs change id; a's do not (the test above)
         assert {j.id for j in jobs}.isdisjoint(j.id for j in _by_dataset(plain, kind, "b").values())
 

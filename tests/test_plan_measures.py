@@ -35,7 +35,7 @@ def test_measures_and_perturbations_add_jobs_without_touching_training_or_evalua
     assert len(_jobs(full, "measure")) == 3 * checkpoints
     # the final checkpoint of each of the 4 runs, under the original prompt and the 2 built-in preambles
     assert len(_jobs(full, "perturb")) == 4 * 3
-    assert {j.settings["preamble"] for j in _jobs(full, "perturb")} == {"", " First,", " Let us think step by step."}
+    assert {j.settings.preamble for j in _jobs(full, "perturb")} == {"", " First,", " Let us think step by step."}
     analysis = full.jobs[-1]
     assert set(analysis.deps) >= {j.id for j in full.jobs if j.kind in ("measure", "perturb")}
 
@@ -43,11 +43,11 @@ def test_measures_and_perturbations_add_jobs_without_touching_training_or_evalua
 def test_weight_distance_depends_on_the_base_model_and_gradient_variance_on_the_batch():
     plan = build_plan(parse_spec(BASE + MEASURES))
     pretrain = _jobs(plan, "pretrain")[0].id
-    dist = [j for j in _jobs(plan, "measure") if j.settings["measure"] == "weight_distance"]
+    dist = [j for j in _jobs(plan, "measure") if j.settings.measure == "weight_distance"]
     assert all(j.deps[1] == pretrain for j in dist)
-    assert all("dataset" not in j.settings for j in dist)  # the data cannot change a distance
-    gv = [j for j in _jobs(plan, "measure") if j.settings["measure"] == "gradient_variance"]
-    assert {j.settings["config"]["batch_size"] for j in gv} == {4}
+    assert all(j.settings.dataset is None for j in dist)  # the data cannot change a distance
+    gv = [j for j in _jobs(plan, "measure") if j.settings.measure == "gradient_variance"]
+    assert {j.settings.config["batch_size"] for j in gv} == {4}
 
 
 def test_editing_one_measure_or_preamble_reruns_only_its_jobs():
@@ -57,7 +57,7 @@ def test_editing_one_measure_or_preamble_reruns_only_its_jobs():
     assert changed and all("gradient_variance" in c or c == "analysis and report" for c in changed)
     c = build_plan(parse_spec(BASE + MEASURES.replace("{samples: 3}", "{samples: 3, preambles: [' First,', ' So']}")))
     new = [j for j in c.jobs if j.id not in {x.id for x in a.jobs} and j.kind != "analysis"]
-    assert {j.settings["preamble"] for j in new} == {" So"}
+    assert {j.settings.preamble for j in new} == {" So"}
 
 
 def test_perturbed_epochs_and_runs_are_chosen_by_the_spec():
@@ -77,13 +77,13 @@ def test_atc_reference_is_measured_even_outside_the_chosen_runs():
     run, epoch = atc_reference(plan.spec, plan.runs)
     assert (run.learning_rate, run.epochs, epoch) == (1e-3, 3, 2)
     ref_jobs = [j for j in _jobs(plan, "measure") if j.run == run.name]
-    assert [(j.settings["measure"], j.epoch) for j in ref_jobs] == [("atc", 2)]  # nothing else, nowhere else
+    assert [(j.settings.measure, j.epoch) for j in ref_jobs] == [("atc", 2)]  # nothing else, nowhere else
 
 
 def test_gradient_variance_batch_defaults_to_the_runs_own_recipe():
     text = BASE.replace("grid:", "training:\n  batch_size: 16\n  overrides: [{model: tiny, batch_size: 4}]\ngrid:")
     plan = build_plan(parse_spec(text + "metrics:\n  gradient_variance: {}\n"))
-    assert {j.settings["config"]["batch_size"] for j in _jobs(plan, "measure")} == {4}
+    assert {j.settings.config["batch_size"] for j in _jobs(plan, "measure")} == {4}
 
 
 @pytest.mark.parametrize("extra, where, message", [

@@ -81,7 +81,7 @@ def test_mixed_precision_keeps_small_updates_that_pure_bfloat16_rounds_away(mode
 
 def test_mixed_is_the_default_and_the_next_epoch_resumes_float32_state(model, tmp_path):
     jobs, store = train(tmp_path, spec_text(model, "bfloat16", None, 1e-4, epochs=2), "two")
-    assert all(j.settings["training"]["precision"] == "mixed" for j in jobs)
+    assert all(j.settings.training["precision"] == "mixed" for j in jobs)
     for job in jobs:
         folder = store.artifact(job.id)
         assert {w.dtype for w in weights(folder).values()} == {torch.float32}
@@ -94,7 +94,7 @@ def test_mixed_is_the_default_and_the_next_epoch_resumes_float32_state(model, tm
 def test_float32_models_hash_no_precision_and_others_always_do(model):
     def train_ids(dtype, precision):
         plan = build_plan(parse_spec(spec_text(model, dtype, precision, 1e-4), "s.yaml"))
-        return [(j.id, j.settings["training"]) for j in plan.jobs if j.kind == "train"]
+        return [(j.id, j.settings.training) for j in plan.jobs if j.kind == "train"]
 
     f32 = [train_ids("float32", p) for p in (None, "mixed", "pure")]
     assert f32[0] == f32[1] == f32[2] and "precision" not in f32[0][0][1]
@@ -106,7 +106,7 @@ def test_float32_models_hash_no_precision_and_others_always_do(model):
 def test_an_override_sets_the_precision_of_one_model(model):
     text = spec_text(model, "bfloat16", None, 1e-4, extra=", overrides: [{model: m, precision: pure}]")
     plan = build_plan(parse_spec(text, "s.yaml"))
-    assert {j.settings["training"]["precision"] for j in plan.jobs if j.kind == "train"} == {"pure"}
+    assert {j.settings.training["precision"] for j in plan.jobs if j.kind == "train"} == {"pure"}
 
 
 def test_lora_under_mixed_precision_trains_float32_adapters_on_the_bfloat16_base(model, tmp_path):
@@ -154,9 +154,9 @@ def test_evaluation_scores_perplexity_in_float32_and_samples_in_the_models_dtype
         train_job = next(j for j in plan.jobs if j.kind == "train")
         store.record(train_job, "done", result=run_train_epoch(train_job, store, lambda m: None))
         ev = next(j for j in plan.jobs if j.kind == "evaluate")
-        assert ev.settings["scoring_dtype"] == ("float32" if choice == "float32" else "bfloat16")
+        assert ev.settings.scoring_dtype == ("float32" if choice == "float32" else "bfloat16")
         rows = [r for r in run_evaluate(ev, store, lambda m: None)["_examples"] if r["split"] == "train"]
-        ckpt = load_model(store.artifact(train_job.id), device="cpu", dtype=ev.settings["scoring_dtype"])
+        ckpt = load_model(store.artifact(train_job.id), device="cpu", dtype=ev.settings.scoring_dtype)
         from premem.jobs_context import job_sections
 
         pairs = [(prompt_of(e.question), target_of(e.solution)) for e in run_examples(ev, job_sections(ev)[1])]
@@ -165,4 +165,4 @@ def test_evaluation_scores_perplexity_in_float32_and_samples_in_the_models_dtype
         nlls[choice] = want
     assert nlls["float32"] != nlls["model"]  # bfloat16 scoring does move them
     f32 = build_plan(parse_spec(spec_text(model, "float32", None, 1e-3) + evaluation, "s.yaml"))
-    assert all("scoring_dtype" not in j.settings for j in f32.jobs if j.kind == "evaluate")
+    assert all(j.settings.scoring_dtype is None for j in f32.jobs if j.kind == "evaluate")

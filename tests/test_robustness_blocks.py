@@ -44,7 +44,7 @@ def _study(tmp_path, perfect: bool):
         # every example of `easy` always right (PreMemAcc 1.0), of `hard` always wrong (0.0); nll 1.0 is far
         # above the threshold (log 1.0 = 0 > p = -3): nothing is memorized
         right = K if easy else 0
-        if job.kind == "perturb" and job.settings["preamble"]:
+        if job.kind == "perturb" and job.settings.preamble:
             right = K // 2 if easy else 0  # a preamble costs the easy examples half their accuracy
         rows = [{"split": "train", "example_id": f"train-{e:06d}", "n_samples": K, "n_correct": right,
                  "n_unparseable": 0, "nll": 1.0, "n_target_tokens": 10} for e in range(6)]

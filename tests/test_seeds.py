@@ -51,7 +51,7 @@ def test_grid_seeds_multiply_the_runs_each_with_its_own_ids():
     assert len(ids) == len(set(ids))  # every seed's jobs are its own
     for j in seeded.jobs:
         if j.kind in kinds:
-            assert j.settings["seed"] == int(j.run.rsplit("seed", 1)[1])
+            assert j.settings.seed == int(j.run.rsplit("seed", 1)[1])
 
 
 def test_the_spec_seed_among_the_seeds_keeps_the_ids_of_the_spec_without_seeds():
@@ -75,7 +75,7 @@ def test_a_run_seed_and_selectors_by_seed():
     assert len(match_runs(p.runs, [RunSelector(seed=0)])) == 3  # spec.seed 0: the unseeded extra run too
     calib = build_plan(parse_spec(BASE.replace("premem: {p: -0.75}", "premem: {calibrate_on: [{seed: 1}]}")
                                   + GRID % ", seeds: [0, 1]", "s.yaml"))
-    assert calib.jobs[-1].settings["calibration_runs"] == [r.name for r in calib.runs if r.seed == 1]
+    assert calib.jobs[-1].settings.calibration_runs == [r.name for r in calib.runs if r.seed == 1]
     with pytest.raises(SpecError, match="selects no run"):
         parse_spec(BASE.replace("runs: all, epochs", "runs: [{seed: 9}], epochs") + GRID % ", seeds: [0, 1]", "s.yaml")
     with pytest.raises(SpecError, match="listed twice"):
@@ -241,7 +241,7 @@ def test_analyze_plan_of_a_seeded_grid_gives_seed_groups_and_a_report(tmp_path):
             store.record(job, "done", result={"mean_loss": 1.0})
         if job.kind != "evaluate":
             continue
-        seed = job.settings["seed"]
+        seed = job.settings.seed
         rows = [{"split": "train", "example_id": f"train-{e}", "n_samples": 4, "n_correct": (e + seed) % 5,
                  "n_unparseable": 0, "nll": 0.1 * (e + 1), "n_target_tokens": 10} for e in range(4)]
         rows += [{"split": "test", "example_id": f"test-{t}", "n_samples": 4, "n_correct": (t + seed + job.epoch) % 5,

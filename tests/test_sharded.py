@@ -87,7 +87,7 @@ def test_sharded_mixed_precision_keeps_float32_master_weights_and_state(model, t
     for shards in (1, 2):
         store = Store(tmp_path / f"s{shards}")
         jobs = train_jobs(tmp_path, model, shards, dtype="bfloat16")
-        assert jobs[0].settings["training"]["precision"] == "mixed"
+        assert jobs[0].settings.training["precision"] == "mixed"
         for j in jobs:
             run(j, store)
         folder = store.artifact(jobs[-1].id)

@@ -57,7 +57,7 @@ training:
 """
     s = parse_spec(spec("  - {name: a, hf: org/a}\n  - {name: b, hf: org/b}\n", extra))
     assert s.training.lora.r == 8 and s.training.lora.alpha == 32 and s.training.lora.target_modules == ["q_proj", "v_proj"]
-    t = {j.run.split("/")[0]: j.settings["training"] for j in build_plan(s).jobs if j.kind == "train"}
+    t = {j.run.split("/")[0]: j.settings.training for j in build_plan(s).jobs if j.kind == "train"}
     assert t["a"]["batch_size"] == 8 and "micro_batch_size" not in t["a"] and t["a"]["lora"]["r"] == 8
     assert (t["b"]["batch_size"], t["b"]["micro_batch_size"], t["b"]["warmup_fraction"]) == (4, 2, 0.1)
     assert "overrides" not in t["a"] and "overrides" not in t["b"]

@@ -1,12 +1,12 @@
 """The store: a job is recorded whole or not at all; artifacts count only when published."""
 import pytest
 
-from premem.plan import Job
 from premem.store import Store, StoreBusy
+from tests.made_jobs import evaluate_job
 
 
-def job(i="a" * 64, kind="evaluate"):
-    return Job(id=i, kind=kind, label=f"{kind} x", settings={"k": 1}, run="r", epoch=1)
+def job(i="a" * 64):
+    return evaluate_job(i)
 
 
 def test_record_and_read_back(tmp_path):

@@ -37,9 +37,9 @@ def run(ctx) -> dict:
     from premem.data.format import prompt_of
     from premem.sampling import target_nll
 
-    train = ctx.train_examples(ctx.settings["sampling"]["train_examples"])
+    train = ctx.train_examples(ctx.settings.sampling["train_examples"])
     prompts = [prompt_of(ex.question) for ex in train]
-    greedy = [c[0] for c in ctx.sample(prompts, ctx.settings["sampling"], 1, "greedy samples")]
+    greedy = [c[0] for c in ctx.sample(prompts, ctx.settings.sampling, 1, "greedy samples")]
     # the sample's likelihood under the checkpoint that wrote it, in the model's own dtype
     scored = target_nll(ctx.checkpoint(), list(zip(prompts, greedy)), progress=lambda m: ctx.progress(f"scores: {m}"))
     rows = [{"split": "train", "example_id": ex.id, "n_samples": 1, "n_correct": 0, "n_unparseable": 0,

@@ -75,10 +75,10 @@ def tracked_runs(plan: Plan) -> dict[str, TrackedRun]:
         first_train = next((j for j in jobs if j.kind == "train"), None)
         first_eval = next((j for j in jobs if j.kind == "evaluate"), None)
         if first_train is not None:
-            params |= flatten(first_train.settings["training"], "training.")
-            params |= flatten(first_train.settings["model"], "model.")
+            params |= flatten(first_train.settings.training, "training.")
+            params |= flatten(first_train.settings.model, "model.")
         if first_eval is not None:
-            params |= flatten(first_eval.settings["evaluation"], "evaluation.")
+            params |= flatten(first_eval.settings.evaluation, "evaluation.")
         out[run.name] = TrackedRun(run.name, run_key(plan.spec.name, [j.id for j in jobs]), params)
     return out
 

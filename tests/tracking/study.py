@@ -28,7 +28,7 @@ def result_of(job) -> dict:
     """A result of the shape job `job` records (premem.jobs_training.train_result, run_evaluate, run_measure),
     with values that say which job and epoch they come from."""
     e = job.epoch
-    lr = job.settings.get("learning_rate", 0)
+    lr = getattr(job.settings, "learning_rate", 0)
     if job.kind == "train":
         losses = [round(2.0 / (STEPS * (e - 1) + i + 1) + lr, 6) for i in range(STEPS)]
         return {"epoch": e, "steps": STEPS, "end_step": STEPS * e, "tokens": 100, "seconds": 1.0,
@@ -36,7 +36,7 @@ def result_of(job) -> dict:
     if job.kind == "evaluate":
         return {"train_acc": 0.25 * e, "test_acc": 0.125 * e, "train_nll": 1.0 / e, "seconds": 1.0}
     if job.kind == "measure":
-        name = job.settings["measure"]
+        name = job.settings.measure
         return {"measure": name, "value": 10.0 * e + (1 if name == "weight_distance" else 0), "seconds": 1.0}
     return {}
 
