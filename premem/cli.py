@@ -28,6 +28,15 @@ SHOWN_PROBLEMS = 200  # a generated or hostile spec can have a million; the firs
 
 def _load(path: str):
     """The spec, or exit 1 after printing its problems with file:line (the first SHOWN_PROBLEMS of them)."""
+    spec = _load_or_say_why(path)
+    if spec is None:
+        raise SystemExit(EXIT_INVALID)
+    return spec
+
+
+def _load_or_say_why(path: str):
+    """The spec, or None after printing its problems with file:line (the first SHOWN_PROBLEMS of them) and a last
+    line `FILE: N problems; nothing was run.` on stderr."""
     try:
         return load_spec(path)
     except SpecError as e:
@@ -37,7 +46,7 @@ def _load(path: str):
         more = f" ({n - SHOWN_PROBLEMS:,} not shown)" if n > SHOWN_PROBLEMS else ""
         print(f"{escape_controls(path)}: {n:,} problem{'s' if n != 1 else ''}{more}; nothing was run.",
               file=sys.stderr)
-        raise SystemExit(EXIT_INVALID) from None
+        return None
 
 
 def _store(spec):
@@ -83,12 +92,18 @@ def _runs_text(plan) -> str:
 
 
 def cmd_validate(args) -> int:
-    spec = _load(args.spec)
+    """Each spec named: its problems, or a line saying it is valid; exit 1 when any has a problem."""
     from premem.plan import build_plan
 
-    plan = build_plan(spec)
-    print(f"{args.spec}: valid. {_runs_text(plan)}, {len(plan.jobs)} jobs.")
-    return EXIT_OK
+    code = EXIT_OK
+    for path in args.specs:
+        spec = _load_or_say_why(path)
+        if spec is None:
+            code = EXIT_INVALID
+            continue
+        plan = build_plan(spec)
+        print(f"{escape_controls(path)}: valid. {_runs_text(plan)}, {len(plan.jobs)} jobs.")
+    return code
 
 
 def cmd_plan(args) -> int:
@@ -597,7 +612,9 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
-    verb("validate", cmd_validate, "check a spec and print every problem as FILE:LINE: field: message").add_argument("spec")
+    verb("validate", cmd_validate, "check specs and print every problem as FILE:LINE: field: message").add_argument(
+        "specs", nargs="+", metavar="SPEC", help="one spec or more (premem validate specs/*.yaml); exit 1 if any "
+                                                 "has a problem")
     p = verb("plan", cmd_plan, "show the jobs `apply` would run and which are done, without running anything")
     p.add_argument("spec")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")

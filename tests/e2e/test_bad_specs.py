@@ -34,10 +34,26 @@ def test_the_corpus_covers_every_kind_of_mistake():
     assert {"syntax", "tag", "types", "range", "huge", "unknown", "empty", "inconsistent", "path"} <= kinds
 
 
+@pytest.fixture(scope="module")
+def validated(tmp_path_factory):
+    """(`premem validate` of the whole corpus in one call, the folder it ran in): one process, not one per file."""
+    cwd = tmp_path_factory.mktemp("validate")
+    return premem("validate", *map(str, BAD), cwd=cwd), cwd
+
+
+def test_validate_exits_1_when_any_spec_named_is_bad_and_says_which_are_valid(tmp_path):
+    good = ROOT / "specs" / "smoke.yaml"
+    assert premem("validate", str(BAD[0]), cwd=tmp_path).returncode == 1
+    out = premem("validate", str(good), str(BAD[0]), cwd=tmp_path)
+    assert out.returncode == 1 and f"{good}: valid." in out.stdout, out.stdout + out.stderr
+    assert f"{BAD[0]}: " in out.stderr and "nothing was run." in out.stderr
+    assert premem("validate", str(good), cwd=tmp_path).returncode == 0
+
+
 @pytest.mark.parametrize("path", BAD, ids=lambda p: p.stem)
-def test_validate_names_file_line_and_field(path, tmp_path):
+def test_validate_names_file_line_and_field(path, validated):
     field = expected(path)
-    out = premem("validate", str(path), cwd=tmp_path)
+    out, cwd = validated
     assert out.returncode == 1, out.stdout + out.stderr
     assert "Traceback" not in out.stderr, out.stderr
     assert not control_characters(out.stderr, allowed="\n"), out.stderr  # a spec's escapes never reach the terminal
@@ -48,7 +64,7 @@ def test_validate_names_file_line_and_field(path, tmp_path):
         assert any(re.match(rf"{re.escape(str(path))}:\d+: ", p) for p in problems), out.stderr
     else:
         assert any(re.match(rf"{re.escape(str(path))}:\d+: {re.escape(field)}: \S", p) for p in problems), out.stderr
-    assert not list(tmp_path.iterdir())  # validate writes nothing
+    assert not list(cwd.iterdir())  # validate writes nothing
 
 
 @pytest.mark.parametrize("name", ["tag_python_object", "range_zero_samples", "path_store_escapes_project",
