@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from premem.plan_counts import job_counts
-from premem.plan_curation import CurationPlan, curation_jobs
 from premem.job_settings import (AnalysisSettings, EvaluateSettings, MeasureSettings, PerturbSettings,
                                  PretrainSettings, TrainSettings)
+from premem.plan_counts import job_counts
+from premem.plan_curation import CurationPlan, curation_jobs
 from premem.plan_job import CODE_VERSIONS, Job, content_hash, content_hash_listed, section_content
 from premem.plan_settings import Pair, Pairs, scoring_dtype, train_settings
 from premem.spec import Spec
