@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-__all__ = ["AnalysisSettings", "CheckpointInputs", "CollectSettings", "EvaluateSettings", "JobSettings", "MeasureSettings",
-           "PerturbSettings", "PretrainSettings", "ScoreSettings", "TrainSettings", "optional"]
+__all__ = ["AnalysisSettings", "CheckpointInputs", "CollectSettings", "EvaluateSettings", "JobSettings",
+           "MeasureSettings", "PerturbSettings", "PretrainSettings", "ScoreSettings", "TrainSettings", "optional"]
 
 
 def optional(default=None):

@@ -142,7 +142,8 @@ def run_evaluate(job: Job, store: Store, progress: Progress) -> dict:
     test = dataset_splits(ds).test
     if ev["test_examples"] is not None:
         test = test[:ev["test_examples"]]
-    seed = s.sampling_seed if s.sampling_seed is not None else int(job.id[:8], 16)  # skip_settled: the seed of the job without it
+    # skip_settled: the seed of the same job without it
+    seed = s.sampling_seed if s.sampling_seed is not None else int(job.id[:8], 16)
     params = SamplingParams(n=ev["samples"], temperature=ev["temperature"], top_p=ev["top_p"],
                             max_new_tokens=ev["max_new_tokens"], stop=ev["stop"], seed=seed)
     settle_below = s.skip_settled_below

@@ -59,7 +59,8 @@ def score_ifd(job: Job, store: Store, progress: Progress) -> dict:
     scores = [curate.ifd_score(c[0], a[0]) for c, a in zip(cond, alone)]
     staging = store.staging(job.id)
     (staging / SCORES_FILE).write_text(json.dumps({
-        "dataset_key": dataset_key(job.settings.dataset, job.settings.data_files), "ids": [ex.id for ex in originals], "ifd": scores,
+        "dataset_key": dataset_key(job.settings.dataset, job.settings.data_files),
+        "ids": [ex.id for ex in originals], "ifd": scores,
         "nll_with_question": [c[0] for c in cond], "nll_alone": [a[0] for a in alone]}))
     store.publish(staging, job.id)
     finite = [x for x in scores if x == x]

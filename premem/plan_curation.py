@@ -168,7 +168,8 @@ def _seed_jobs(spec: Spec, base_of: dict[str, str | None], seed: int, named: int
             elif strategy == "heuristic":
                 chooses = {"percent": c.heuristic.percent}
             s = CollectSettings(strategy=strategy, round=r, new_examples=n_new, dataset=train_data, seed=seed,
-                                source=source["settings"], data_files=dataset_fingerprint(ds, splits=("train",)) or None,
+                                source=source["settings"],
+                                data_files=dataset_fingerprint(ds, splits=("train",)) or None,
                                 # which dependency is the previous round's collection (None in round 1)
                                 after=prev_collect, **chooses)
             collect = make_job("collect", f"collect round {r} ({strategy}, {n_new} new){label_tag}", s, deps,

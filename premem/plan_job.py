@@ -26,8 +26,9 @@ class JobKind:
     its result changes what it computes: every stored job of the kind reruns), `resources` (the spec's
     `resources:` section it asks Ray for), `reads_checkpoint` (it loads a finished checkpoint: the cost model
     serializes such jobs behind training on one GPU), `stored` (False for the analysis, recomputed on every
-    apply) and `settings` (the type of its jobs' settings, premem.job_settings). Its runner is premem.jobs.RUNNERS[name] and its work premem.cost's; both modules refuse to import
-    with a kind of this table missing, so a kind cannot be half-registered."""
+    apply) and `settings` (the type of its jobs' settings, premem.job_settings). Its runner is
+    premem.jobs.RUNNERS[name] and its work premem.cost's; both modules refuse to import with a kind of this
+    table missing, so a kind cannot be half-registered."""
 
     name: str
     version: str
@@ -42,7 +43,8 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("pretrain", "2", "pretrain", PretrainSettings),
     JobKind("train", "2", "train", TrainSettings),
     JobKind("evaluate", "2", "evaluate", EvaluateSettings, reads_checkpoint=True),
-    JobKind("measure", "1", "evaluate", MeasureSettings, reads_checkpoint=True),  # one classic measure (premem.measures)
+    # one classic measure (premem.measures)
+    JobKind("measure", "1", "evaluate", MeasureSettings, reads_checkpoint=True),
     JobKind("perturb", "1", "evaluate", PerturbSettings, reads_checkpoint=True),
     JobKind("analysis", "1", "", AnalysisSettings, stored=False),
     JobKind("collect", "1", "evaluate", CollectSettings),  # curation's own jobs ask Ray for what evaluation jobs do

@@ -50,9 +50,10 @@ class Checkpoint:
 @dataclass(frozen=True)
 class MeasureJob:
     """A measure's job at one checkpoint, as `Measure.plan` returns it: `settings` (the checkpoint's, plus what
-    the measure reads: only premem.job_settings.MeasureSettings' fields, e.g. `sampling`), `config` (its resolved section: defaults filled in) and `deps`, each job it reads by
-    its role (premem.plan_job.Job.roles): {"checkpoint": at.train} first, then anything else it loads (weight
-    distance: "base"). The job's id hashes them in this order."""
+    the measure reads: only premem.job_settings.MeasureSettings' fields, e.g. `sampling`), `config` (its
+    resolved section: defaults filled in) and `deps`, each job it reads by its role (premem.plan_job.Job.roles):
+    {"checkpoint": at.train} first, then anything else it loads (weight distance: "base"). The job's id hashes
+    them in this order."""
 
     settings: dict
     config: dict
