@@ -123,11 +123,15 @@ class Job:
         return self.id[:10]
 
 
+def plain_settings(settings: JobSettings | dict) -> dict:
+    """A job's settings as the plain data its id hashes and the store records: a JobSettings' `hashed()`, or the
+    dict itself (the settings of a job kind premem does not know, as a benchmark's no-op jobs)."""
+    return settings.hashed() if isinstance(settings, JobSettings) else settings
+
+
 def content_hash(kind: str, settings: Any, deps: tuple[str, ...]) -> str:
-    """Hex sha256 of the job's kind, canonical JSON settings (a JobSettings' `hashed()`), dependency ids and code
-    version."""
-    if isinstance(settings, JobSettings):
-        settings = settings.hashed()
+    """Hex sha256 of the job's kind, canonical JSON settings (plain_settings), dependency ids and code version."""
+    settings = plain_settings(settings)
     blob = json.dumps({"kind": kind, "v": CODE_VERSIONS[kind], "settings": settings, "deps": list(deps)},
                       sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -139,8 +143,7 @@ def content_hash_listed(kind: str, settings: Any, first: str, listed: bytes) -> 
     earlier one of its run: a 1,000-epoch run's evaluations list 500,000 ids in all, and turning each list into
     JSON again took most of the planning time. Kept growing by the caller, the tail is hashed as it is: the
     same bytes as content_hash's JSON (ids are hex and need no escaping), so the same id."""
-    if isinstance(settings, JobSettings):
-        settings = settings.hashed()
+    settings = plain_settings(settings)
     h = hashlib.sha256(b'{"deps":[' + json.dumps(first).encode())
     h.update(listed)
     h.update(("],\"kind\":" + json.dumps(kind) + ",\"settings\":"

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from premem.plan_job import plain_settings
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY,
@@ -346,7 +348,7 @@ class Store:
                 con.execute(
                     "INSERT OR REPLACE INTO jobs (id, kind, label, run, epoch, status, settings, result, error, "
                     "started, finished, node, tries) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(job.settings.hashed()),
+                    (job.id, job.kind, job.label, job.run, job.epoch, status, json.dumps(plain_settings(job.settings)),
                      json.dumps(result) if result is not None else None, error, started, time.time(), node, tries))
                 if examples:
                     con.executemany(
