@@ -6,9 +6,9 @@
 
 Two measures, each timed in this one process, the two approaches alternating (which goes first swaps at
 every repetition), and printed as tokens per second (median over repetitions) with their ratio:
-- perplexity of target traces: `premem.sampling.target_nll` (length-sorted packed batches) against one
+- perplexity of target traces: `premem.engine.sampling.target_nll` (length-sorted packed batches) against one
   forward pass per example in float32;
-- sampling k completions per prompt: `premem.sampling.TransformersSampler` (batched prompts, one prefill per
+- sampling k completions per prompt: `premem.engine.sampling.TransformersSampler` (batched prompts, one prefill per
   prompt, KV cache, finished rows dropped) against `model.generate(..., num_return_sequences=k, do_sample=True,
   temperature, top_p, top_k=0, StoppingCriteria on the stop string)` prompt by prompt. Both draw from the same
   distribution (tests/test_sampling.py checks it); generated tokens are counted the same way (up to and including
@@ -16,7 +16,7 @@ every repetition), and printed as tokens per second (median over repetitions) wi
   the weights (evaluation.sampling_dtype, as the quickstart samples) against the same float32 `generate`.
 
 Models:
-- `tiny`: the built-in model (premem.models.build_tiny, the quickstart's size, about 1M parameters) pretrained
+- `tiny`: the built-in model (premem.engine.models.build_tiny, the quickstart's size, about 1M parameters) pretrained
   once on 9,000 examples of the built-in task (759k tokens, one epoch; 589 s on the shared 2-core development
   machine, where other work held a core) and cached in --cache, so that its samples end with the stop string
   as the quickstart's do (its accuracy is low, about 0.05); examples from the quickstart's training split.
@@ -47,15 +47,15 @@ TINY = dict(layers=4, hidden=128, heads=4, mlp=512, max_length=192)
 # ------------------------------------------------------------------------------------------------ models
 def pretrained_tiny(cache: Path = DEFAULT_CACHE, examples: int = 9000, threads: int = 2):
     """The built-in tiny model pretrained briefly on the built-in task (about a minute on 2 cores), cached."""
-    from premem.models import load_model
+    from premem.engine.models import load_model
 
     folder = cache / "tiny-pretrained"
     if not (folder / "config.json").exists():
         from premem.data.synthetic import ArithmeticTask
         from premem.data.tokenizer import WordTokenizer
-        from premem.models import LoadedModel, build_tiny, save_model
-        from premem.spec import TinyArchitecture
-        from premem.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
+        from premem.engine.models import LoadedModel, build_tiny, save_model
+        from premem.engine.train import Recipe, encode_examples, make_optimizer, pack, steps_per_epoch, train_epoch
+        from premem.spec.schema import TinyArchitecture
 
         old = torch.get_num_threads()
         torch.set_num_threads(threads)
@@ -83,7 +83,7 @@ def random_llama(hidden: int = 512, layers: int = 8, heads: int = 8, mlp: int = 
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from premem.data.tokenizer import WordTokenizer
-    from premem.models import LoadedModel
+    from premem.engine.models import LoadedModel
 
     codec = WordTokenizer.for_arithmetic_task()
     config = LlamaConfig(vocab_size=codec.vocab_size, hidden_size=hidden, intermediate_size=mlp,
@@ -183,18 +183,18 @@ def _timed(fn):
 
 
 def accuracy(examples, completions) -> float:
-    from premem.evaluate import grade
+    from premem.engine.evaluate import grade
 
     return statistics.mean(grade(c, ex.answer)[0] / len(c) for ex, c in zip(examples, completions))
 
 
 def race(name: str, loaded, examples, params, reps: int, sample_prompts: int) -> dict:
     from premem.data.format import prompt_of, target_of
-    from premem.sampling import TransformersSampler, target_nll
+    from premem.engine.sampling import TransformersSampler, target_nll
 
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in examples]
     prompts = [prompt_of(ex.question) for ex in examples[:sample_prompts]]
-    from premem.models import with_dtype
+    from premem.engine.models import with_dtype
 
     rates: dict[str, list[float]] = {"nll_base": [], "nll_premem": [], "sample_base": [], "sample_premem": [],
                                      "sample_premem_bf16": []}
@@ -236,8 +236,8 @@ def race(name: str, loaded, examples, params, reps: int, sample_prompts: int) ->
 def sweep(name: str, loaded, examples, reps: int) -> None:
     """Perplexity: target_nll's tokens per batch, float32, and bfloat16 weights (with their NLL error)."""
     from premem.data.format import prompt_of, target_of
-    from premem.models import with_dtype
-    from premem.sampling import target_nll
+    from premem.engine.models import with_dtype
+    from premem.engine.sampling import target_nll
 
     pairs = [(prompt_of(ex.question), target_of(ex.solution)) for ex in examples]
     ref = nll_one_by_one(loaded, pairs)
@@ -298,7 +298,7 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     from premem.data.synthetic import ArithmeticTask
-    from premem.sampling import SamplingParams
+    from premem.engine.sampling import SamplingParams
 
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)

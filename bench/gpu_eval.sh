@@ -8,7 +8,7 @@
 # Prints tokens/s of perplexity (premem's packed batches vs one float32 forward pass per example) and of
 # sampling (premem's batched KV-cache sampler vs model.generate prompt by prompt), and, when vLLM is
 # installed, vLLM's sampling rate on the same prompts (one engine load, timed apart). Use the figures for
-# premem/throughputs-example.yaml. Refuses (exit 2) when no GPU is visible.
+# premem/cost/throughputs-example.yaml. Refuses (exit 2) when no GPU is visible.
 # UNVERIFIED: written without a GPU; first run it on a fresh GPU machine and check its output.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +31,8 @@ sys.argv = [sys.argv[0]] + sys.argv[1:]
 model_choice, reps = sys.argv[1], int(sys.argv[2])
 import bench.eval_throughput as et  # noqa: E402  (the CPU benchmark's models, baselines and race)
 from premem.data.synthetic import ArithmeticTask  # noqa: E402
-from premem.models import LoadedModel  # noqa: E402
-from premem.sampling import SamplingParams  # noqa: E402
+from premem.engine.models import LoadedModel  # noqa: E402
+from premem.engine.sampling import SamplingParams  # noqa: E402
 
 print(f"torch {torch.__version__}, {torch.cuda.get_device_name(0)}")
 dev = torch.device("cuda")

@@ -31,9 +31,9 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("no GPU visible: nothing to measure")
         return 2
-    from premem.jobs import execute
-    from premem.plan import build_plan
-    from premem.spec import parse_spec
+    from premem.jobs.runners import execute
+    from premem.plan.build import build_plan
+    from premem.spec.schema import parse_spec
     from premem.store import Store
 
     data = yaml.safe_load(Path(args.spec).read_text())

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from premem.plan import build_plan  # noqa: E402
-from premem.spec import load_spec  # noqa: E402
+from premem.plan.build import build_plan  # noqa: E402
+from premem.spec.schema import load_spec  # noqa: E402
 
 FRACTIONS = 100
 

@@ -4,17 +4,17 @@
     python bench/scaling.py --part examples --part k
     python bench/scaling.py --part overhead --jobs 200
 
-- `examples`: one checkpoint's evaluation (`premem.evaluate.evaluate_checkpoint`, the quickstart's evaluation
+- `examples`: one checkpoint's evaluation (`premem.engine.evaluate.evaluate_checkpoint`, the quickstart's evaluation
   settings: k = 4, T = 0.8, top_p = 0.95, 160 new tokens at most, sampling in bfloat16) of 256, 1024 and 4096
   train examples, on the built-in model pretrained by bench/eval_throughput.py (cached in /tmp/premem-bench).
 - `k`: the same on 256 examples with k = 1, 2, 4, 8, 16 samples each.
   For both, time is fitted by a line against the work (examples, or samples drawn): a straight line (R^2 near
   1) and a per-unit cost that does not grow with size show that cost is linear in work.
-- `overhead`: jobs that do nothing, run by `premem.schedule.run_plan` through Ray and the store exactly as
+- `overhead`: jobs that do nothing, run by `premem.jobs.schedule.run_plan` through Ray and the store exactly as
   `premem apply` runs real jobs (submission, Ray task, result returned, one SQLite transaction by the driver):
   a chain of jobs (each waiting for the one before: the latency a job adds) and the same number of independent
   jobs (throughput). The no-op kind exists only in this script: Ray's `worker_process_setup_hook` registers it in
-  every worker's `premem.jobs.RUNNERS`, so premem itself has no test hook.
+  every worker's `premem.jobs.runners.RUNNERS`, so premem itself has no test hook.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def linear_fit(x, y) -> tuple[float, float, float]:
 
 
 def evaluate(loaded, n: int, k: int, examples) -> dict:
-    from premem.evaluate import evaluate_checkpoint
-    from premem.sampling import SamplingParams
+    from premem.engine.evaluate import evaluate_checkpoint
+    from premem.engine.sampling import SamplingParams
 
     params = SamplingParams(n=k, temperature=0.8, top_p=0.95, max_new_tokens=160, seed=0)
     stats: dict = {}
@@ -78,13 +78,13 @@ def part_work(loaded, sizes, ks, examples) -> None:
 # ------------------------------------------------------------------------------------------------ driver overhead
 def _register_noop() -> None:
     """Runs in every Ray worker as it starts (and in this driver): a job kind that does nothing."""
-    import premem.jobs
+    import premem.jobs.runners
 
-    premem.jobs.RUNNERS["noop"] = lambda job, store, progress: {"noop": True}
+    premem.jobs.runners.RUNNERS["noop"] = lambda job, store, progress: {"noop": True}
 
 
 def _noop_jobs(n: int, chain: bool, tag: str):
-    from premem.plan import Job
+    from premem.plan.build import Job
 
     jobs = []
     for i in range(n):
@@ -97,9 +97,9 @@ def _noop_jobs(n: int, chain: bool, tag: str):
 def part_overhead(n: int) -> None:
     import ray
 
-    from premem.plan import Plan
-    from premem.schedule import Display, run_plan
-    from premem.spec import load_spec
+    from premem.jobs.schedule import Display, run_plan
+    from premem.plan.build import Plan
+    from premem.spec.schema import load_spec
     from premem.store import Store
 
     spec = load_spec(ROOT / "specs" / "smoke.yaml")

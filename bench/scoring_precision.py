@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from premem.data.format import prompt_of, target_of  # noqa: E402
-from premem.hf import HFCodec  # noqa: E402
-from premem.models import LoadedModel  # noqa: E402
-from premem.sampling import target_nll  # noqa: E402
-from premem.train import Recipe, encode_examples, make_optimizer, train_epoch  # noqa: E402
+from premem.engine.hf import HFCodec  # noqa: E402
+from premem.engine.models import LoadedModel  # noqa: E402
+from premem.engine.sampling import target_nll  # noqa: E402
+from premem.engine.train import Recipe, encode_examples, make_optimizer, train_epoch  # noqa: E402
 from tests.tiny_hf import FIXTURES, make_tokenizer  # noqa: E402
 
 SHARED = Path("/work/shared/data/gsm8k/train.jsonl")

@@ -12,10 +12,10 @@ from transformers import Trainer, TrainingArguments
 
 from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
+from premem.engine.models import LoadedModel, build_tiny, load_model
+from premem.engine.train import encode_examples, padded_batch
 from premem.integrations import PreMemAccCallback, load_examples
-from premem.models import LoadedModel, build_tiny, load_model
-from premem.spec import TinyArchitecture
-from premem.train import encode_examples, padded_batch
+from premem.spec.schema import TinyArchitecture
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--model", help="a local model folder or hub id (default: premem's built-in tiny model)")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from premem.safetext import escape_controls
-from premem.spec import SpecError, load_spec
+from premem.spec.schema import SpecError, load_spec
 from premem.wording import counted
 
 #: exit codes of every command: 0 done; 1 invalid input, refused before anything was run or written (a spec,
@@ -58,7 +58,7 @@ def _store(spec):
 def _statuses(plan, store) -> dict[str, str]:
     """'done' | 'diverged' | 'skipped' | 'failed' | 'running' | 'to run' for every job of the plan ('diverged':
     a training job whose loss became NaN or infinite; 'skipped': a later job of its run)."""
-    from premem.schedule import stopped_jobs
+    from premem.jobs.schedule import stopped_jobs
 
     running = store.running()  # before the records: a job recorded in between then shows as done
     records = store.records([j.id for j in plan.jobs])
@@ -93,7 +93,7 @@ def _runs_text(plan) -> str:
 
 def cmd_validate(args) -> int:
     """Each spec named: its problems, or a line saying it is valid; exit 1 when any has a problem."""
-    from premem.plan import build_plan
+    from premem.plan.build import build_plan
 
     code = EXIT_OK
     for path in args.specs:
@@ -107,13 +107,13 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from premem.plan import build_plan, job_view
+    from premem.plan.build import build_plan, job_view
 
     spec = _load(args.spec)
     plan = build_plan(spec)
     status = _statuses(plan, _store(spec))
-    if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost.py
-        from premem.cost import CostError, estimate, format_estimate
+    if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost/model.py
+        from premem.cost.model import CostError, estimate, format_estimate
 
         try:
             print(format_estimate(estimate(plan, status, args.cost or None), args.spec))
@@ -121,13 +121,13 @@ def cmd_plan(args) -> int:
             print("\n".join(e.lines), file=sys.stderr)
             return EXIT_INVALID
         return EXIT_OK
-    from premem.memory import memory_lines, plan_memory, uses_gpu
+    from premem.cost.memory import memory_lines, plan_memory, uses_gpu
 
     if args.json:
         view = {"spec": spec.name, "runs": [r.settings() | {"name": r.name} for r in plan.runs],
                 "jobs": [job_view(j, status[j.id]) for j in plan.jobs]}
-        if uses_gpu(spec):  # each (model, dataset) pair's train-job memory per GPU (premem.memory)
-            from premem.memory import gpu_memory
+        if uses_gpu(spec):  # each (model, dataset) pair's train-job memory per GPU (premem.cost.memory)
+            from premem.cost.memory import gpu_memory
 
             gib, src = gpu_memory(spec)
             view["train_memory"] = {"gpu_gib": gib, "gpu_gib_source": src,
@@ -138,7 +138,7 @@ def cmd_plan(args) -> int:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
     n_run = sum(1 for s in status.values() if s not in ("done", "diverged", "skipped"))
     print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({_runs_text(plan)})")
-    from premem.cost import plan_footer
+    from premem.cost.model import plan_footer
 
     if uses_gpu(spec):
         print("\n".join(memory_lines(plan)))
@@ -147,7 +147,7 @@ def cmd_plan(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from premem.plan import build_plan
+    from premem.plan.build import build_plan
 
     spec = _load(args.spec)
     plan = build_plan(spec)
@@ -165,7 +165,7 @@ def cmd_status(args) -> int:
             extra = f", {tries[j.id]} tries" if tries.get(j.id, 1) > 1 else ""
             line += f"  [node {nodes[j.id][:8]}{extra}]"
         if st == "failed":
-            from premem.schedule import last_line
+            from premem.jobs.schedule import last_line
 
             line += f"  -- {last_line(records[j.id].error or '')}"
         if st == "diverged":
@@ -177,7 +177,7 @@ def cmd_status(args) -> int:
 
 
 def _write_report(spec, plan, store, spec_path: str, headline: bool = False, on_summary=None) -> Path:
-    from premem.analysis import analyze_plan
+    from premem.analysis.analyze import analyze_plan
     from premem.report.html import write_report
 
     summary, dynamics = analyze_plan(plan, store, spec_path)
@@ -269,7 +269,7 @@ def _store_problem(spec, todo) -> str | None:
 
 
 def cmd_report(args) -> int:
-    from premem.plan import build_plan
+    from premem.plan.build import build_plan
 
     spec = _load(args.spec)
     problem = _report_folder_problem(spec.report, "report")
@@ -291,8 +291,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_apply(args) -> int:
-    from premem.plan import build_plan
-    from premem.schedule import Display, Unplaceable, run_plan
+    from premem.jobs.schedule import Display, Unplaceable, run_plan
+    from premem.plan.build import build_plan
     from premem.store import StoreBusy, StoreCorrupt
 
     spec = _load(args.spec)
@@ -303,7 +303,7 @@ def cmd_apply(args) -> int:
     plan = build_plan(spec)
     store = _store(spec)
     records = store.records([j.id for j in plan.jobs]) if store.exists() else {}
-    from premem.memory import memory_problem
+    from premem.cost.memory import memory_problem
 
     problem = memory_problem(plan, {j.id for j in plan.jobs if j.id not in records or records[j.id].status != "done"})
     if problem:  # a train job that cannot fit its GPU: refused before any job runs
@@ -437,10 +437,10 @@ class _InterruptWatcher:
 
 
 def cmd_schema(args) -> int:
-    from premem.spec import json_schema
+    from premem.spec.schema import json_schema
 
     if getattr(args, "markdown", False):  # docs/SPEC.md
-        from premem.spec_doc import render
+        from premem.spec.doc import render
         print(render(), end="")
         return EXIT_OK
     print(json.dumps(json_schema(), indent=2))
@@ -458,7 +458,7 @@ def _ci(ci) -> str:
 def print_headline(summary: dict) -> None:
     """Print p and R^2 of PreMemAcc and train accuracy, for the study and each block; below each, where the
     summary has them, their bootstrap intervals (summary['intervals']) and the leave-one-run-out minimum."""
-    from premem.analysis_results import block_label
+    from premem.analysis.results import block_label
 
     pm, tr, blocks = summary["premem"], summary["train_acc"], summary["blocks"]
     iv = summary.get("intervals")
@@ -496,7 +496,7 @@ def print_headline(summary: dict) -> None:
 def cmd_analyze(args) -> int:
     """`premem analyze`: the flags checked and printed here; reading, analysis and the report are premem.api's."""
     from premem import api
-    from premem.tables import TableError
+    from premem.analysis.results_table import TableError
 
     t0 = time.time()
     try:
@@ -559,9 +559,9 @@ def _export_problem(out: str, spec, spec_path: str) -> str | None:
 
 
 def cmd_export(args) -> int:
+    from premem.analysis.results_table import export_curation_table, export_extra_table, export_table, write_table
     from premem.paths import safe_file_name
-    from premem.plan import build_plan
-    from premem.tables import export_curation_table, export_extra_table, export_table, write_table
+    from premem.plan.build import build_plan
 
     spec = _load(args.spec)
     fmt = args.format or ("csv" if args.out and args.out.lower().endswith(".csv") else "parquet")
@@ -620,7 +620,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--cost", nargs="?", const="", default=None, metavar="THROUGHPUTS.yaml",
                    help="print the compute hours of the jobs to run and of the whole study, premem's way and the "
-                        "authors', from throughputs in this file (see premem/throughputs-example.yaml); without a "
+                        "authors', from throughputs in this file (see premem/cost/throughputs-example.yaml); without a "
                         "file, the CPU figures measured for the built-in model")
     p = verb("apply", cmd_apply, "run what is missing (as Ray tasks) and write the report")
     p.add_argument("spec")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from premem.plan_job import plain_settings
+from premem.plan.job import plain_settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from premem.analysis_results import RunData
+from premem.analysis.results import RunData
 from premem.metrics.premem import premem_acc
 
 GRID = (-3.0, -0.5, 0.05)  # START, STOP, STEP of the p grid the tests calibrate on

@@ -22,14 +22,14 @@ def smoke_pretraining(tmp_path_factory):
     max_value or the model does not).
 
     The pretraining runs once per test process, through the same entry point a Ray worker calls
-    (premem.jobs.execute) and recorded as the driver records it; end-to-end tests whose subject is not
+    (premem.jobs.runners.execute) and recorded as the driver records it; end-to-end tests whose subject is not
     pretraining start from a copy, so each of their applies skips about 13 s of it (tests that kill or fill
     the disk during pretraining, and the first full apply in test_cli_apply.py, still pretrain themselves)."""
     import torch
 
-    from premem.jobs import execute
-    from premem.plan import build_plan
-    from premem.spec import load_spec
+    from premem.jobs.runners import execute
+    from premem.plan.build import build_plan
+    from premem.spec.schema import load_spec
     from premem.store import Store
 
     root = tmp_path_factory.mktemp("smoke-pretraining") / ".premem"

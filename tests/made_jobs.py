@@ -2,8 +2,8 @@
 an evaluate job with settings of the right type and made-up sections."""
 from __future__ import annotations
 
-from premem.job_settings import EvaluateSettings
-from premem.plan_job import Job
+from premem.plan.job import Job
+from premem.plan.job_settings import EvaluateSettings
 
 SETTINGS = EvaluateSettings(model={"builtin": "tiny"}, seed=0, device="cpu", dataset={"builtin": "arithmetic"},
                             evaluation={}, dataset_fraction=1.0)

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from premem.analysis import analyze, build_summary, perplexity_gap
+from premem.analysis.analyze import analyze, build_summary, perplexity_gap
 from premem.cli import main
-from premem.spec import PGrid
+from premem.spec.schema import PGrid
 from tests.blocks_table import BLOCKS, GRID, block_runs, write_table
 
 PS = PGrid(start=GRID[0], stop=GRID[1], step=GRID[2]).values()
@@ -144,8 +144,8 @@ def test_calibrate_is_hashed_only_when_pooled():
     different under pooled."""
     from pathlib import Path
 
-    from premem.plan import build_plan
-    from premem.spec import load_spec
+    from premem.plan.build import build_plan
+    from premem.spec.schema import load_spec
 
     spec = load_spec(str(Path(__file__).resolve().parents[1] / "specs" / "smoke.yaml"))
     assert spec.premem.calibrate == "per_block"

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from premem.analysis import pick_samples
-from premem.analysis_measures import BINS, bin_label, bin_of, bin_stats
+from premem.analysis.analyze import pick_samples
+from premem.analysis.measures import BINS, bin_label, bin_of, bin_stats
 from premem.measures.atc import scores as atc_scores
 
 

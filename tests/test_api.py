@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from premem import api
-from premem.analysis import analyze_plan
-from premem.tables import export_table
+from premem.analysis.analyze import analyze_plan
+from premem.analysis.results_table import export_table
 from tests.blocks_table import BLOCKS, GRID, block_runs, write_table
 from tests.test_tables import EXPECTED, P, R2_PREMEM, R2_TRAIN, SPEC, rows, synthetic_store, write
 
@@ -30,9 +30,9 @@ def cli_analyze(table: Path, out: Path, *args: str) -> dict:
 def reference(table: Path, resamples: int, pooled=False, ci_level=0.95, ci_seed=0) -> dict:
     """The summary premem's analysis code makes when called directly, as `premem analyze` called it before it
     went through premem.api: what neither the API nor the command may drift from."""
-    from premem.analysis import build_summary
-    from premem.intervals import bootstrap
-    from premem.tables import read_results
+    from premem.analysis.analyze import build_summary
+    from premem.analysis.intervals import bootstrap
+    from premem.analysis.results_table import read_results
 
     res = read_results(table)
     names = [r.name for r in res.runs]

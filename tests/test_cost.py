@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from premem import cost
 from premem.cli import main
-from premem.plan import build_plan
-from premem.spec import parse_spec
+from premem.cost import model as cost
+from premem.plan.build import build_plan
+from premem.spec.schema import parse_spec
 
 TINY = """
 name: tiny-cost
@@ -219,7 +219,7 @@ def test_plain_plan_ends_with_the_work_and_hours_under_stated_assumptions(tmp_pa
     # a GPU study with no throughputs file: the example figures of the repository, said to be assumptions
     assert main(["plan", _write(tmp_path, "paper.yaml", PAPERLIKE)]) == 0
     tail = capsys.readouterr().out.splitlines()[-1]
-    assert "GPU-h" in tail and "premem/throughputs-example.yaml, all assumptions" in tail
+    assert "GPU-h" in tail and "premem/cost/throughputs-example.yaml, all assumptions" in tail
 
 
 @pytest.mark.parametrize("name, content, what", [

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from premem.analysis.results_table import read_results, read_table, write_table
 from premem.csvsafe import needs_quote, safe_cell, safe_table, unquote_cell, unquote_table
 from premem.report.html import write_report
-from premem.tables import read_results, read_table, write_table
 
 HOSTILE = ["=HYPERLINK(\"http://x\",\"y\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=",
            "-", "'=x", "''@y", "-abc", "+x"]

@@ -1,10 +1,10 @@
-"""Curation's selection rules, sources and efficiency reading on cases with known answers (premem.curate)."""
+"""Curation's selection rules, sources and efficiency reading on cases with known answers (premem.data.curate)."""
 import json
 
 import numpy as np
 import pytest
 
-from premem import curate
+from premem.data import curate
 from premem.data.loaders import DataError, TextExample
 from premem.data.synthetic import ArithmeticTask
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from premem.analysis import RunData, analyze, analyze_plan, dynamics_picture
+from premem.analysis.analyze import RunData, analyze, analyze_plan, dynamics_picture
 from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
-from premem.evaluate import evaluate_checkpoint, settled
-from premem.models import LoadedModel, build_tiny, save_model
-from premem.plan import build_plan, settle_threshold
-from premem.sampling import SamplingParams
-from premem.spec import TinyArchitecture, parse_spec
+from premem.engine.evaluate import evaluate_checkpoint, settled
+from premem.engine.models import LoadedModel, build_tiny, save_model
+from premem.engine.sampling import SamplingParams
+from premem.plan.build import build_plan, settle_threshold
+from premem.spec.schema import TinyArchitecture, parse_spec
 from premem.store import Store
 
 P_GRID = [round(-3.0 + 0.05 * i, 6) for i in range(51)]  # the spec's default grid
@@ -237,7 +237,7 @@ def test_the_report_reads_skipped_examples_as_not_measured(tmp_path):
 
 
 def test_run_evaluate_reads_the_earlier_checkpoints_from_the_store_read_only(tmp_path):
-    from premem.jobs import run_evaluate
+    from premem.jobs.runners import run_evaluate
 
     spec = _spec(True, start=2.0)  # a random model's examples are all memorized at p = 2
     plan = build_plan(spec)

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from premem import hardware
-from premem.hardware import cpu_bfloat16_is_fast, resolve_sampling_dtype
+from premem.engine import hardware
+from premem.engine.hardware import cpu_bfloat16_is_fast, resolve_sampling_dtype
 
 
 @pytest.fixture()
@@ -50,7 +50,7 @@ def test_auto_on_a_cpu_with_native_bfloat16_follows_what_torch_may_use(flags, mo
 
 def test_aten_cpu_capability_caps_the_choice_in_a_fresh_process():
     # the real torch, no patching: a capped process never picks bfloat16, whatever this CPU has
-    code = "from premem.hardware import resolve_sampling_dtype as r; print(r('auto', 'cpu')[0])"
+    code = "from premem.engine.hardware import resolve_sampling_dtype as r; print(r('auto', 'cpu')[0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "ATEN_CPU_CAPABILITY": "avx2"})
     assert out.returncode == 0, out.stderr

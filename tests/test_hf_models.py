@@ -10,10 +10,10 @@ import torch
 
 from premem.data.format import prompt_of, target_of
 from premem.data.loaders import TextExample
-from premem.hf import HFCodec, fit_embeddings, model_fingerprint, prepare_tokenizer
-from premem.models import LoadedModel, load_model, save_model
-from premem.sampling import SamplingParams, TransformersSampler, cut_after_stop, target_nll
-from premem.train import Recipe, encode_examples, make_optimizer, save_checkpoint, train_epoch
+from premem.engine.hf import HFCodec, fit_embeddings, model_fingerprint, prepare_tokenizer
+from premem.engine.models import LoadedModel, load_model, save_model
+from premem.engine.sampling import SamplingParams, TransformersSampler, cut_after_stop, target_nll
+from premem.engine.train import Recipe, encode_examples, make_optimizer, save_checkpoint, train_epoch
 from tests.tiny_hf import FIXTURES, fixture_texts, make_tiny_hf, make_tokenizer
 
 
@@ -90,7 +90,7 @@ def test_the_sampler_finds_the_stop_string_in_text_whatever_tokens_spell_it(tiny
     script = codec.encode(" x Done. more more more")
     stop = "one."
     assert codec.encode(stop)[-2:] != codec.encode(" Done.")[-2:] or codec.encode(stop) != codec.encode(" Done.")[-2:]
-    import premem.sampling as sampling
+    import premem.engine.sampling as sampling
 
     calls = {"n": 0}
 
@@ -115,7 +115,7 @@ LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}
 
 
 def test_lora_trains_only_adapters_and_reduces_loss(tiny, tmp_path):
-    from premem.lora import add_adapters, base_of, is_adapter, write_base
+    from premem.engine.lora import add_adapters, base_of, is_adapter, write_base
 
     lm = load_model(str(tiny), device="cpu")
     before = {k: v.clone() for k, v in base_of(lm.model).state_dict().items()}
@@ -155,9 +155,9 @@ def test_lora_trains_only_adapters_and_reduces_loss(tiny, tmp_path):
 def test_lora_on_the_builtin_model_records_its_pretraining_artifact(tmp_path):
     from premem.data.synthetic import ArithmeticTask
     from premem.data.tokenizer import WordTokenizer
-    from premem.lora import add_adapters, write_base
-    from premem.models import build_tiny
-    from premem.spec import TinyArchitecture
+    from premem.engine.lora import add_adapters, write_base
+    from premem.engine.models import build_tiny
+    from premem.spec.schema import TinyArchitecture
 
     codec = WordTokenizer.for_arithmetic_task()
     base = build_tiny(TinyArchitecture(layers=1, hidden=16, heads=2, mlp=32, max_length=256), codec.vocab_size, 0)

@@ -212,10 +212,10 @@ def test_the_graph_sees_every_module_and_the_imports_it_should():
     """A check that finds nothing is only worth something if it looks: premem's own graph has the modules and
     a few known edges, a lazy import inside a function included."""
     graph, _ = import_graph(PREMEM)
-    assert {"premem.spec", "premem.plan", "premem.data.loaders", "premem.report.pages"} <= set(graph)
-    assert "premem.spec" in graph["premem.plan"]
-    assert "premem.jobs_curation" in graph["premem.jobs"]  # imported inside run_collect
-    assert "premem.spec_runs" in graph["premem.spec"]
+    assert {"premem.spec.schema", "premem.plan.build", "premem.data.loaders", "premem.report.pages"} <= set(graph)
+    assert "premem.spec.schema" in graph["premem.plan.build"]
+    assert "premem.jobs.curation" in graph["premem.jobs.runners"]  # imported inside run_collect
+    assert "premem.spec.runs" in graph["premem.spec.schema"]
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

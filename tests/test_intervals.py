@@ -1,4 +1,4 @@
-"""Bootstrap intervals (premem.intervals) against known answers: on tables drawn from a known model the 95 %
+"""Bootstrap intervals (premem.analysis.intervals) against known answers: on tables drawn from a known model the 95 %
 intervals cover the true value about 95 % of the time, they shrink as examples grow, the same seed gives the same
 intervals, leave-one-run-out names the run that drives the fit, and `premem analyze --resamples` writes the
 `_ci` keys into summary.json."""
@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
-from premem.analysis import build_summary
-from premem.analysis_results import RunData
-from premem.intervals import bootstrap, mean_ci, percentile_ci
+from premem.analysis.analyze import build_summary
+from premem.analysis.intervals import bootstrap, mean_ci, percentile_ci
+from premem.analysis.results import RunData
 from tests.blocks_table import GRID, block_runs, write_table
 
 PS = [-3.0]  # one threshold below every example's log(log(perplexity)): nothing is memorized, PreMemAcc = Acc
@@ -145,7 +145,7 @@ def test_analyze_command_writes_the_ci_keys(tmp_path, capsys):
 def test_vectorised_correlations_agree_with_scipy():
     from scipy import stats
 
-    from premem.intervals import kendall_rows, pearson_rows
+    from premem.analysis.intervals import kendall_rows, pearson_rows
 
     rng = np.random.default_rng(6)
     x = rng.integers(0, 5, size=(30, 40)).astype(float)  # ties, as accuracies have
@@ -179,10 +179,10 @@ premem: {p: -3.0, intervals: {resamples: 150, seed: 4}}
 def test_store_results_get_intervals_on_checkpoints_baselines_and_robustness_bins(tmp_path):
     import random
 
-    from premem.analysis import gather_runs
-    from premem.analysis_measures import add_baselines, add_robustness
-    from premem.plan import build_plan
-    from premem.spec import parse_spec
+    from premem.analysis.analyze import gather_runs
+    from premem.analysis.measures import add_baselines, add_robustness
+    from premem.plan.build import build_plan
+    from premem.spec.schema import parse_spec
     from premem.store import Store
 
     spec = parse_spec(STORE_SPEC)
@@ -233,10 +233,10 @@ def test_store_results_get_intervals_on_checkpoints_baselines_and_robustness_bin
 def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
     from pathlib import Path
 
-    from premem.analysis_curation import curation_summary
-    from premem.intervals import Bootstrap
-    from premem.plan import build_plan
-    from premem.spec import parse_spec
+    from premem.analysis.curation import curation_summary
+    from premem.analysis.intervals import Bootstrap
+    from premem.plan.build import build_plan
+    from premem.spec.schema import parse_spec
     from premem.store import Store
 
     spec = parse_spec((Path(__file__).resolve().parents[1] / "specs" / "curation-quickstart.yaml").read_text())
@@ -266,8 +266,8 @@ def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
 
 
 def test_analysis_job_id_hashes_intervals_only_when_not_default():
-    from premem.plan import build_plan
-    from premem.spec import parse_spec
+    from premem.plan.build import build_plan
+    from premem.spec.schema import parse_spec
 
     def analysis_id(premem_line: str) -> str:
         text = STORE_SPEC.replace("premem: {p: -3.0, intervals: {resamples: 150, seed: 4}}", premem_line)

@@ -2,7 +2,7 @@
 system) or holding a damaged dependency. The driver hands each job its dependencies' recorded checksums."""
 import pytest
 
-from premem.jobs import StoreUnreachable, execute
+from premem.jobs.runners import StoreUnreachable, execute
 from premem.store import CorruptArtifact, Store, artifact_checksums
 from tests.made_jobs import evaluate_job
 

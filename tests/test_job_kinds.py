@@ -1,10 +1,12 @@
 """Every kind of job is known to every stage that handles jobs: a runner, a work model, Ray resources. A kind
-added to premem.plan_job.JOB_KINDS alone makes the modules that lack it refuse to import, naming it."""
+added to premem.plan.job.JOB_KINDS alone makes the modules that lack it refuse to import, naming it."""
 import pytest
 
-from premem import cost, jobs
-from premem.plan_job import CODE_VERSIONS, JOB_KINDS, STORED_KINDS, require_every_kind
-from premem.spec import Resources
+from premem.cost import model as cost
+
+from premem.jobs import runners as jobs
+from premem.plan.job import CODE_VERSIONS, JOB_KINDS, STORED_KINDS, require_every_kind
+from premem.spec.schema import Resources
 
 
 def test_every_stored_kind_has_a_runner_a_cost_and_resources():

@@ -1,4 +1,4 @@
-"""Curation's `generate` source (premem.jobs_curation._generated) on a real built-in model whose sampler is
+"""Curation's `generate` source (premem.jobs.curation._generated) on a real built-in model whose sampler is
 replaced by a scripted writer: a model that writes good rephrasings (the authors used GPT-4) cannot run here,
 so the script stands at that boundary and decides what each completion says; everything else is premem's."""
 from dataclasses import replace
@@ -7,13 +7,13 @@ import pytest
 
 from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
-from premem.job_settings import CollectSettings
-from premem.jobs import UserError
-from premem.jobs_curation import _generated, dataset_key
-from premem.models import build_tiny, save_model
-from premem.plan import Job
-from premem.sampling import TransformersSampler
-from premem.spec import TinyArchitecture
+from premem.engine.models import build_tiny, save_model
+from premem.engine.sampling import TransformersSampler
+from premem.jobs.curation import _generated, dataset_key
+from premem.jobs.runners import UserError
+from premem.plan.build import Job
+from premem.plan.job_settings import CollectSettings
+from premem.spec.schema import TinyArchitecture
 from premem.store import Store
 
 SIZE = {"layers": 1, "hidden": 16, "heads": 2, "mlp": 32, "max_length": 192}
@@ -112,7 +112,7 @@ def test_ifd_scores_of_one_dataset_are_refused_for_another(tmp_path):
     """The authors' MATH run read GSM8K's IFD file; premem keys scores to their dataset and checks."""
     import json
 
-    from premem.jobs_curation import SCORES_FILE, _read_scores
+    from premem.jobs.curation import SCORES_FILE, _read_scores
 
     store = Store(tmp_path / "store")
     folder = store.artifact("scores")
@@ -132,9 +132,9 @@ def test_ifd_is_the_ratio_of_the_scoring_models_own_nlls(setting):
     import json
 
     from premem.data.format import ANSWER_CUE, prompt_of, target_of
-    from premem.jobs_curation import SCORES_FILE, score_ifd
-    from premem.models import load_model
-    from premem.sampling import target_nll
+    from premem.engine.models import load_model
+    from premem.engine.sampling import target_nll
+    from premem.jobs.curation import SCORES_FILE, score_ifd
 
     store, _, originals = setting
     data = {"builtin": "arithmetic", "seed": 0, "train_size": 4, "test_size": 4, "max_steps": 2, "max_value": 40,
@@ -158,9 +158,9 @@ def test_ifd_bos_only_scores_the_solution_after_the_bos_token_alone(setting):
     import json
 
     from premem.data.format import prompt_of, target_of
-    from premem.jobs_curation import SCORES_FILE, score_ifd
-    from premem.models import load_model
-    from premem.sampling import target_nll
+    from premem.engine.models import load_model
+    from premem.engine.sampling import target_nll
+    from premem.jobs.curation import SCORES_FILE, score_ifd
 
     store, _, originals = setting
     data = {"builtin": "arithmetic", "seed": 0, "train_size": 4, "test_size": 4, "max_steps": 2, "max_value": 40,
@@ -184,9 +184,9 @@ def test_a_planned_generating_collect_job_runs_where_its_resources_say():
     would change their ids), so where they sample comes from the resources they asked Ray for, as `auto`."""
     from pathlib import Path
 
-    from premem.jobs_context import job_device
-    from premem.plan import build_plan
-    from premem.spec import load_spec
+    from premem.jobs.context import job_device
+    from premem.plan.build import build_plan
+    from premem.spec.schema import load_spec
 
     spec = Path(__file__).resolve().parent.parent / "specs" / "paper-curation-gsm8k.yaml"
     collect = next(j for j in build_plan(load_spec(str(spec))).jobs if j.kind == "collect")

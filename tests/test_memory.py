@@ -1,4 +1,4 @@
-"""premem.memory: a train job's GPU memory per GPU (the formula of its docstring on known configs), `premem plan`
+"""premem.cost.memory: a train job's GPU memory per GPU (the formula of its docstring on known configs), `premem plan`
 printing it and `premem apply` refusing a job that cannot fit before anything runs."""
 import json
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from premem.cli import main
-from premem.memory import GIB, KNOWN_CONFIGS, architecture, from_config, memory_problem, train_memory
-from premem.plan import build_plan
-from premem.spec import parse_spec
+from premem.cost.memory import GIB, KNOWN_CONFIGS, architecture, from_config, memory_problem, train_memory
+from premem.plan.build import build_plan
+from premem.spec.schema import parse_spec
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[1]

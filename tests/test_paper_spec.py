@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from premem.plan import build_plan
-from premem.spec import load_spec
+from premem.plan.build import build_plan
+from premem.spec.schema import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "specs" / "paper.yaml"

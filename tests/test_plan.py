@@ -1,8 +1,8 @@
 """Runs and job ids: the grid, the fixed-step rule, and hashes that change only with what they depend on."""
 import pytest
 
-from premem.plan import build_plan, expand_runs, selected_runs
-from premem.spec import parse_spec
+from premem.plan.build import build_plan, expand_runs, selected_runs
+from premem.spec.schema import parse_spec
 
 BASE = """\
 name: t
@@ -78,7 +78,7 @@ def test_ids_are_stable_and_change_only_with_their_inputs():
 
 
 def test_jobs_of_gpu_less_auto_device_compute_on_cpu():
-    from premem.jobs import job_device
+    from premem.jobs.runners import job_device
 
     plan = build_plan(spec())
     train = next(j for j in plan.jobs if j.kind == "train")
@@ -92,8 +92,8 @@ def test_selectors_match_as_a_comparison_with_each_would():
     comparing every run with every selector (a field left out matches anything; 1 == 1.0)."""
     from itertools import product
 
-    from premem.plan import match_runs, unmatched_selectors
-    from premem.spec import RunSelector
+    from premem.plan.build import match_runs, unmatched_selectors
+    from premem.spec.schema import RunSelector
 
     runs = expand_runs(spec())
     sels = [RunSelector(**dict(zip(("model", "learning_rate", "epochs", "dataset_fraction"), values)))
@@ -130,7 +130,7 @@ curation: {new_examples: 4, learning_rate: 1.0e-3, epochs: 3, rounds: 4, ifd: {e
 def test_job_counts_are_what_the_plan_makes(text):
     from collections import Counter
 
-    from premem.plan import job_counts
+    from premem.plan.build import job_counts
 
     plan = build_plan(spec(text))
     assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs))
@@ -140,8 +140,8 @@ def test_job_counts_of_every_shipped_spec():
     from collections import Counter
     from pathlib import Path
 
-    from premem.plan import job_counts
-    from premem.spec import load_spec
+    from premem.plan.build import job_counts
+    from premem.spec.schema import load_spec
 
     root = Path(__file__).resolve().parents[1]
     for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
@@ -152,7 +152,7 @@ def test_job_counts_of_every_shipped_spec():
 def test_every_job_id_is_the_content_hash_of_what_it_lists():
     """Planning hashes skip_settled's long dependency lists incrementally (plan_job.content_hash_listed); each id
     must still be content_hash of the job's own kind, settings and dependencies."""
-    from premem.plan import content_hash
+    from premem.plan.build import content_hash
 
     plan = build_plan(spec(BASE + EXTRA + "evaluation: {skip_settled: true}\n"))
     evals = [j for j in plan.jobs if j.kind == "evaluate"]
@@ -162,7 +162,7 @@ def test_every_job_id_is_the_content_hash_of_what_it_lists():
 
 
 def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
-    from premem.spec import MAX_JOBS, SpecError
+    from premem.spec.schema import MAX_JOBS, SpecError
 
     lrs = ", ".join(f"{i}.0e-4" for i in range(1, 51))
     text = BASE.split("training:")[0] + f"grid: {{learning_rate: [{lrs}], epochs: [1000]}}\n"

@@ -1,11 +1,11 @@
-"""The curation section's jobs chain round to round by content hash (premem.plan_curation)."""
+"""The curation section's jobs chain round to round by content hash (premem.plan.curation)."""
 import json
 from pathlib import Path
 
 import pytest
 
-from premem.plan import build_plan
-from premem.spec import SpecError, parse_spec
+from premem.plan.build import build_plan
+from premem.spec.schema import SpecError, parse_spec
 
 BASE = """
 name: cur

@@ -2,9 +2,9 @@
 and ATC jobs (and the cost model), without touching the ids of what they do not change."""
 import pytest
 
-from premem import cost
-from premem.plan import build_plan
-from premem.spec import SpecError, parse_spec
+from premem.cost import model as cost
+from premem.plan.build import build_plan
+from premem.spec.schema import SpecError, parse_spec
 
 BASE = """\
 name: t

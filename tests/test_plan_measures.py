@@ -1,8 +1,8 @@
 """The metrics and perturbations sections: their jobs, their identities, and the checks that guard them."""
 import pytest
 
-from premem.plan import atc_reference, build_plan
-from premem.spec import SpecError, parse_spec
+from premem.plan.build import atc_reference, build_plan
+from premem.spec.schema import SpecError, parse_spec
 
 BASE = """\
 name: t

@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from premem.jobs import run_train_epoch
-from premem.plan import build_plan
-from premem.spec import parse_spec
+from premem.engine.train import OPTIMIZER_FILE
+from premem.jobs.runners import run_train_epoch
+from premem.plan.build import build_plan
+from premem.spec.schema import parse_spec
 from premem.store import Store
-from premem.train import OPTIMIZER_FILE
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 
 
@@ -128,7 +128,7 @@ def test_float16_mixed_precision_scales_the_loss_and_keeps_its_scale(model, tmp_
 
 
 def test_the_report_marks_runs_trained_in_pure_bfloat16(model):
-    from premem.precision import mark_precision
+    from premem.analysis.precision import mark_precision
 
     for precision, marked in (("pure", True), ("mixed", False)):
         plan = build_plan(parse_spec(spec_text(model, "bfloat16", precision, 1e-4), "s.yaml"))
@@ -140,10 +140,10 @@ def test_the_report_marks_runs_trained_in_pure_bfloat16(model):
 
 def test_evaluation_scores_perplexity_in_float32_and_samples_in_the_models_dtype(model, tmp_path):
     from premem.data.format import prompt_of, target_of
-    from premem.jobs import run_evaluate
-    from premem.jobs_context import run_examples
-    from premem.models import load_model
-    from premem.sampling import target_nll
+    from premem.engine.models import load_model
+    from premem.engine.sampling import target_nll
+    from premem.jobs.context import run_examples
+    from premem.jobs.runners import run_evaluate
 
     evaluation = "\nevaluation: {samples: 1, max_new_tokens: 4, test_examples: 2}\n"
     nlls = {}
@@ -157,7 +157,7 @@ def test_evaluation_scores_perplexity_in_float32_and_samples_in_the_models_dtype
         assert ev.settings.scoring_dtype == ("float32" if choice == "float32" else "bfloat16")
         rows = [r for r in run_evaluate(ev, store, lambda m: None)["_examples"] if r["split"] == "train"]
         ckpt = load_model(store.artifact(train_job.id), device="cpu", dtype=ev.settings.scoring_dtype)
-        from premem.jobs_context import job_sections
+        from premem.jobs.context import job_sections
 
         pairs = [(prompt_of(e.question), target_of(e.solution)) for e in run_examples(ev, job_sections(ev)[1])]
         want = [n for n, _ in target_nll(ckpt, pairs)]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from premem.analysis import gather_runs
-from premem.analysis_measures import BINS, add_robustness, bin_label, bin_of, bins_for
-from premem.plan import build_plan
+from premem.analysis.analyze import gather_runs
+from premem.analysis.measures import BINS, add_robustness, bin_label, bin_of, bins_for
+from premem.plan.build import build_plan
 from premem.report.html import write_report
-from premem.spec import parse_spec
+from premem.spec.schema import parse_spec
 from premem.store import Store
 
 SPEC = """\

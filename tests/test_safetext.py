@@ -3,11 +3,11 @@ each place an error quoting them is formatted (spec problems, throughputs proble
 problems)."""
 import pytest
 
-from premem import cost
+from premem.analysis.results_table import TableError
+from premem.cost import model as cost
+from premem.jobs.schedule import last_line
 from premem.safetext import control_characters, escape_controls, is_control
-from premem.schedule import last_line
-from premem.spec import Problem, SpecError, parse_spec
-from premem.tables import TableError
+from premem.spec.schema import Problem, SpecError, parse_spec
 
 HOSTILE = "a\x1b[2J\x1b]0;title\x07b\rc\x00d\x9be\u202ef\u2028g"
 

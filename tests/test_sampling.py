@@ -13,9 +13,9 @@ import pytest
 import torch
 from scipy import stats
 
-from premem.models import LoadedModel, build_tiny
-from premem.sampling import SamplingParams, TransformersSampler, _filter_top_p, next_tokens, target_nll
-from premem.spec import TinyArchitecture
+from premem.engine.models import LoadedModel, build_tiny
+from premem.engine.sampling import SamplingParams, TransformersSampler, _filter_top_p, next_tokens, target_nll
+from premem.spec.schema import TinyArchitecture
 
 VOCAB, PAD, BOS, EOS = 12, 0, 1, 2
 ALPHA = 1e-3  # reject "same distribution" only below this p-value

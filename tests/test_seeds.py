@@ -4,8 +4,8 @@ seed equal to the spec's plans exactly the jobs of the spec without seeds; the s
 import numpy as np
 import pytest
 
-from premem.plan import build_plan, job_counts, match_runs
-from premem.spec import RunSelector, SpecError, parse_spec
+from premem.plan.build import build_plan, job_counts, match_runs
+from premem.spec.schema import RunSelector, SpecError, parse_spec
 
 BASE = """
 name: seeds
@@ -120,8 +120,8 @@ def test_seed_groups_average_over_seeds_with_a_t_interval():
     import numpy as np
     from scipy.stats import t
 
-    from premem.analysis import build_summary
-    from premem.analysis_results import RunData
+    from premem.analysis.analyze import build_summary
+    from premem.analysis.results import RunData
 
     runs, entries = [], []
     tests = {0: [0.2, 0.5], 1: [0.4, 0.5], 2: [0.6, 0.5]}
@@ -179,8 +179,8 @@ CURVES = {0: {"iid": [0.2, 0.3, 0.4], "premem": [0.2, 0.4, 0.5]},
 def test_curation_with_two_seeds_averages_curves_and_ratios():
     from scipy.stats import t
 
-    from premem.analysis_curation import curation_summary
-    from premem.curate import efficiency
+    from premem.analysis.curation import curation_summary
+    from premem.data.curate import efficiency
 
     p = curation_plan('  strategies: ["premem", "iid"]\n  seeds: [0, 1]\n  targets: [0.3, 0.4]\n')
     results = {}
@@ -213,7 +213,7 @@ def test_curation_with_two_seeds_averages_curves_and_ratios():
 
 
 def test_curation_without_seeds_keeps_its_summary_shape():
-    from premem.analysis_curation import curation_summary
+    from premem.analysis.curation import curation_summary
 
     p = curation_plan('  strategies: ["premem", "iid"]\n')
     results = {}
@@ -228,7 +228,7 @@ def test_curation_without_seeds_keeps_its_summary_shape():
 
 
 def test_analyze_plan_of_a_seeded_grid_gives_seed_groups_and_a_report(tmp_path):
-    from premem.analysis import analyze_plan
+    from premem.analysis.analyze import analyze_plan
     from premem.report.html import render_pages
     from premem.store import Store
 

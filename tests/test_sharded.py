@@ -1,4 +1,4 @@
-"""Training with the model sharded over processes (premem.sharded, FSDP) on this CPU with gloo: the same
+"""Training with the model sharded over processes (premem.jobs.sharded, FSDP) on this CPU with gloo: the same
 updates as unsharded training, a checkpoint that loads like any other, the next epoch resuming its sharded
 optimizer state, and a user error in a process reported as such. Real torch.distributed, two processes."""
 import dataclasses
@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from premem.jobs import UserError, run_train_epoch
-from premem.models import load_model
-from premem.plan import build_plan
-from premem.spec import parse_spec
+from premem.engine.models import load_model
+from premem.jobs.runners import UserError, run_train_epoch
+from premem.plan.build import build_plan
+from premem.spec.schema import parse_spec
 from premem.store import Store
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 

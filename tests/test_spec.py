@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from premem.spec import SpecError, load_spec, parse_spec
+from premem.spec.schema import SpecError, load_spec, parse_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
@@ -92,7 +92,7 @@ def test_yaml_is_loaded_safely():
 
 
 def test_every_field_is_described():
-    from premem.spec import json_schema
+    from premem.spec.schema import json_schema
 
     schema = json_schema()
     missing = []

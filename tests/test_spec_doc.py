@@ -1,4 +1,4 @@
-"""docs/SPEC.md is rendered from the spec's pydantic models (premem/spec_doc.py), and kept in step with them."""
+"""docs/SPEC.md is rendered from the spec's pydantic models (premem/spec/doc.py), and kept in step with them."""
 from __future__ import annotations
 
 import typing
@@ -6,14 +6,16 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from premem import cli, spec_doc
-from premem.spec import Spec
+from premem import cli
+
+from premem.spec import doc as spec_doc
+from premem.spec.schema import Spec
 
 SPEC_MD = Path(__file__).resolve().parents[1] / "docs" / "SPEC.md"
 
 
 def test_docs_spec_md_is_the_fresh_render():
-    # fails when a field, default or description in premem/spec.py changed without the page
+    # fails when a field, default or description in premem/spec/schema.py changed without the page
     assert SPEC_MD.read_text() == spec_doc.render(), (
         f"docs/SPEC.md is stale: regenerate it with `{spec_doc.REGENERATE}`")
 

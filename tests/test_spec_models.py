@@ -1,8 +1,8 @@
 """The spec's model and training sections: hf models (hub id or folder), LoRA, overrides, micro-batches."""
 import pytest
 
-from premem.plan import build_plan
-from premem.spec import SpecError, parse_spec
+from premem.plan.build import build_plan
+from premem.spec.schema import SpecError, parse_spec
 from tests.tiny_hf import FIXTURES
 
 DATA = f"""\

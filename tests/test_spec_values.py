@@ -9,8 +9,8 @@ from types import UnionType
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from premem.cost import ThroughputsFile
-from premem.spec import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
+from premem.cost.model import ThroughputsFile
+from premem.spec.schema import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
 from tests.test_spec import GOOD
 
 
@@ -68,7 +68,7 @@ def _fields(leaf: type) -> list[tuple[type[BaseModel], str, object]]:
 
 
 FLOATS = _fields(float)
-STRINGS = [f for f in _fields(str) if f[0].__module__ != "premem.cost"]  # a throughputs note is only printed
+STRINGS = [f for f in _fields(str) if f[0].__module__ != "premem.cost.model"]  # a throughputs note is only printed
 
 
 def test_the_walk_finds_the_fields_it_must():

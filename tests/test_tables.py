@@ -9,9 +9,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from premem.analysis import analyze_plan, build_summary
+from premem.analysis.analyze import analyze_plan, build_summary
+from premem.analysis.results_table import MAX_PROBLEMS, TableError, export_table, read_results, write_table
 from premem.cli import main
-from premem.tables import MAX_PROBLEMS, TableError, export_table, read_results, write_table
 
 P = math.log(0.1)  # memorized once mean NLL < 0.1 nats/token, i.e. perplexity < e^0.1 = 1.105
 
@@ -385,8 +385,8 @@ premem:
 def synthetic_store(tmp_path, text=SPEC):
     """A store with made-up evaluations of every checkpoint (no training): accuracy grows with epochs,
     examples get memorized (low perplexity) once learned."""
-    from premem.plan import build_plan
-    from premem.spec import parse_spec
+    from premem.plan.build import build_plan
+    from premem.spec.schema import parse_spec
     from premem.store import Store
 
     spec = parse_spec(text.format(store=tmp_path / ".premem"))

@@ -4,9 +4,9 @@ import torch
 
 from premem.data.synthetic import ArithmeticTask
 from premem.data.tokenizer import WordTokenizer
-from premem.models import LoadedModel, build_tiny
-from premem.spec import TinyArchitecture
-from premem.train import Recipe, TooLong, encode_examples, epoch_order, lr_factor, pack, padded_batch
+from premem.engine.models import LoadedModel, build_tiny
+from premem.engine.train import Recipe, TooLong, encode_examples, epoch_order, lr_factor, pack, padded_batch
+from premem.spec.schema import TinyArchitecture
 
 
 def loaded():
@@ -55,7 +55,7 @@ def test_pack_keeps_every_token_and_masks_prompts_on_request():
 def test_micro_batches_make_the_same_update_as_the_whole_batch():
     import copy
 
-    from premem.train import make_optimizer, train_epoch
+    from premem.engine.train import make_optimizer, train_epoch
 
     a = loaded()
     b = LoadedModel(copy.deepcopy(a.model), a.codec, a.device, a.dtype)

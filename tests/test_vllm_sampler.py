@@ -1,4 +1,4 @@
-"""The vLLM backend (premem.vllm_sampler) without vLLM: vLLM needs a CUDA GPU and cannot be installed here, so
+"""The vLLM backend (premem.engine.vllm_sampler) without vLLM: vLLM needs a CUDA GPU and cannot be installed here, so
 these tests inject a FAKE `vllm` module into sys.modules at the import boundary. The fake records what premem
 passes to vllm.LLM, vllm.SamplingParams and LLM.generate, and answers with objects shaped like vLLM's
 RequestOutput / CompletionOutput / Logprob. What is checked: the arguments premem passes (n = k, temperature,
@@ -17,7 +17,7 @@ import pytest
 
 from premem.data.format import prompt_of, target_of
 from premem.data.loaders import TextExample
-from premem.sampling import SamplingParams
+from premem.engine.sampling import SamplingParams
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 
 
@@ -119,16 +119,16 @@ def examples(split="train", n=4):
 
 def test_importing_premem_does_not_import_vllm_and_a_missing_vllm_says_how_to_install(tiny, monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed: `import vllm` raises ImportError
-    from premem.vllm_sampler import VLLMBackend
+    from premem.engine.vllm_sampler import VLLMBackend
 
     with pytest.raises(ImportError, match=r"pip install -e '\.\[gpu\]'"):
         VLLMBackend(tiny)
 
 
 def test_sampling_arguments_and_outputs(tiny, fake_vllm):
-    from premem.models import load_model
-    from premem.train import encode_examples
-    from premem.vllm_sampler import VLLMBackend
+    from premem.engine.models import load_model
+    from premem.engine.train import encode_examples
+    from premem.engine.vllm_sampler import VLLMBackend
 
     backend = VLLMBackend(tiny, dtype="bfloat16", seed=3, gpus=2)
     (llm,) = fake_vllm.llms
@@ -160,8 +160,8 @@ def test_sampling_arguments_and_outputs(tiny, fake_vllm):
 
 
 def test_target_nll_from_prompt_logprobs(tiny, fake_vllm):
-    from premem.models import load_model
-    from premem.vllm_sampler import VLLMBackend
+    from premem.engine.models import load_model
+    from premem.engine.vllm_sampler import VLLMBackend
 
     backend = VLLMBackend(tiny)
     ex = examples()
@@ -179,10 +179,10 @@ def test_target_nll_from_prompt_logprobs(tiny, fake_vllm):
 
 
 def test_a_lora_checkpoint_is_served_on_its_base_with_a_lora_request(tiny, tmp_path, fake_vllm):
-    from premem.lora import add_adapters, write_base
-    from premem.models import load_model
-    from premem.train import Recipe, make_optimizer, save_checkpoint
-    from premem.vllm_sampler import VLLMBackend
+    from premem.engine.lora import add_adapters, write_base
+    from premem.engine.models import load_model
+    from premem.engine.train import Recipe, make_optimizer, save_checkpoint
+    from premem.engine.vllm_sampler import VLLMBackend
 
     lm = load_model(str(tiny), device="cpu")
     lm.model = add_adapters(lm.model, {"r": 12, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"}, seed=0)
@@ -198,10 +198,10 @@ def test_a_lora_checkpoint_is_served_on_its_base_with_a_lora_request(tiny, tmp_p
 
 @pytest.mark.parametrize("scoring", ["vllm", "transformers"])
 def test_a_checkpoint_evaluated_through_vllm(tiny, fake_vllm, scoring):
-    from premem.evaluate import evaluate_checkpoint
-    from premem.sampling import target_nll
-    from premem.spec import ModelSpec
-    from premem.vllm_sampler import evaluation_backends
+    from premem.engine.evaluate import evaluate_checkpoint
+    from premem.engine.sampling import target_nll
+    from premem.engine.vllm_sampler import evaluation_backends
+    from premem.spec.schema import ModelSpec
 
     model_spec = ModelSpec(name="m", hf=str(tiny))
     ev = {"sampler": "vllm", "scoring": scoring, "sampling_dtype": None}
@@ -233,13 +233,13 @@ def test_a_checkpoint_evaluated_through_vllm(tiny, fake_vllm, scoring):
 
 
 def fake_vllm_codec(folder):
-    from premem.hf import HFCodec, load_tokenizer
+    from premem.engine.hf import HFCodec, load_tokenizer
 
     return HFCodec(load_tokenizer(folder))
 
 
 def test_the_spec_refuses_vllm_where_it_cannot_run(tiny):
-    from premem.spec import SpecError, parse_spec
+    from premem.spec.schema import SpecError, parse_spec
 
     def spec(device, sampler="vllm", model=f"hf: {tiny}", gpus=1, scoring="transformers"):
         return f"""\
@@ -280,8 +280,8 @@ def test_auto_picks_vllm_only_for_a_hf_model_on_a_gpu_with_vllm_installed(tiny, 
 
     import torch
 
-    from premem.spec import ModelSpec
-    from premem.vllm_sampler import auto_sampler
+    from premem.engine.vllm_sampler import auto_sampler
+    from premem.spec.schema import ModelSpec
 
     hf, builtin = ModelSpec(name="m", hf=str(tiny)), ModelSpec.model_construct(name="b", hf=None)
     assert auto_sampler(hf, "cpu") == "transformers"  # no GPU for this job

@@ -1,12 +1,14 @@
-"""premem.yamlfile: hostile YAML files are refused fast, with one line each and the line they concern; merge keys
+"""premem.spec.yamlfile: hostile YAML files are refused fast, with one line each and the line they concern; merge keys
 work; the same reader serves specs and throughputs files."""
 import os
 
 import pytest
 
-from premem import cost, yamlfile
-from premem.spec import SpecError, load_spec, parse_spec
-from premem.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, YamlFileError, compose, read_text
+from premem.cost import model as cost
+
+from premem.spec import yamlfile
+from premem.spec.schema import SpecError, load_spec, parse_spec
+from premem.spec.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, YamlFileError, compose, read_text
 
 BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}' if p else '1'] * 9)}]\n"
                for p, a in zip([None, *"abcdefgh"], "abcdefghi"))  # 9^9 = 387M values from 300 bytes

@@ -9,17 +9,17 @@
     a.write_report("reports")                           # the HTML report folder
 
 `premem analyze` is a thin layer over these functions, so both give the same numbers for the same table and
-options. Every statistic is premem's own (premem.analysis, premem.intervals, premem.metrics.premem); see
-docs/API.md.
+options. Every statistic is premem's own (premem.analysis.analyze, premem.analysis.intervals, premem.metrics.premem);
+see docs/API.md.
 
 Modules: load (tables and stores in), options (checked settings), run (the analysis), result (Analysis,
 Figure).
 """
+from premem.analysis.results_table import TableError
 from premem.api.load import load_study, load_table, read
 from premem.api.options import OptionError, Options, options
 from premem.api.result import Analysis, Figure
 from premem.api.run import analyze, analyze_results, analyze_study, describe, premem_acc
-from premem.tables import TableError
 
 __all__ = [
     "Analysis",

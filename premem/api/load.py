@@ -1,9 +1,9 @@
 """Results into the API: a table file or a study's store as a pandas DataFrame in premem's long-table format,
-and any of those (a path, a DataFrame, an Arrow table) as validated `premem.tables.Results`.
+and any of those (a path, a DataFrame, an Arrow table) as validated `premem.analysis.results_table.Results`.
 
-The long-table format is the one `premem analyze` reads and `premem export` writes (premem/tables.py): one row
-per (run, checkpoint, split, example). Reading and validation are premem.tables' own, so a DataFrame is checked
-exactly as `premem analyze` checks a file.
+The long-table format is the one `premem analyze` reads and `premem export` writes (premem/analysis/results_table.py):
+one row per (run, checkpoint, split, example). Reading and validation are premem.analysis.results_table' own, so a
+DataFrame is checked exactly as `premem analyze` checks a file.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from premem.tables import Results, read_results, read_table
+from premem.analysis.results_table import Results, read_results, read_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,15 +24,15 @@ def load_table(path: str | os.PathLike) -> pd.DataFrame:
     reader `premem analyze` uses (CSV: `run`, `split`, `example_id`, `model`, `dataset` as text; the quote
     premem's CSV writer puts before formula-like text taken off). Columns as in the file: accuracies are
     fractions in [0, 1], `perplexity` is exp(mean target NLL per token). Not validated here: `analyze` does
-    that. Raises premem.tables.TableError when the file cannot be read."""
+    that. Raises premem.analysis.results_table.TableError when the file cannot be read."""
     return read_table(path).to_pandas()
 
 
 def open_study(spec: str | os.PathLike, store: str | os.PathLike | None):
     """(spec, plan, store) of the spec file at `spec`; the store at `store` when given, else the spec's own
     (relative to the working directory, as the CLI reads it). FileNotFoundError when it holds no results."""
-    from premem.plan import build_plan
-    from premem.spec import load_spec
+    from premem.plan.build import build_plan
+    from premem.spec.schema import load_spec
     from premem.store import Store
 
     s = load_spec(spec)  # SpecError (with file:line for each problem) on a bad spec
@@ -49,8 +49,8 @@ def load_study(spec: str | os.PathLike, store: str | os.PathLike | None = None) 
     n_samples, n_correct, n_unparseable (counts), perplexity (exp of the mean target NLL per token; empty on
     test rows) and the run settings (model, dataset, learning_rate, epochs, dataset_fraction). `store`: the
     store folder when it is not the spec's `store` relative to the working directory. Raises
-    FileNotFoundError when the store holds no results, premem.spec.SpecError on a bad spec. Read only."""
-    from premem.tables import export_table
+    FileNotFoundError when the store holds no results, premem.spec.schema.SpecError on a bad spec. Read only."""
+    from premem.analysis.results_table import export_table
 
     _, plan, st = open_study(spec, store)
     return export_table(plan, st).to_pandas()
@@ -59,8 +59,8 @@ def load_study(spec: str | os.PathLike, store: str | os.PathLike | None = None) 
 def read(data: Any, runs: str | os.PathLike | None = None) -> Results:
     """`data` validated as `premem analyze` validates its table: a path to a table file, a pandas DataFrame or a
     pyarrow Table in the long-table format (`runs`: an optional table file of run settings keyed by `run`).
-    Returns premem.tables.Results (one RunData per run, in order of first appearance); raises TableError listing
-    every problem (rows counted from 1)."""
+    Returns premem.analysis.results_table.Results (one RunData per run, in order of first appearance); raises TableError
+    listing every problem (rows counted from 1)."""
     if isinstance(data, (str, os.PathLike)):
         return read_results(data, runs_path=runs)
     import pyarrow as pa

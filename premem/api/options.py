@@ -39,10 +39,10 @@ class Options:
 
 
 def _grid(value: str | Sequence[float] | None):
-    """premem.spec.PGrid from 'START:STOP:STEP', (start, stop, step) or None (the spec's default grid)."""
+    """premem.spec.schema.PGrid from 'START:STOP:STEP', (start, stop, step) or None (the spec's default grid)."""
     from pydantic import ValidationError
 
-    from premem.spec import PGrid
+    from premem.spec.schema import PGrid
 
     if value is None:
         return PGrid()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from premem.tables import Results
+from premem.analysis.results_table import Results
 
 if TYPE_CHECKING:
     import pandas as pd

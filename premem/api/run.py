@@ -1,7 +1,7 @@
 """Running premem's analysis on results: the functions behind `premem analyze` and the notebook API.
 
-No statistic is computed here: calibration, R^2, PreMemAcc and the bootstrap are premem.analysis',
-premem.intervals' and premem.metrics.premem's; this module only feeds them and wraps what they return.
+No statistic is computed here: calibration, R^2, PreMemAcc and the bootstrap are premem.analysis.analyze',
+premem.analysis.intervals' and premem.metrics.premem's; this module only feeds them and wraps what they return.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from premem.analysis.results_table import Results
 from premem.api.load import read
 from premem.api.options import DEFAULT_LEVEL, DEFAULT_RESAMPLES, OptionError, Options, options
 from premem.api.result import Analysis
-from premem.tables import Results
 from premem.wording import counted
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ def analyze_results(results: Results, opts: Options, study: dict | None = None) 
     and, when opts.resamples > 0, their bootstrap intervals. `study`: {'name', 'path', 'text'} the report shows
     as its source. Returns an Analysis whose .summary is what summary.json holds. Raises TableError for an
     unknown calibration run."""
-    from premem.analysis import build_summary
-    from premem.intervals import bootstrap
+    from premem.analysis.analyze import build_summary
+    from premem.analysis.intervals import bootstrap
 
     calibration = results.select(list(opts.calibrate_on) if opts.calibrate_on else None)
     entries = [{"id": r.name, "name": r.name, "status": "done", "error": None, "settings": r.settings}
@@ -93,7 +93,7 @@ def analyze_study(spec: str | os.PathLike, store: str | os.PathLike | None = Non
     robustness and curation where the spec has them. `store`: the store folder when it is not the spec's
     `store` relative to the working directory. Returns an Analysis (its .summary is the report's
     summary.json). Raises FileNotFoundError when the store holds no results. Read only."""
-    from premem.analysis import analyze_plan
+    from premem.analysis.analyze import analyze_plan
     from premem.api.load import open_study
 
     _, plan, st = open_study(spec, store)
@@ -109,7 +109,7 @@ def premem_acc(data: Any, p: float, *, per: str = "checkpoint", runs: str | os.P
     per='checkpoint' (default): one row per run and checkpoint with premem_acc, train_acc, test_acc,
     memorized_frac (fractions in [0, 1]), train_nll (mean target NLL per token, nats); per='example': one row
     per run, checkpoint and train example with that example's acc (fraction of its samples correct), nll,
-    memorized and premem_acc. Computed by premem.analysis / premem.metrics.premem, as the report does."""
+    memorized and premem_acc. Computed by premem.analysis.analyze / premem.metrics.premem, as the report does."""
     if per not in ("checkpoint", "example"):
         raise ValueError(f"per must be 'checkpoint' or 'example', got {per!r}")
     if not math.isfinite(p):
@@ -130,7 +130,7 @@ def _per_example(results: Results, p: float) -> pd.DataFrame:
 
     frames = []
     for r in results.runs:
-        # accuracy not measured (NaN) counts 0, as premem.analysis counts it
+        # accuracy not measured (NaN) counts 0, as premem.analysis.analyze counts it
         pm = premem_acc_of(np.nan_to_num(r.acc), r.nll, p)
         n_cp, n_ex = r.acc.shape
         frames.append(pd.DataFrame({

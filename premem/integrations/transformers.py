@@ -2,8 +2,8 @@
 
 At the end of every epoch (or every N optimizer steps) `PreMemAccCallback` evaluates the model being trained
 on a fixed, seeded subset of train examples (and, if given, of test examples) exactly as `premem apply`
-evaluates a checkpoint: `premem.evaluate.evaluate_checkpoint` scores each train target's perplexity, draws k
-samples per prompt with `premem.sampling.TransformersSampler` and grades them with premem.data.answers; the
+evaluates a checkpoint: `premem.engine.evaluate.evaluate_checkpoint` scores each train target's perplexity, draws k
+samples per prompt with `premem.engine.sampling.TransformersSampler` and grades them with premem.data.answers; the
 run's PreMemAcc so far comes from `premem.metrics.premem`. It then
 
 - logs train accuracy, test accuracy, PreMemAcc and the fraction of train examples memorized (at one p or a
@@ -48,10 +48,10 @@ from transformers import TrainerCallback
 from premem.data.answers import extract_answer
 from premem.data.format import ANSWER_CUE, STOP
 from premem.data.loaders import TextExample, load_splits, subset_indices
-from premem.evaluate import evaluate_checkpoint
+from premem.engine.evaluate import evaluate_checkpoint
+from premem.engine.models import LoadedModel
+from premem.engine.sampling import SamplingParams
 from premem.metrics.premem import not_memorized, premem_acc_grid
-from premem.models import LoadedModel
-from premem.sampling import SamplingParams
 
 __all__ = ["PreMemAccCallback", "load_examples", "answer_format_of", "Grader"]
 
@@ -80,7 +80,7 @@ def load_examples(source, split: str = "train", answer_format: str | None = None
 
     `source`: None (no examples); a JSONL/JSON/Parquet file path (GSM8K-style columns: `question`, and the
     solution in `answer`, read by premem's `jsonl` loader; ids `<split>-00000`, ...); a
-    `premem.spec.DatasetSpec` (its `split` split through premem's dataset registry); or a sequence of
+    `premem.spec.schema.DatasetSpec` (its `split` split through premem's dataset registry); or a sequence of
     examples: objects with id, question, solution, answer (premem's own), or dicts with `question` and
     `solution` (or premem-format `prompt` and `target`/`completion`), an optional `answer` (else read from the
     solution) and optional `id` (else `<split>-<index>`). `answer_format` (gsm8k | boxed) overrides the
@@ -89,7 +89,7 @@ def load_examples(source, split: str = "train", answer_format: str | None = None
     if source is None:
         return []
     if isinstance(source, (str, Path)):
-        from premem.spec import DatasetSpec
+        from premem.spec.schema import DatasetSpec
 
         # premem's jsonl loader reads two files; the one file serves as both, and `split` picks the ids' prefix
         jsonl = {"train_file": str(source), "test_file": str(source)}
@@ -102,7 +102,7 @@ def load_examples(source, split: str = "train", answer_format: str | None = None
 
 
 def _is_dataset_spec(obj) -> bool:
-    from premem.spec import DatasetSpec
+    from premem.spec.schema import DatasetSpec
 
     return isinstance(obj, DatasetSpec)
 
@@ -192,7 +192,7 @@ class PreMemAccCallback(TrainerCallback):
 
     Args:
         train_examples: the training examples to evaluate (see `load_examples`: a list of dicts, premem
-            examples, a JSONL path or a `premem.spec.DatasetSpec`, whose test split then serves as test
+            examples, a JSONL path or a `premem.spec.schema.DatasetSpec`, whose test split then serves as test
             examples when `test_examples` is None).
         test_examples: held-out examples (same forms), or None (no test accuracy; `premem analyze` needs them).
         trainer: the Trainer whose `log` carries the metrics to `report_to`; or call `attach(trainer)`.
@@ -214,7 +214,7 @@ class PreMemAccCallback(TrainerCallback):
         settings: extra run settings written as table columns (e.g. {"model": ..., "dataset": ...}); the
             learning rate and epochs are taken from TrainingArguments.
         batch_size: prompts per sampling batch.
-        codec: a premem TextCodec to use instead of the trainer's tokenizer (premem.models.TextCodec).
+        codec: a premem TextCodec to use instead of the trainer's tokenizer (premem.engine.models.TextCodec).
 
     Metrics logged (each prefixed `premem/`): train_accuracy, test_accuracy, premem_acc and memorized_fraction
     (with one p; with a list, premem_acc_p<p> and memorized_fraction_p<p> per p), eval_seconds.
@@ -226,7 +226,7 @@ class PreMemAccCallback(TrainerCallback):
                  p: float | Sequence[float] = -2.3, grader: str | Grader | None = None, seed: int = 0,
                  output: str | Path | None = None, every_steps: int | None = None, run_name: str | None = None,
                  settings: dict | None = None, batch_size: int = 64, codec=None):
-        from premem.tables import table_format
+        from premem.analysis.results_table import table_format
 
         fmt = None if grader is None or callable(grader) else answer_format_of(grader)
         self.grader = grader if callable(grader) else None
@@ -373,7 +373,7 @@ class PreMemAccCallback(TrainerCallback):
         returns the path. premem's long-table format: `premem analyze` reads it."""
         import pyarrow as pa
 
-        from premem.tables import read_table, table_format, write_table
+        from premem.analysis.results_table import read_table, table_format, write_table
 
         if self.output is None:
             raise ValueError("PreMemAccCallback(output=...) names no table to write")
@@ -398,7 +398,7 @@ class PreMemAccCallback(TrainerCallback):
             if hasattr(tok, "pad_id") and hasattr(tok, "encode"):  # already a premem codec (WordTokenizer)
                 self.codec = tok
             else:
-                from premem.hf import HFCodec
+                from premem.engine.hf import HFCodec
 
                 # a copy: HFCodec gives a tokenizer without one a pad token, which the trainer's must not get
                 self.codec = HFCodec(copy.deepcopy(tok))

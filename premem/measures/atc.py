@@ -11,8 +11,8 @@ import numpy as np
 from pydantic import Field
 
 from premem.measures.base import Checkpoint, Measure, MeasureJob, Sizes
-from premem.spec_base import RunSelector, Strict
-from premem.spec_runs import match_runs
+from premem.spec.base import RunSelector, Strict
+from premem.spec.runs import match_runs
 
 
 class Atc(Strict):
@@ -35,7 +35,7 @@ def plan(config: dict, at: Checkpoint) -> MeasureJob:
 
 def run(ctx) -> dict:
     from premem.data.format import prompt_of
-    from premem.sampling import target_nll
+    from premem.engine.sampling import target_nll
 
     train = ctx.train_examples(ctx.settings.sampling["train_examples"])
     prompts = [prompt_of(ex.question) for ex in train]
@@ -94,7 +94,7 @@ def analyze(section: Atc, runs: list, store, jobs: dict, checkpoints: dict) -> d
     """Fit the threshold on the reference checkpoint and put 'atc_acc' and 'atc_gap' on every checkpoint
     (`checkpoints`: (run, epoch) -> the summary's checkpoint dict) with a finished ATC job (`jobs`: (run, epoch)
     -> job); return {'atc_reference': what the report says about the reference, None until it is finished}."""
-    from premem.analysis_results import finite_or_none
+    from premem.analysis.results import finite_or_none
     from premem.metrics.stats import atc_accuracy, atc_reproduction_bound, atc_threshold
 
     ref_run, ref_epoch = reference(section, runs)

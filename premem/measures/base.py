@@ -1,9 +1,9 @@
 """What a classic generalization measure is to premem (`Measure`), and the registry of them (`MEASURES`).
 
 A measure is one entry that says everything premem needs to plan, run, cost, analyze and show it:
-- `settings`: its section under the spec's `metrics:` (a premem.spec_base.Strict model; `{}` for defaults);
+- `settings`: its section under the spec's `metrics:` (a premem.spec.base.Strict model; `{}` for defaults);
 - `plan(config, at)`: what its job at one checkpoint is made of (`MeasureJob`: settings, dependencies);
-- `run(ctx)`: the computation, where the job runs (ctx: premem.jobs_measure.MeasureContext); returns
+- `run(ctx)`: the computation, where the job runs (ctx: premem.jobs.measure.MeasureContext); returns
   {"value": float | None, ...}: the value goes on the checkpoint as `<name>` unless `analyze` says otherwise;
 - `work(config, sizes)`: how much it trains, samples, scores and loads, for `premem plan --cost`;
 - `label`, `axis`, `value_key`, `test_key`, `test_label`: how the analysis and the report name it;
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from premem.registry import Registry
-from premem.spec_base import Strict
+from premem.spec.base import Strict
 
 if TYPE_CHECKING:  # annotations only
-    from premem.jobs_measure import MeasureContext
-    from premem.spec_runs import Run
+    from premem.jobs.measure import MeasureContext
+    from premem.spec.runs import Run
 
 __all__ = ["Checkpoint", "MEASURES", "Measure", "MeasureJob", "Sizes", "always_measured", "register"]
 
@@ -50,8 +50,8 @@ class Checkpoint:
 @dataclass(frozen=True)
 class MeasureJob:
     """A measure's job at one checkpoint, as `Measure.plan` returns it: `settings` (the checkpoint's, plus what
-    the measure reads: only premem.job_settings.MeasureSettings' fields, e.g. `sampling`), `config` (its
-    resolved section: defaults filled in) and `deps`, each job it reads by its role (premem.plan_job.Job.roles):
+    the measure reads: only premem.plan.job_settings.MeasureSettings' fields, e.g. `sampling`), `config` (its
+    resolved section: defaults filled in) and `deps`, each job it reads by its role (premem.plan.job.Job.roles):
     {"checkpoint": at.train} first, then anything else it loads (weight distance: "base"). The job's id hashes
     them in this order."""
 
@@ -114,7 +114,7 @@ MEASURES: Registry[Measure] = Registry("measure")
 
 
 def register(measure: Measure) -> Measure:
-    """Add `measure` to the registry (ValueError if its name is taken) and return it. Register before premem.spec
+    """Add `measure` to the registry (ValueError if its name is taken) and return it. Register before premem.spec.schema
     is imported: the spec's `metrics:` section is built from the registry once (an installed package does it
     through the `premem.measures` entry point group, which premem.measures loads first)."""
     if not measure.name.isidentifier() or measure.name in ("runs", "premem"):

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from premem.errors import UserError
 from premem.measures.base import Checkpoint, Measure, MeasureJob, Sizes
-from premem.spec_base import Strict
+from premem.spec.base import Strict
 
 
 class GradientVariance(Strict):
@@ -26,8 +26,8 @@ def plan(config: dict, at: Checkpoint) -> MeasureJob:
 
 
 def run(ctx) -> dict:
-    from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance
-    from premem.train import encode_examples
+    from premem.engine.train import encode_examples
+    from premem.measures.numerics import gradient_minibatches, minibatch_gradients, streamed_variance
 
     conf, loaded = ctx.config, ctx.checkpoint()
     seqs = encode_examples(loaded, ctx.train_examples())

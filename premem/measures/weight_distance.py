@@ -6,7 +6,7 @@ from pydantic import Field
 
 from premem.errors import UserError
 from premem.measures.base import Checkpoint, Measure, MeasureJob, Sizes
-from premem.spec_base import Strict
+from premem.spec.base import Strict
 
 
 class WeightDistance(Strict):
@@ -22,7 +22,7 @@ def plan(config: dict, at: Checkpoint) -> MeasureJob:
 
 
 def run(ctx) -> dict:
-    from premem.metrics.baselines import weight_distance
+    from premem.measures.numerics import weight_distance
 
     try:
         out = weight_distance(ctx.checkpoint().model, ctx.base_model().model, ctx.config["exclude_embeddings"])

@@ -12,7 +12,7 @@ CSV files); :mod:`premem.report.html` renders and writes it.  Pages:
   Fig. 7), from ``summary["robustness"]``;
 * ``curation.html`` -- the data-curation study (the paper's Fig. 8): test accuracy against training-set size
   per strategy, sample efficiency against iid and each round's selection, from ``summary["curation"]``
-  (:func:`premem.analysis_curation.curation_summary`); written, and in the navigation bar, only when the
+  (:func:`premem.analysis.curation.curation_summary`); written, and in the navigation bar, only when the
   summary has that section;
 * ``runs/<slug>.html`` -- one page per run: settings, loss curve, checkpoints, dynamics, sample outputs.
 

@@ -17,8 +17,8 @@ import importlib.util
 import sys
 from typing import Callable
 
-from premem.plan import Plan
-from premem.plan_job import Job
+from premem.plan.build import Plan
+from premem.plan.job import Job
 from premem.store import Store
 from premem.tracking.content import LOGGED_KINDS, Point, TrackedRun, job_points, summary_points, tracked_runs
 from premem.tracking.ledger import Ledger

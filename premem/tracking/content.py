@@ -13,8 +13,8 @@ import json
 import math
 from dataclasses import dataclass
 
-from premem.plan import Plan
-from premem.plan_job import Job
+from premem.plan.build import Plan
+from premem.plan.job import Job
 
 LOGGED_KINDS = ("train", "evaluate", "measure")  # what a tracker run shows of its premem run
 
@@ -89,7 +89,7 @@ def _finite(x) -> bool:
 
 def loss_steps(result: dict) -> list[int]:
     """The optimizer step of each value of a train job's stored `losses`. The store keeps at most 200 values an
-    epoch (premem.jobs_training.downsample picks evenly spaced steps); their steps are found the same way."""
+    epoch (premem.jobs.training.downsample picks evenly spaced steps); their steps are found the same way."""
     n, steps = len(result.get("losses") or []), result["steps"]
     start = result["end_step"] - steps
     if n == steps:

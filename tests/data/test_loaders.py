@@ -10,7 +10,7 @@ import pytest
 
 from premem.data.loaders import (DATASETS, DataError, Splits, TextExample, dataset_fingerprint, load_splits,
                                  math_level)
-from premem.spec import MATH_SUBJECTS, DatasetSpec, SpecError, parse_spec
+from premem.spec.schema import MATH_SUBJECTS, DatasetSpec, SpecError, parse_spec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GSM8K_TRAIN, GSM8K_TEST = FIXTURES / "gsm8k_train.jsonl", FIXTURES / "gsm8k_test.jsonl"
@@ -314,7 +314,7 @@ def test_builtin_dataset_dumps_as_before():
     {"jsonl": {"train_file": str(GSM8K_TRAIN), "test_file": str(GSM8K_TEST), "answer_field": "x"}},
 ])
 def test_dump_validates_again(section):
-    """Jobs rebuild their dataset section from its dump (premem.jobs_context.dataset_section): it must validate."""
+    """Jobs rebuild their dataset section from its dump (premem.jobs.context.dataset_section): it must validate."""
     ds = DatasetSpec(name="d", **section)
     dump = ds.model_dump(mode="json")
     assert DatasetSpec.model_validate(dump) == ds

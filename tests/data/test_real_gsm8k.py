@@ -33,7 +33,7 @@ def test_real_gsm8k_loads_through_the_loader():
     if not (GSM8K / "train.jsonl").is_file() or not (GSM8K / "test.jsonl").is_file():
         pytest.skip(f"the real GSM8K is not on this machine ({GSM8K} is absent)")
     from premem.data.loaders import load_splits
-    from premem.spec import DatasetSpec
+    from premem.spec.schema import DatasetSpec
 
     ds = DatasetSpec(name="g", gsm8k={"train_file": str(GSM8K / "train.jsonl"), "test_file": str(GSM8K / "test.jsonl")})
     splits = load_splits(ds)

@@ -374,7 +374,7 @@ def test_a_local_apply_never_joins_a_cluster_an_earlier_ray_start_recorded(tmp_p
         recorded = f"127.0.0.1:{free_port()}"  # a port nothing listens on: joining it could only fail
         (temp / "ray").mkdir()
         (temp / "ray" / "ray_current_cluster").write_text(recorded)  # where `ray start` records it
-        code = ("import ray; from premem.schedule import init_ray; started = init_ray(None); "
+        code = ("import ray; from premem.jobs.schedule import init_ray; started = init_ray(None); "
                 "print(started, ray.get_runtime_context().gcs_address); ray.shutdown()")
         env = dict(_env(), RAY_TMPDIR=str(temp))
         env.pop("RAY_ADDRESS", None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from premem.models import load_model
+from premem.engine.models import load_model
 from tests.e2e.test_cli_apply import workdir  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ PLUGIN = '''
 from pydantic import Field
 
 from premem.measures import Measure, MeasureJob
-from premem.spec_base import Strict
+from premem.spec.base import Strict
 
 
 class ParamNorm(Strict):

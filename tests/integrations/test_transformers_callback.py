@@ -16,9 +16,9 @@ import torch
 
 from premem.data.format import prompt_of, target_of
 from premem.data.synthetic import ArithmeticTask
+from premem.engine.models import load_model
+from premem.engine.train import encode_examples, padded_batch
 from premem.integrations import PreMemAccCallback
-from premem.models import load_model
-from premem.train import encode_examples, padded_batch
 from tests.tiny_hf import make_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +209,7 @@ def test_own_training_loop(model_dir, task, tmp_path):
     """Without a Trainer: evaluate() at each checkpoint, write() the table; read back by premem's reader."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from premem.tables import read_results
+    from premem.analysis.results_table import read_results
 
     train, test = task
     model, tok = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
@@ -234,7 +234,7 @@ def test_examples_forms(tmp_path):
     assert (ex.id, ex.question, ex.solution, ex.answer) == ("test-00000", "Q?", "1 + 1 = 2\n#### 2", "2")
     with pytest.raises(ValueError, match="prompt must end with"):
         load_examples([{"prompt": "Q?", "completion": " x\nDone."}])
-    from premem.spec import DatasetSpec
+    from premem.spec.schema import DatasetSpec
 
     ds = DatasetSpec(name="arith", builtin="arithmetic", train_size=6, test_size=3)
     cb = PreMemAccCallback(ds, train_subset=4, test_subset=None)  # a premem dataset: its test split too

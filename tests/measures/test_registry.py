@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from premem.measures import MEASURES, Measure, MeasureJob, register
 from premem.measures.base import Checkpoint, Sizes
 from premem.registry import Registry, UnknownName
-from premem.spec import Metrics
-from premem.spec_base import Strict
+from premem.spec.base import Strict
+from premem.spec.schema import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

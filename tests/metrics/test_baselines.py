@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from premem.metrics.baselines import gradient_minibatches, minibatch_gradients, streamed_variance, weight_distance
-from premem.spec import TinyArchitecture
+from premem.measures.numerics import gradient_minibatches, minibatch_gradients, streamed_variance, weight_distance
+from premem.spec.schema import TinyArchitecture
 
 
 def _tiny(seed=0):
-    from premem.models import build_tiny
+    from premem.engine.models import build_tiny
 
     return build_tiny(TinyArchitecture(layers=1, hidden=16, heads=2, mlp=32, max_length=32), vocab_size=20, seed=seed)
 
@@ -46,7 +46,7 @@ def test_accumulated_gradient_equals_the_whole_minibatch_mean_loss_gradient():
     model = _tiny()
     batch = _seqs(5, seed=3)
     grads = next(iter(minibatch_gradients(model, [batch], 0, "cpu", micro_batch=2)))
-    from premem.train import padded_batch
+    from premem.engine.train import padded_batch
 
     model.zero_grad()
     ids, _, labels = padded_batch(batch, 0, "cpu")
@@ -94,7 +94,7 @@ def test_distance_leaves_out_embeddings_when_asked():
 
 def test_distance_refuses_models_of_different_shapes():
     with pytest.raises(ValueError, match="no counterpart"):
-        from premem.models import build_tiny
+        from premem.engine.models import build_tiny
 
         other = build_tiny(TinyArchitecture(layers=1, hidden=32, heads=2, mlp=32, max_length=32), 20, 0)
         weight_distance(_tiny(), other)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 
-from premem.curate import default_targets, efficiency
+from premem.data.curate import default_targets, efficiency
 
 BINS = ["0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0"]
 
@@ -71,7 +71,7 @@ def full_summary(seed: int = 0) -> dict:
         }
         if status == "failed":
             run["error"] = ("train epoch 1: RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
-                            "  File \"premem/train.py\", line 88, in step\n    loss.backward()")
+                            "  File \"premem/engine/train.py\", line 88, in step\n    loss.backward()")
         if status == "diverged":
             run["diverged_step"] = 137
             run["error"] = "loss is NaN at step 137 (epoch 3)"
@@ -165,10 +165,10 @@ CURATION_SPEED = {"premem": 0.05, "iid": 0.025, "ifd": 0.035, "heuristic": 0.02}
 
 
 def curation_section(seed: int = 2, rounds: int = 4, originals: int = 200, new: int = 100) -> dict:
-    """summary["curation"] as premem.analysis_curation.curation_summary writes it: round 0 on `originals`
+    """summary["curation"] as premem.analysis.curation.curation_summary writes it: round 0 on `originals`
     examples, then `rounds` rounds of `new` examples per strategy; heuristic's last model is still training
     (status incomplete, no test accuracy); premem's third round fell back to the lowest PreMemAcc (a note) and
-    ifd's fourth ran out of variants of three originals. Sample efficiency from premem.curate's own functions."""
+    ifd's fourth ran out of variants of three originals. Sample efficiency from premem.data.curate's own functions."""
     rng = random.Random(seed)
     strategies = list(CURATION_SPEED)
     base = 0.31

@@ -1,5 +1,5 @@
 """The curation page (the paper's Fig. 8 and sample efficiency) and what the front page says about it, from
-summary["curation"] as premem.analysis_curation.curation_summary writes it. Fast, no browser (test_browser.py
+summary["curation"] as premem.analysis.curation.curation_summary writes it. Fast, no browser (test_browser.py
 opens the page in Chromium)."""
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from premem.plan import build_plan
-from premem.spec import parse_spec
+from premem.plan.build import build_plan
+from premem.spec.schema import parse_spec
 from premem.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def study(tmp_path: Path, tracking: str):
 
 
 def result_of(job) -> dict:
-    """A result of the shape job `job` records (premem.jobs_training.train_result, run_evaluate, run_measure),
+    """A result of the shape job `job` records (premem.jobs.training.train_result, run_evaluate, run_measure),
     with values that say which job and epoch they come from."""
     e = job.epoch
     lr = getattr(job.settings, "learning_rate", 0)

@@ -1,8 +1,8 @@
 """The spec's `tracking:` section: validated like the rest of the spec, and no part of any job's identity."""
 import pytest
 
-from premem.plan import build_plan
-from premem.spec import SpecError, parse_spec
+from premem.plan.build import build_plan
+from premem.spec.schema import SpecError, parse_spec
 from tests.tracking.study import spec_text
 
 ALL = """tracking:

@@ -94,7 +94,7 @@ def test_the_analysis_is_logged_once_per_finished_study(tmp_path):
     plan, store = study(tmp_path, f"tracking: {{tensorboard: {{log_dir: {tmp_path / 'tb'}}}}}\n")
     record(store, logged_jobs(plan))
     name = "tiny/arithmetic/lr0.001-ep2-frac1"
-    # the part of premem.analysis's summary the trackers read: each run's p and its checkpoints
+    # the part of premem.analysis.analyze's summary the trackers read: each run's p and its checkpoints
     summary = {"runs": [{"name": name, "p": -1.5,
                          "checkpoints": [{"epoch": 1, "premem_acc": 0.5, "atc_acc": 0.25},
                                          {"epoch": 2, "premem_acc": 0.75, "atc_acc": None}]}]}
