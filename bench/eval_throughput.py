@@ -11,7 +11,7 @@ every repetition), and printed as tokens per second (median over repetitions) wi
 - sampling k completions per prompt: `premem.engine.sampling.TransformersSampler` (batched prompts, one prefill per
   prompt, KV cache, finished rows dropped) against `model.generate(..., num_return_sequences=k, do_sample=True,
   temperature, top_p, top_k=0, StoppingCriteria on the stop string)` prompt by prompt. Both draw from the same
-  distribution (tests/test_sampling.py checks it); generated tokens are counted the same way (up to and including
+  distribution (tests/engine/test_sampling.py checks it); generated tokens are counted the same way (up to and including
   the stop string, the end-of-sequence token left out). A third line times premem's sampler on a bfloat16 copy of
   the weights (evaluation.sampling_dtype, as the quickstart samples) against the same float32 `generate`.
 

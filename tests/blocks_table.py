@@ -1,5 +1,5 @@
 """A results table of two (model, dataset) blocks whose true memorization thresholds p differ, for the tests of
-per-block calibration (tests/test_analysis_blocks.py, tests/e2e/test_analyze_blocks.py).
+per-block calibration (tests/analysis/test_blocks.py, tests/e2e/test_analyze_blocks.py).
 
 In each block an example's log(log(perplexity)) falls over the checkpoints of a run (faster at higher learning
 rates), and each checkpoint's test accuracy is exactly the mean PreMemAcc of the block's train examples at the

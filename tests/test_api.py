@@ -13,7 +13,7 @@ from premem import api
 from premem.analysis.analyze import analyze_plan
 from premem.analysis.results_table import export_table
 from tests.blocks_table import BLOCKS, GRID, block_runs, write_table
-from tests.test_tables import EXPECTED, P, R2_PREMEM, R2_TRAIN, SPEC, rows, synthetic_store, write
+from tests.analysis.test_results_table import EXPECTED, P, R2_PREMEM, R2_TRAIN, SPEC, rows, synthetic_store, write
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID_TEXT = ":".join(str(x) for x in GRID)

@@ -287,7 +287,7 @@ def test_no_premem_module_reads_the_repositorys_bench_folder():
 def test_premem_report_never_loads_torch(tmp_path):
     """`premem report` (and the analysis every apply ends with) reads stored numbers: loading torch for it cost
     about 3 s a call. Run on a store of made-up results, in a process of its own."""
-    from tests.test_tables import SPEC, synthetic_store
+    from tests.analysis.test_results_table import SPEC, synthetic_store
 
     synthetic_store(tmp_path)
     (tmp_path / "synth.yaml").write_text(SPEC.format(store=tmp_path / ".premem"))

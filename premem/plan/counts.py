@@ -2,7 +2,7 @@
 
 The spec's size check (premem.spec.schema) refuses a study past its MAX_JOBS before any job is made, so the
 count must not need the plan: it reads the runs (premem.spec.runs) and the kinds (premem.plan.job) only. It must
-agree with premem.plan.build.build_plan and premem.plan.curation.curation_jobs; tests/test_plan.py checks that it
+agree with premem.plan.build.build_plan and premem.plan.curation.curation_jobs; tests/plan/test_build.py checks that it
 does for every shipped spec.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The schema in premem/spec/schema.py is the one place a field is described; this module only lays it out as Markdown, in
 the order of the spec's sections, each model once (at its first appearance; later uses link to it). The output is
-deterministic (no dates, no addresses, no hash order), so `tests/test_spec_doc.py` can compare docs/SPEC.md with
+deterministic (no dates, no addresses, no hash order), so `tests/spec/test_doc.py` can compare docs/SPEC.md with
 a fresh render. Regenerate with `python -m premem.spec.doc > docs/SPEC.md` (or `premem schema --markdown`).
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ PREAMBLE = f"""\
 # The spec, field by field
 
 <!-- Generated from premem/spec/schema.py by premem/spec/doc.py: do not edit by hand. Regenerate with
-     `{REGENERATE}` (or `premem schema --markdown > docs/SPEC.md`); tests/test_spec_doc.py fails when
+     `{REGENERATE}` (or `premem schema --markdown > docs/SPEC.md`); tests/spec/test_doc.py fails when
      this file is stale. -->
 
 A study is one YAML file: the sections below, in this order. `premem validate SPEC` checks a spec and prints every

@@ -1,5 +1,5 @@
 """Hostile input and damaged state, through the real CLI (`python -m premem.cli` in a subprocess) on stores made
-synthetically (tests/test_tables.py's `synthetic_store`: no training, no Ray): premem never deletes or
+synthetically (tests/analysis/test_results_table.py's `synthetic_store`: no training, no Ray): premem never deletes or
 overwrites what it does not own, serves a read-only store, treats a zero-byte or foreign database as damage,
 answers every problem with one line and a documented exit code (never a traceback), and writes no CSV cell a
 spreadsheet would run."""
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_tables import SPEC, synthetic_store
+from tests.analysis.test_results_table import SPEC, synthetic_store
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # the CLI as a subprocess, some 30 times

@@ -11,7 +11,7 @@ from premem import cli
 from premem.spec import doc as spec_doc
 from premem.spec.schema import Spec
 
-SPEC_MD = Path(__file__).resolve().parents[1] / "docs" / "SPEC.md"
+SPEC_MD = Path(__file__).resolve().parents[2] / "docs" / "SPEC.md"
 
 
 def test_docs_spec_md_is_the_fresh_render():

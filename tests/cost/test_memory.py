@@ -11,7 +11,7 @@ from premem.plan.build import build_plan
 from premem.spec.schema import parse_spec
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LLAMA3_8B = 8_030_261_248  # parameters of meta-llama/Meta-Llama-3-8B (its safetensors index: 16,060,522,496 bytes)
 
 

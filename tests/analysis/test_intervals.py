@@ -239,7 +239,7 @@ def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
     from premem.spec.schema import parse_spec
     from premem.store import Store
 
-    spec = parse_spec((Path(__file__).resolve().parents[1] / "specs" / "curation-quickstart.yaml").read_text())
+    spec = parse_spec((Path(__file__).resolve().parents[2] / "specs" / "curation-quickstart.yaml").read_text())
     plan = build_plan(spec)
     store = Store(tmp_path / "store")
     jobs = {j.id: j for j in plan.jobs}

@@ -147,7 +147,7 @@ def test_calibrate_is_hashed_only_when_pooled():
     from premem.plan.build import build_plan
     from premem.spec.schema import load_spec
 
-    spec = load_spec(str(Path(__file__).resolve().parents[1] / "specs" / "smoke.yaml"))
+    spec = load_spec(str(Path(__file__).resolve().parents[2] / "specs" / "smoke.yaml"))
     assert spec.premem.calibrate == "per_block"
 
     def analysis_job(s):

@@ -5,7 +5,7 @@ import pytest
 
 from premem.spec.schema import SpecError, load_spec, parse_spec
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 GOOD = """\
 name: t

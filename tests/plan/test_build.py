@@ -143,7 +143,7 @@ def test_job_counts_of_every_shipped_spec():
     from premem.plan.build import job_counts
     from premem.spec.schema import load_spec
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
         plan = build_plan(load_spec(path))
         assert {k: v for k, v in job_counts(plan.spec).items() if v} == dict(Counter(j.kind for j in plan.jobs)), path
@@ -176,7 +176,7 @@ def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
 def test_every_dependency_has_a_role_and_the_roles_name_what_the_runners_read():
     """Runners read their dependencies by role (Job.dep, Job.deps_as), never by position: each job of a plan
     with measures, perturbations, skip_settled and curation names its dependencies."""
-    from tests.test_spec import GOOD
+    from tests.spec.test_schema import GOOD
 
     text = GOOD.replace("epochs: [1]", "epochs: [3]") + (
         "metrics: {weight_distance: {}, gradient_variance: {}}\nperturbations: {samples: 2}\n"

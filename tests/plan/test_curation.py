@@ -142,7 +142,7 @@ def test_curation_names_are_checked(extra, message):
 
 
 def test_variants_need_the_builtin_task():
-    fixtures = Path(__file__).parent / "fixtures"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
     text = f"""
 name: cur
 models: [{{name: m, hf: some-org/some-model}}]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from premem.cost.model import ThroughputsFile
 from premem.spec.schema import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
-from tests.test_spec import GOOD
+from tests.spec.test_schema import GOOD
 
 
 def _models(root: type[BaseModel]) -> list[type[BaseModel]]:

@@ -188,7 +188,7 @@ def test_a_planned_generating_collect_job_runs_where_its_resources_say():
     from premem.plan.build import build_plan
     from premem.spec.schema import load_spec
 
-    spec = Path(__file__).resolve().parent.parent / "specs" / "paper-curation-gsm8k.yaml"
+    spec = Path(__file__).resolve().parents[2] / "specs" / "paper-curation-gsm8k.yaml"
     collect = next(j for j in build_plan(load_spec(str(spec))).jobs if j.kind == "collect")
     assert collect.settings.source["kind"] == "generate"
     assert job_device(replace(collect, resources={"cpus": 1})) == "cpu"
