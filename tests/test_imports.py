@@ -114,7 +114,18 @@ def import_graph(root: Path) -> tuple[dict[str, set[str]], list[tuple[str, str, 
                     target = ".".join(filter(None, [aliases[head], rest]))
                     if target in modules and target != name:
                         private.append((name, target, node.attr))
+    for name, targets in graph.items():
+        targets |= {package for target in list(targets) for package in _packages_run(name, target, modules)}
     return graph, private
+
+
+def _packages_run(importer: str, target: str, modules: dict[str, tuple[Path, bool]]) -> list[str]:
+    """The packages whose `__init__` runs when `importer` imports `target`: Python imports every package above a
+    module first. Those that hold `importer` are left out, as they are already being imported (their `__init__`
+    importing their own modules, as a registry does, is no cycle)."""
+    parts = target.split(".")
+    above = (".".join(parts[:k]) for k in range(1, len(parts)))
+    return [p for p in above if p in modules and modules[p][1] and p != importer and not importer.startswith(p + ".")]
 
 
 def _private(attr: str) -> bool:
@@ -227,6 +238,32 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def test_a_cycle_through_a_package_init_is_found(tmp_path):
+    # importing pkg.low.leaf runs pkg/low/__init__.py first; an __init__ that imports its package's planner (which
+    # imports back into whoever asked) makes a cycle no single import line shows
+    root = _package(tmp_path, {
+        "low/__init__.py": "from pkg.low.planner import build\n",
+        "low/leaf.py": "X = 1\n",
+        "low/planner.py": "from pkg import spec\n",
+        "spec.py": "from pkg.low.leaf import X\n",
+    })
+    graph, _ = import_graph(root)
+    assert "pkg.low" in graph["pkg.spec"]
+    assert tangles(graph) == [{"pkg.low", "pkg.low.planner", "pkg.spec"}]
+
+
+def test_a_package_init_importing_its_own_modules_is_no_cycle(tmp_path):
+    # a registry: the package imports each member, and each member imports a sibling (never the package)
+    root = _package(tmp_path, {
+        "reg/__init__.py": "from pkg.reg import one, two\n",
+        "reg/base.py": "REGISTRY = {}\n",
+        "reg/one.py": "from pkg.reg.base import REGISTRY\n",
+        "reg/two.py": "from pkg.reg.base import REGISTRY\n",
+    })
+    graph, _ = import_graph(root)
+    assert tangles(graph) == []
+
+
 def test_a_cycle_through_a_function_level_import_is_found_and_named(tmp_path):
     root = _package(tmp_path, {
         "a.py": "from pkg.b import f\n",
@@ -249,7 +286,7 @@ def test_relative_imports_resolve_and_type_checking_imports_do_not_count(tmp_pat
     graph, _ = import_graph(root)
     assert graph["pkg.sub"] == {"pkg.sub.low"}
     assert graph["pkg.sub.mid"] == {"pkg.sub.low", "pkg.high"}
-    assert graph["pkg.high"] == {"pkg.sub.mid"}
+    assert graph["pkg.high"] == {"pkg.sub.mid", "pkg.sub"}  # importing pkg.sub.mid runs pkg/sub/__init__.py first
     assert graph["pkg.sub.low"] == set()  # the TYPE_CHECKING import never runs
     assert cycles(graph) == [["pkg.high", "pkg.sub.mid", "pkg.high"]]
 
