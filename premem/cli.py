@@ -112,8 +112,9 @@ def cmd_plan(args) -> int:
     spec = _load(args.spec)
     plan = build_plan(spec)
     status = _statuses(plan, _store(spec))
-    if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost/model.py
-        from premem.cost.model import CostError, estimate, format_estimate
+    if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost/estimate.py
+        from premem.cost.estimate import estimate, format_estimate
+        from premem.cost.throughputs import CostError
 
         try:
             print(format_estimate(estimate(plan, status, args.cost or None), args.spec))
@@ -138,7 +139,7 @@ def cmd_plan(args) -> int:
         print(f"  {j.short}  {j.kind:<9} {status[j.id]:<7} {j.label}")
     n_run = sum(1 for s in status.values() if s not in ("done", "diverged", "skipped"))
     print(f"Plan: {n_run} to run, {len(status) - n_run} done. ({_runs_text(plan)})")
-    from premem.cost.model import plan_footer
+    from premem.cost.estimate import plan_footer
 
     if uses_gpu(spec):
         print("\n".join(memory_lines(plan)))

@@ -2,7 +2,7 @@
 added to premem.plan.job.JOB_KINDS alone makes the modules that lack it refuse to import, naming it."""
 import pytest
 
-from premem.cost import model as cost
+from premem.cost.work import COSTED_KINDS, EVAL_KINDS, KINDS
 
 from premem.jobs import runners as jobs
 from premem.plan.job import CODE_VERSIONS, JOB_KINDS, STORED_KINDS, require_every_kind
@@ -10,11 +10,11 @@ from premem.spec.schema import Resources
 
 
 def test_every_stored_kind_has_a_runner_a_cost_and_resources():
-    assert set(STORED_KINDS) == set(jobs.RUNNERS) == set(cost.COSTED_KINDS) == set(cost.KINDS)
+    assert set(STORED_KINDS) == set(jobs.RUNNERS) == set(COSTED_KINDS) == set(KINDS)
     assert set(CODE_VERSIONS) == set(STORED_KINDS) | {"analysis"}
     for name in STORED_KINDS:
         assert JOB_KINDS[name].resources in Resources.model_fields, name
-    assert cost.EVAL_KINDS == ("evaluate", "measure", "perturb")
+    assert EVAL_KINDS == ("evaluate", "measure", "perturb")
 
 
 def test_a_half_registered_kind_is_named():

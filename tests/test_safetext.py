@@ -4,7 +4,7 @@ problems)."""
 import pytest
 
 from premem.analysis.results_table import TableError
-from premem.cost import model as cost
+from premem.cost.throughputs import CostError, load_throughputs
 from premem.jobs.schedule import last_line
 from premem.safetext import control_characters, escape_controls, is_control
 from premem.spec.schema import Problem, SpecError, parse_spec
@@ -42,8 +42,8 @@ def test_a_spec_problem_is_printed_escaped():
 def test_a_throughputs_problem_is_printed_escaped(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text('defaults:\n  "\\e[31mtrain_tokens_per_s": 1\n')
-    with pytest.raises(cost.CostError) as e:
-        cost.load_throughputs(path)
+    with pytest.raises(CostError) as e:
+        load_throughputs(path)
     assert e.value.lines == [rf"{path}:2: defaults.\x1b[31mtrain_tokens_per_s: unknown key"]
 
 

@@ -24,7 +24,7 @@ pure):
     overhead    2 GiB: the CUDA context, cuBLAS workspaces and the allocator's fragmentation.
 
 T is the longest padded micro-batch: the model's `max_length` when the spec gives it (or a built-in model's
-size.max_length), else 4 x the dataset's mean example length (premem.cost.model's lengths; an assumption, stated in
+size.max_length), else 4 x the dataset's mean example length (premem.cost.datasets' lengths; an assumption, stated in
 the output), at most the model's max_position_embeddings.
 
 The architecture (P, h, i, L, V) comes from a local model folder's config.json (P counted from its safetensors
@@ -212,7 +212,8 @@ def sequence_length(model, ds, arch: Architecture) -> tuple[int, str | None]:
         return model.size.max_length, None
     if model.max_length is not None:
         return model.max_length, None
-    from premem.cost.model import TOKENS_PER_WORD, CostError, dataset_stats
+    from premem.cost.datasets import TOKENS_PER_WORD, dataset_stats
+    from premem.cost.throughputs import CostError
 
     try:
         st = dataset_stats(ds, None, TOKENS_PER_WORD)

@@ -1,9 +1,9 @@
 """A job of the plan and its identity: `Job`, `content_hash` and the code version of each kind of job.
 
 Everything that plans jobs (premem.plan.build for the grid, premem.plan.curation for curation's rounds) and
-everything that runs or costs them (premem.jobs.runners, premem.jobs.schedule, premem.cost.model) imports these from
-here. This module imports nothing of premem but the settings types (premem.plan.job_settings), so it sits at the bottom
-of the import graph.
+everything that runs or costs them (premem.jobs.runners, premem.jobs.schedule, premem.cost.work) imports these from
+here. This module imports nothing of premem but the settings types (premem.plan.job_settings), so it sits at the
+bottom of the import graph.
 
 A job's id is a hash of everything that determines its result: its kind, its resolved settings (labels such as
 a model's `name` left out), the ids of the jobs it depends on, and the version of the code that computes it. So
@@ -27,7 +27,7 @@ class JobKind:
     `resources:` section it asks Ray for), `reads_checkpoint` (it loads a finished checkpoint: the cost model
     serializes such jobs behind training on one GPU), `stored` (False for the analysis, recomputed on every
     apply) and `settings` (the type of its jobs' settings, premem.plan.job_settings). Its runner is
-    premem.jobs.runners.RUNNERS[name] and its work premem.cost.model's; both modules refuse to import with a kind of
+    premem.jobs.runners.RUNNERS[name] and its work premem.cost.work's; both modules refuse to import with a kind of
     this table missing, so a kind cannot be half-registered."""
 
     name: str

@@ -2,7 +2,8 @@
 and ATC jobs (and the cost model), without touching the ids of what they do not change."""
 import pytest
 
-from premem.cost import model as cost
+from premem.cost.datasets import DataStats
+from premem.cost.work import job_work
 from premem.plan.build import build_plan
 from premem.spec.schema import SpecError, parse_spec
 
@@ -65,8 +66,8 @@ def test_overrides_reach_evaluate_perturb_and_atc_jobs_last_match_winning():
 
 def test_the_cost_model_reads_each_dataset_s_own_settings():
     plan = build_plan(parse_spec(BASE + OVERRIDES))
-    stats = {d.name: cost.DataStats(8, 8, 10.0, 100.0) for d in plan.spec.datasets}
-    work = {j.label: cost.job_work(j, plan, stats) for j in plan.jobs if j.kind in ("evaluate", "perturb")}
+    stats = {d.name: DataStats(8, 8, 10.0, 100.0) for d in plan.spec.datasets}
+    work = {j.label: job_work(j, plan, stats) for j in plan.jobs if j.kind in ("evaluate", "perturb")}
     a = work["evaluate tiny/a/lr0.001-ep2-frac1 epoch 2"]
     b = work["evaluate tiny/b/lr0.001-ep2-frac1 epoch 2"]
     assert a.sampled == (8 * 5 + 8 * 5) * 64  # completions capped by a's 64 tokens

@@ -9,7 +9,7 @@ from types import UnionType
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from premem.cost.model import ThroughputsFile
+from premem.cost.throughputs import ThroughputsFile
 from premem.spec.schema import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
 from tests.spec.test_schema import GOOD
 
@@ -68,7 +68,7 @@ def _fields(leaf: type) -> list[tuple[type[BaseModel], str, object]]:
 
 
 FLOATS = _fields(float)
-STRINGS = [f for f in _fields(str) if f[0].__module__ != "premem.cost.model"]  # a throughputs note is only printed
+STRINGS = [f for f in _fields(str) if f[0].__module__ != "premem.cost.throughputs"]  # a throughputs note is only printed
 
 
 def test_the_walk_finds_the_fields_it_must():

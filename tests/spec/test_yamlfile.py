@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from premem.cost import model as cost
+from premem.cost.throughputs import CostError, load_throughputs
 
 from premem.spec import yamlfile
 from premem.spec.schema import SpecError, load_spec, parse_spec
@@ -148,8 +148,8 @@ def test_the_throughputs_file_goes_through_the_same_reader(tmp_path):
     for name, (content, what) in cases.items():
         path = tmp_path / name
         path.write_bytes(content)
-        with pytest.raises(cost.CostError) as e:
-            cost.load_throughputs(path)
+        with pytest.raises(CostError) as e:
+            load_throughputs(path)
         assert len(e.value.lines) == 1 and e.value.lines[0].startswith(str(path)) and what in e.value.lines[0], \
             e.value.lines
 

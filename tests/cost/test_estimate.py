@@ -4,7 +4,11 @@ from __future__ import annotations
 import pytest
 
 from premem.cli import main
-from premem.cost import model as cost
+from premem.cost.datasets import (PROMPT_EXTRA_TOKENS, TARGET_EXTRA_TOKENS, TOKENS_PER_WORD, _words,
+                                  builtin_pretrain_tokens, dataset_stats)
+from premem.cost.estimate import estimate, format_estimate
+from premem.cost.throughputs import CostError, DatasetSizes, load_throughputs
+from premem.cost.work import job_work
 from premem.plan.build import build_plan
 from premem.spec.schema import parse_spec
 
@@ -55,7 +59,7 @@ defaults:
 cluster: {gpus: 8}
 """
 
-# hand-set lengths: prompt = 4 + 10 tokens, target = 4 + 20 tokens (cost.PROMPT_EXTRA_TOKENS, TARGET_EXTRA_TOKENS)
+# hand-set lengths: prompt = 4 + 10 tokens, target = 4 + 20 tokens (PROMPT_EXTRA_TOKENS, TARGET_EXTRA_TOKENS)
 LENGTHS = "datasets:\n  arith: {question_tokens: 10, solution_tokens: 20}\n"
 
 
@@ -66,15 +70,15 @@ def _write(tmp_path, name, text):
 
 
 def _works(plan, throughputs):
-    tp, _ = cost.load_throughputs(throughputs)
-    stats = {d.name: cost.dataset_stats(d, tp.datasets.get(d.name), cost.TOKENS_PER_WORD) for d in plan.spec.datasets}
-    return {j.label: cost.job_work(j, plan, stats) for j in plan.jobs if j.kind != "analysis"}, stats
+    tp, _ = load_throughputs(throughputs)
+    stats = {d.name: dataset_stats(d, tp.datasets.get(d.name), TOKENS_PER_WORD) for d in plan.spec.datasets}
+    return {j.label: job_work(j, plan, stats) for j in plan.jobs if j.kind != "analysis"}, stats
 
 
 def test_work_counts_match_hand_computed_numbers(tmp_path):
     plan = build_plan(parse_spec(TINY))
     works, stats = _works(plan, _write(tmp_path, "t.yaml", LENGTHS))
-    assert cost.PROMPT_EXTRA_TOKENS == 4 and cost.TARGET_EXTRA_TOKENS == 4
+    assert PROMPT_EXTRA_TOKENS == 4 and TARGET_EXTRA_TOKENS == 4
     example, target = 14 + 24, 24
     full, half = "tiny/arith/lr0.001-ep2-frac1", "tiny/arith/lr0.001-ep1-frac0.5"
     # training: examples x (prompt + target) per epoch; 8 examples, and round(8 x 0.5) = 4 on half the data
@@ -96,14 +100,14 @@ def test_work_counts_match_hand_computed_numbers(tmp_path):
     assert works[f"perturb original prompt {full} epoch 2"].sampled == 8 * 3 * target
     assert f"perturb original prompt {full} epoch 1" not in works
     # pretraining: examples x mean tokens (with the separator) x epochs, counted from the generator
-    per = cost.builtin_pretrain_tokens(plan.spec.dataset("arith"), 100, None)
+    per = builtin_pretrain_tokens(plan.spec.dataset("arith"), 100, None)
     assert works["pretrain tiny"].trained == pytest.approx(100 * per * 2)
     assert 10 < per < 200
 
 
 def test_builtin_lengths_come_from_the_generator_and_hub_sizes_from_the_registry():
     plan = build_plan(parse_spec(TINY))
-    st = cost.dataset_stats(plan.spec.dataset("arith"), None, 1.4)
+    st = dataset_stats(plan.spec.dataset("arith"), None, 1.4)
     from premem.data.format import target_of
     from premem.data.loaders import load_splits
     from premem.data.tokenizer import WordTokenizer
@@ -113,16 +117,16 @@ def test_builtin_lengths_come_from_the_generator_and_hub_sizes_from_the_registry
     assert (st.train, st.test) == (8, 4)
     assert st.target_tokens == pytest.approx(sum(len(codec.encode(target_of(e.solution))) for e in train) / 8)
     gsm = build_plan(parse_spec(PAPERLIKE)).spec.dataset("gsm8k")
-    st = cost.dataset_stats(gsm, None, 1.4)
+    st = dataset_stats(gsm, None, 1.4)
     assert (st.train, st.test) == (7473, 1319)
     assert st.target_tokens == pytest.approx(4 + 51.71 * 1.4)
-    st = cost.dataset_stats(gsm, cost.DatasetSizes(train_examples=100, solution_tokens=50), 1.4)
+    st = dataset_stats(gsm, DatasetSizes(train_examples=100, solution_tokens=50), 1.4)
     assert (st.train, st.test, st.target_tokens) == (100, 1319, 54)
 
 
 def test_paper_like_spec_hours_and_ratio(tmp_path):
     plan = build_plan(parse_spec(PAPERLIKE))
-    est = cost.estimate(plan, None, _write(tmp_path, "g.yaml", GPU_RATES))
+    est = estimate(plan, None, _write(tmp_path, "g.yaml", GPU_RATES))
     tr, ev = est.kinds["train"], est.kinds["evaluate"]
     assert tr.unit == ev.unit == "GPU-h"
     # training: 1 GPU per job; the same for both approaches (same code, same loads)
@@ -136,12 +140,12 @@ def test_paper_like_spec_hours_and_ratio(tmp_path):
     assert ev.authors_h == pytest.approx((w.scored / 6000 + w.sampled / 800 + ev.jobs * 2 * 60) / 3600)
     p, a = est.totals()["GPU-h"]
     assert p < a and est.wall["premem"] <= est.wall["authors"]
-    text = cost.format_estimate(est, "paper-like.yaml")
+    text = format_estimate(est, "paper-like.yaml")
     assert "premem needs" in text and "Assumptions:" in text and "GSM8K: 7,473 / 1,319" in text
 
 
 def _ratio(tmp_path, rates: str) -> float:
-    est = cost.estimate(build_plan(parse_spec(PAPERLIKE)), None, _write(tmp_path, "r.yaml", rates))
+    est = estimate(build_plan(parse_spec(PAPERLIKE)), None, _write(tmp_path, "r.yaml", rates))
     p, a = est.totals()["GPU-h"]
     return p / a
 
@@ -165,7 +169,7 @@ def test_ratio_moves_the_right_way(tmp_path):
 def test_to_run_counts_only_jobs_not_done(tmp_path):
     plan = build_plan(parse_spec(PAPERLIKE))
     status = {j.id: ("done" if j.kind == "train" else "to run") for j in plan.jobs}
-    est = cost.estimate(plan, status, _write(tmp_path, "g.yaml", GPU_RATES))
+    est = estimate(plan, status, _write(tmp_path, "g.yaml", GPU_RATES))
     assert est.kinds["train"].todo_jobs == 0 and est.kinds["train"].todo_premem_h == 0
     assert est.kinds["evaluate"].todo_premem_h == pytest.approx(est.kinds["evaluate"].premem_h)
 
@@ -180,14 +184,14 @@ def test_to_run_counts_only_jobs_not_done(tmp_path):
 ])
 def test_a_bad_throughputs_file_is_a_clear_error_with_its_line(tmp_path, text, line, what):
     path = _write(tmp_path, "bad.yaml", text)
-    with pytest.raises(cost.CostError) as e:
-        cost.load_throughputs(path)
+    with pytest.raises(CostError) as e:
+        load_throughputs(path)
     assert any(msg.startswith(f"{path}:{line}:") and what in msg for msg in e.value.lines), e.value.lines
 
 
 def test_gpu_jobs_without_figures_name_what_is_missing(tmp_path):
-    with pytest.raises(cost.CostError) as e:
-        cost.estimate(build_plan(parse_spec(PAPERLIKE)), None, None)
+    with pytest.raises(CostError) as e:
+        estimate(build_plan(parse_spec(PAPERLIKE)), None, None)
     text = "\n".join(e.value.lines)
     assert "model 'llama': no train_tokens_per_s" in text and "sample_tokens_per_s" in text
 
@@ -253,4 +257,4 @@ def test_words_are_counted_in_arrow_files_of_either_format(tmp_path):
     for name, writer in (("stream.arrow", pa.ipc.new_stream), ("file.arrow", pa.ipc.new_file)):
         with writer(str(tmp_path / name), table.schema) as w:
             w.write_table(table)
-        assert cost._words(str(tmp_path / name), "question") == (2, 2.0)
+        assert _words(str(tmp_path / name), "question") == (2, 2.0)
