@@ -33,7 +33,7 @@ def main() -> int:
         return 2
     from premem.jobs.runners import execute
     from premem.plan.build import build_plan
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
     from premem.store import Store
 
     data = yaml.safe_load(Path(args.spec).read_text())

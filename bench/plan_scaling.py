@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from premem.plan.build import build_plan  # noqa: E402
-from premem.spec.schema import load_spec  # noqa: E402
+from premem.spec.load import load_spec  # noqa: E402
 
 FRACTIONS = 100
 

@@ -99,7 +99,7 @@ def part_overhead(n: int) -> None:
 
     from premem.jobs.schedule import Display, run_plan
     from premem.plan.build import Plan
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
     from premem.store import Store
 
     spec = load_spec(ROOT / "specs" / "smoke.yaml")

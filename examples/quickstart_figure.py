@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from premem import api
-from premem.spec.schema import load_spec
+from premem.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from premem.safetext import escape_controls
-from premem.spec.schema import SpecError, load_spec
+from premem.spec.load import SpecError, load_spec
 from premem.wording import counted
 
 #: exit codes of every command: 0 done; 1 invalid input, refused before anything was run or written (a spec,

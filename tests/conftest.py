@@ -29,7 +29,7 @@ def smoke_pretraining(tmp_path_factory):
 
     from premem.jobs.runners import execute
     from premem.plan.build import build_plan
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
     from premem.store import Store
 
     root = tmp_path_factory.mktemp("smoke-pretraining") / ".premem"

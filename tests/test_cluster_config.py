@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 import yaml
 
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster.yaml"

@@ -226,7 +226,7 @@ def test_the_graph_sees_every_module_and_the_imports_it_should():
     assert {"premem.spec.schema", "premem.plan.build", "premem.data.loaders", "premem.report.pages"} <= set(graph)
     assert "premem.spec.schema" in graph["premem.plan.build"]
     assert "premem.jobs.curation" in graph["premem.jobs.runners"]  # imported inside run_collect
-    assert "premem.spec.runs" in graph["premem.spec.schema"]
+    assert "premem.spec.runs" in graph["premem.spec.checks"]
 
 
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:

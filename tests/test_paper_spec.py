@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from premem.plan.build import build_plan
-from premem.spec.schema import load_spec
+from premem.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "specs" / "paper.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from premem.plan.build import build_plan
-from premem.spec.schema import load_spec
+from premem.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from premem.paths import file_problem, folder_problem, safe_file_name
-from premem.spec.schema import SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
 
 SPEC = """\
 name: t

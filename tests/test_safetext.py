@@ -7,7 +7,7 @@ from premem.analysis.results_table import TableError
 from premem.cost.throughputs import CostError, load_throughputs
 from premem.jobs.schedule import last_line
 from premem.safetext import control_characters, escape_controls, is_control
-from premem.spec.schema import Problem, SpecError, parse_spec
+from premem.spec.load import Problem, SpecError, parse_spec
 
 HOSTILE = "a\x1b[2J\x1b]0;title\x07b\rc\x00d\x9be\u202ef\u2028g"
 

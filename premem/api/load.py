@@ -32,7 +32,7 @@ def open_study(spec: str | os.PathLike, store: str | os.PathLike | None):
     """(spec, plan, store) of the spec file at `spec`; the store at `store` when given, else the spec's own
     (relative to the working directory, as the CLI reads it). FileNotFoundError when it holds no results."""
     from premem.plan.build import build_plan
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
     from premem.store import Store
 
     s = load_spec(spec)  # SpecError (with file:line for each problem) on a bad spec
@@ -49,7 +49,7 @@ def load_study(spec: str | os.PathLike, store: str | os.PathLike | None = None) 
     n_samples, n_correct, n_unparseable (counts), perplexity (exp of the mean target NLL per token; empty on
     test rows) and the run settings (model, dataset, learning_rate, epochs, dataset_fraction). `store`: the
     store folder when it is not the spec's `store` relative to the working directory. Raises
-    FileNotFoundError when the store holds no results, premem.spec.schema.SpecError on a bad spec. Read only."""
+    FileNotFoundError when the store holds no results, premem.spec.load.SpecError on a bad spec. Read only."""
     from premem.analysis.results_table import export_table
 
     _, plan, st = open_study(spec, store)

@@ -145,7 +145,7 @@ def test_calibrate_is_hashed_only_when_pooled():
     from pathlib import Path
 
     from premem.plan.build import build_plan
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
 
     spec = load_spec(str(Path(__file__).resolve().parents[2] / "specs" / "smoke.yaml"))
     assert spec.premem.calibrate == "per_block"

@@ -182,7 +182,7 @@ def test_store_results_get_intervals_on_checkpoints_baselines_and_robustness_bin
     from premem.analysis.analyze import gather_runs
     from premem.analysis.measures import add_baselines, add_robustness
     from premem.plan.build import build_plan
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
     from premem.store import Store
 
     spec = parse_spec(STORE_SPEC)
@@ -236,7 +236,7 @@ def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
     from premem.analysis.curation import curation_summary
     from premem.analysis.intervals import Bootstrap
     from premem.plan.build import build_plan
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
     from premem.store import Store
 
     spec = parse_spec((Path(__file__).resolve().parents[2] / "specs" / "curation-quickstart.yaml").read_text())
@@ -267,7 +267,7 @@ def test_curation_points_and_efficiency_ratios_get_intervals(tmp_path):
 
 def test_analysis_job_id_hashes_intervals_only_when_not_default():
     from premem.plan.build import build_plan
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
 
     def analysis_id(premem_line: str) -> str:
         text = STORE_SPEC.replace("premem: {p: -3.0, intervals: {resamples: 150, seed: 4}}", premem_line)

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from premem.engine.train import OPTIMIZER_FILE
 from premem.jobs.runners import run_train_epoch
 from premem.plan.build import build_plan
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 from premem.store import Store
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 

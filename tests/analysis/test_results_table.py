@@ -386,7 +386,7 @@ def synthetic_store(tmp_path, text=SPEC):
     """A store with made-up evaluations of every checkpoint (no training): accuracy grows with epochs,
     examples get memorized (low perplexity) once learned."""
     from premem.plan.build import build_plan
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
     from premem.store import Store
 
     spec = parse_spec(text.format(store=tmp_path / ".premem"))

@@ -10,7 +10,7 @@ from premem.analysis.analyze import gather_runs
 from premem.analysis.measures import BINS, add_robustness, bin_label, bin_of, bins_for
 from premem.plan.build import build_plan
 from premem.report.html import write_report
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 from premem.store import Store
 
 SPEC = """\

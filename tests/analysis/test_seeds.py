@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from premem.plan.build import build_plan, job_counts, match_runs
-from premem.spec.schema import RunSelector, SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
+from premem.spec.schema import RunSelector
 
 BASE = """
 name: seeds

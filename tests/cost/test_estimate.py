@@ -10,7 +10,7 @@ from premem.cost.estimate import estimate, format_estimate
 from premem.cost.throughputs import CostError, DatasetSizes, load_throughputs
 from premem.cost.work import job_work
 from premem.plan.build import build_plan
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 
 TINY = """
 name: tiny-cost

@@ -8,7 +8,7 @@ import pytest
 from premem.cli import main
 from premem.cost.memory import GIB, KNOWN_CONFIGS, architecture, from_config, memory_problem, train_memory
 from premem.plan.build import build_plan
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 from tests.tiny_hf import FIXTURES, make_tiny_hf
 
 ROOT = Path(__file__).resolve().parents[2]

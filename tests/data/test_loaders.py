@@ -10,7 +10,8 @@ import pytest
 
 from premem.data.loaders import (DATASETS, DataError, Splits, TextExample, dataset_fingerprint, load_splits,
                                  math_level)
-from premem.spec.schema import MATH_SUBJECTS, DatasetSpec, SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
+from premem.spec.schema import MATH_SUBJECTS, DatasetSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GSM8K_TRAIN, GSM8K_TEST = FIXTURES / "gsm8k_train.jsonl", FIXTURES / "gsm8k_test.jsonl"

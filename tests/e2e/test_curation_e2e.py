@@ -122,7 +122,7 @@ def test_kill_in_the_middle_of_a_round_resumes_there_with_the_same_results(study
 def test_a_pool_that_runs_dry_stops_with_a_clear_error(tmp_path):
     pool = tmp_path / "pool.jsonl"
     from premem.data.loaders import arithmetic_task
-    from premem.spec.schema import parse_spec
+    from premem.spec.load import parse_spec
 
     ds = parse_spec(CURATION, "cur.yaml").datasets[0]
     task = arithmetic_task(ds)

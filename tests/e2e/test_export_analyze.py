@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from premem.spec.schema import load_spec
+from premem.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

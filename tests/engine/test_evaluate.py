@@ -14,7 +14,8 @@ from premem.engine.evaluate import evaluate_checkpoint, settled
 from premem.engine.models import LoadedModel, build_tiny, save_model
 from premem.engine.sampling import SamplingParams
 from premem.plan.build import build_plan, settle_threshold
-from premem.spec.schema import TinyArchitecture, parse_spec
+from premem.spec.load import parse_spec
+from premem.spec.schema import TinyArchitecture
 from premem.store import Store
 
 P_GRID = [round(-3.0 + 0.05 * i, 6) for i in range(51)]  # the spec's default grid

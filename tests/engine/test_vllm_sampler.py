@@ -239,7 +239,7 @@ def fake_vllm_codec(folder):
 
 
 def test_the_spec_refuses_vllm_where_it_cannot_run(tiny):
-    from premem.spec.schema import SpecError, parse_spec
+    from premem.spec.load import SpecError, parse_spec
 
     def spec(device, sampler="vllm", model=f"hf: {tiny}", gpus=1, scoring="transformers"):
         return f"""\

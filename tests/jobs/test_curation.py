@@ -186,7 +186,7 @@ def test_a_planned_generating_collect_job_runs_where_its_resources_say():
 
     from premem.jobs.context import job_device
     from premem.plan.build import build_plan
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
 
     spec = Path(__file__).resolve().parents[2] / "specs" / "paper-curation-gsm8k.yaml"
     collect = next(j for j in build_plan(load_spec(str(spec))).jobs if j.kind == "collect")

@@ -2,7 +2,7 @@
 import pytest
 
 from premem.plan.build import build_plan, expand_runs, selected_runs
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 
 BASE = """\
 name: t
@@ -141,7 +141,7 @@ def test_job_counts_of_every_shipped_spec():
     from pathlib import Path
 
     from premem.plan.build import job_counts
-    from premem.spec.schema import load_spec
+    from premem.spec.load import load_spec
 
     root = Path(__file__).resolve().parents[2]
     for path in sorted((root / "specs").glob("*.yaml")) + [root / "tests" / "golden" / "features.yaml"]:
@@ -162,7 +162,8 @@ def test_every_job_id_is_the_content_hash_of_what_it_lists():
 
 
 def test_the_job_limit_admits_a_study_at_it_and_counts_measures():
-    from premem.spec.schema import MAX_JOBS, SpecError
+    from premem.spec.checks import MAX_JOBS
+    from premem.spec.load import SpecError
 
     lrs = ", ".join(f"{i}.0e-4" for i in range(1, 51))
     text = BASE.split("training:")[0] + f"grid: {{learning_rate: [{lrs}], epochs: [1000]}}\n"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from premem.plan.build import build_plan
-from premem.spec.schema import SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
 
 BASE = """
 name: cur

@@ -5,7 +5,7 @@ import pytest
 from premem.cost.datasets import DataStats
 from premem.cost.work import job_work
 from premem.plan.build import build_plan
-from premem.spec.schema import SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
 
 BASE = """\
 name: t

@@ -2,7 +2,7 @@
 import pytest
 
 from premem.plan.build import build_plan
-from premem.spec.schema import SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
 from tests.tiny_hf import FIXTURES
 
 DATA = f"""\

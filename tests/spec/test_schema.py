@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from premem.spec.schema import SpecError, load_spec, parse_spec
+from premem.spec.load import SpecError, load_spec, parse_spec
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

@@ -10,7 +10,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from premem.cost.throughputs import ThroughputsFile
-from premem.spec.schema import GenerateSource, JsonlSource, Perturbations, Spec, SpecError, parse_spec
+from premem.spec.load import SpecError, parse_spec
+from premem.spec.schema import GenerateSource, JsonlSource, Perturbations, Spec
 from tests.spec.test_schema import GOOD
 
 

@@ -7,7 +7,7 @@ import pytest
 from premem.cost.throughputs import CostError, load_throughputs
 
 from premem.spec import yamlfile
-from premem.spec.schema import SpecError, load_spec, parse_spec
+from premem.spec.load import SpecError, load_spec, parse_spec
 from premem.spec.yamlfile import MAX_BYTES, MAX_DEPTH, MAX_NODES, YamlFileError, compose, read_text
 
 BOMB = "".join(f"{a}: &{a} [{', '.join([f'*{p}' if p else '1'] * 9)}]\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from premem.plan.build import build_plan
-from premem.spec.schema import parse_spec
+from premem.spec.load import parse_spec
 from premem.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from premem.plan.build import build_plan
-from premem.spec.schema import load_spec
+from premem.spec.load import load_spec
 from premem.tracking.content import tracked_runs
 from premem.tracking.to_tensorboard import run_folder
 from tests.e2e.test_cli_apply import premem
