@@ -55,32 +55,6 @@ def _store(spec):
     return Store(Path(spec.store))
 
 
-def _statuses(plan, store) -> dict[str, str]:
-    """'done' | 'diverged' | 'skipped' | 'failed' | 'running' | 'to run' for every job of the plan ('diverged':
-    a training job whose loss became NaN or infinite; 'skipped': a later job of its run)."""
-    from premem.jobs.schedule import stopped_jobs
-
-    running = store.running()  # before the records: a job recorded in between then shows as done
-    records = store.records([j.id for j in plan.jobs])
-    diverged, skipped = stopped_jobs(plan.jobs, records)
-    out = {}
-    for j in plan.jobs:
-        rec = records.get(j.id)
-        if j.id in diverged:
-            out[j.id] = "diverged"
-        elif j.id in skipped and (rec is None or rec.status != "done"):
-            out[j.id] = "skipped"
-        elif rec is not None and rec.status == "done":
-            out[j.id] = "done"
-        elif j.id in running:
-            out[j.id] = "running"
-        elif rec is not None:
-            out[j.id] = "failed"
-        else:
-            out[j.id] = "to run"
-    return out
-
-
 def _runs_text(plan) -> str:
     """"9 runs", or with a curation section "0 runs, 17 curation models" (each round's model of each strategy,
     round 0 once, the IFD scorer)."""
@@ -107,11 +81,12 @@ def cmd_validate(args) -> int:
 
 
 def cmd_plan(args) -> int:
+    from premem.jobs.schedule import job_statuses
     from premem.plan.build import build_plan, job_view
 
     spec = _load(args.spec)
     plan = build_plan(spec)
-    status = _statuses(plan, _store(spec))
+    status = job_statuses(plan, _store(spec))
     if args.cost is not None:  # what the jobs still to run (and the whole study) cost: premem/cost/estimate.py
         from premem.cost.estimate import estimate, format_estimate
         from premem.cost.throughputs import CostError
@@ -148,13 +123,14 @@ def cmd_plan(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from premem.jobs.schedule import job_statuses
     from premem.plan.build import build_plan
 
     spec = _load(args.spec)
     plan = build_plan(spec)
     store = _store(spec)
     records = store.records([j.id for j in plan.jobs])
-    status = _statuses(plan, store)
+    status = job_statuses(plan, store)
     nodes, tries = store.nodes(), store.tries()
     counts: dict[str, int] = {}
     for j in plan.jobs:
@@ -213,62 +189,6 @@ def _report_folder_problem(where: str, label: str, typed: bool = False) -> str |
     return f"{label}: {problem}" if problem else None
 
 
-STORE_MARGIN = 64 * 2**20  # the database, the report and slack, beyond the checkpoints
-
-
-def _checkpoint_bytes(job) -> int:
-    """About how many bytes the artifact of `job` takes: a built-in model's weights (and for a training epoch
-    its Adam state, two float32 values a weight). 0 where the size is not known from the spec."""
-    model = getattr(job.settings, "model", {})  # the analysis and collect jobs have none
-    size = model.get("size")
-    if job.kind not in ("pretrain", "train") or not model.get("builtin") or not size:
-        return 0
-    from premem.data.tokenizer import WordTokenizer
-
-    h, layers, mlp = size["hidden"], size["layers"], size["mlp"]
-    params = WordTokenizer.for_arithmetic_task().vocab_size * h + layers * (4 * h * h + 3 * h * mlp + 2 * h) + h
-    # a train job under training.precision pure writes weights in the model's dtype; mixed writes float32 ones
-    pure = job.kind == "train" and job.settings.training.get("precision") == "pure"
-    weight = 2 if model.get("dtype") in ("bfloat16", "float16") and pure else 4
-    return params * (weight + (8 if job.kind == "train" else 0))
-
-
-def _store_problem(spec, todo) -> str | None:
-    """Why the store cannot take this plan's work, known before any job starts (None if it can): a store path
-    that is not a folder (or whose artifacts folder is not), a missing parent of an absolute store (an unmounted
-    shared file system), a folder or database premem cannot write, or less free space than the checkpoints to
-    write need."""
-    root = Path(spec.store)
-    if root.exists() and not root.is_dir():
-        return f"the store {root} is not a folder"
-    if not root.exists() and root.is_absolute() and not root.parent.is_dir():
-        return (f"the store's parent folder {root.parent} does not exist (on a cluster: is the shared file system "
-                "mounted?); premem creates the store folder itself, not the place it lives in")
-    artifacts = root / "artifacts"
-    if os.path.lexists(artifacts) and not artifacts.is_dir():
-        return f"the store's artifacts folder {artifacts} is not a folder (a file is in its place)"
-    place = root
-    while not place.exists():
-        place = place.parent
-    probe = place / f".premem-write-test-{os.getpid()}"
-    read_only = ("; `apply` needs to write the store (`status`, `plan`, `report` to a folder elsewhere and `export` "
-                 "only read it)")
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        return f"cannot write in {place.resolve()} (for the store {root}): {e.strerror or e}{read_only}"
-    db = root / "premem.db"
-    if db.exists() and not os.access(db, os.W_OK):
-        return f"cannot write the results database {db}: it is read-only{read_only}"
-    need = STORE_MARGIN + sum(_checkpoint_bytes(j) for j in todo)
-    free = shutil.disk_usage(place).free
-    if free < need:
-        return (f"only {free / 2**20:,.0f} MiB free on the file system of {place.resolve()}, and this plan's "
-                f"checkpoints and results need about {need / 2**20:,.0f} MiB: free some space or move the store")
-    return None
-
-
 def cmd_report(args) -> int:
     from premem.plan.build import build_plan
 
@@ -292,7 +212,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_apply(args) -> int:
-    from premem.jobs.schedule import Display, Unplaceable, run_plan
+    from premem.cost.disk import store_problem
+    from premem.jobs.schedule import Display, Unplaceable, job_statuses, run_plan
     from premem.plan.build import build_plan
     from premem.store import StoreBusy, StoreCorrupt
 
@@ -310,7 +231,7 @@ def cmd_apply(args) -> int:
     if problem:  # a train job that cannot fit its GPU: refused before any job runs
         print(f"premem: {problem}; nothing was run.", file=sys.stderr)
         return EXIT_INVALID
-    problem = _store_problem(spec, [j for j in plan.jobs if j.id not in records or records[j.id].status != "done"])
+    problem = store_problem(spec, [j for j in plan.jobs if j.id not in records or records[j.id].status != "done"])
     if problem:
         print(f"premem: {problem}; nothing was run.", file=sys.stderr)
         return EXIT_FAILED
@@ -335,7 +256,7 @@ def cmd_apply(args) -> int:
 
             tracking = Tracking(plan, store)
             tracking.catch_up()  # what an earlier apply recorded but did not log
-        status = _statuses(plan, store)
+        status = job_statuses(plan, store)
         todo = [j for j in plan.jobs if j.kind != "analysis" and status[j.id] not in ("done", "diverged", "skipped")]
         analysis = plan.jobs[-1]
         if not todo:
@@ -355,7 +276,7 @@ def cmd_apply(args) -> int:
             msg = (f"Applied: {len(outcome.done)} done, {len(outcome.failed)} failed, "
                    f"{len(outcome.blocked)} not started, in {time.time() - t0:.0f}s. " + msg)
         print(msg)
-        stopped = _statuses(plan, store)
+        stopped = job_statuses(plan, store)
         for jid in (j for j, st in stopped.items() if st == "diverged"):
             job, d = plan.job(jid), store.records([jid])[jid].result["diverged"]
             n_skip = sum(1 for j in plan.jobs if j.run == job.run and stopped[j.id] == "skipped")

@@ -98,6 +98,31 @@ def stopped_jobs(jobs: list[Job], records) -> tuple[set[str], set[str]]:
     return diverged, skipped
 
 
+def job_statuses(plan: Plan, store: Store) -> dict[str, str]:
+    """{job id: 'done' | 'diverged' | 'skipped' | 'failed' | 'running' | 'to run'} for every job of the plan, as
+    the store has them now ('diverged': a training job whose loss became NaN or infinite; 'skipped': a later job
+    of its run; 'running': under way in an apply, by the store's attempts)."""
+    running = store.running()  # before the records: a job recorded in between then shows as done
+    records = store.records([j.id for j in plan.jobs])
+    diverged, skipped = stopped_jobs(plan.jobs, records)
+    out = {}
+    for j in plan.jobs:
+        rec = records.get(j.id)
+        if j.id in diverged:
+            out[j.id] = "diverged"
+        elif j.id in skipped and (rec is None or rec.status != "done"):
+            out[j.id] = "skipped"
+        elif rec is not None and rec.status == "done":
+            out[j.id] = "done"
+        elif j.id in running:
+            out[j.id] = "running"
+        elif rec is not None:
+            out[j.id] = "failed"
+        else:
+            out[j.id] = "to run"
+    return out
+
+
 def _remote_functions():
     ray = _ray()
 
