@@ -5,7 +5,8 @@ hidden behind an import inside a function or a callback passed in to dodge it. A
 modules is a shared thing that was never given a home. So the shape holds only if a test holds it: this one reads
 every module of premem/ with `ast` (no import runs) and counts every import it finds, at module level and inside
 functions alike, relative ones resolved. Imports under `if TYPE_CHECKING:` are left out: they never run, and they
-are how a lower module annotates with a higher module's types.
+are how a lower module annotates with a higher module's types. Importing `premem.plan.job` runs
+`premem/plan/__init__.py` first, so it counts as importing the package `premem.plan` too.
 
 When it fails: move the shared thing down into a module both sides can import (see "The modules today" in
 docs/ARCHITECTURE.md), or give a private name a public one in the module that owns it.
