@@ -4,12 +4,7 @@ Imported lazily, so `import premem.integrations` does not import transformers.
 """
 from __future__ import annotations
 
+from premem.lazy import lazy_exports
+
 __all__ = ["PreMemAccCallback", "load_examples"]
-
-
-def __getattr__(name: str):
-    if name in __all__:
-        from premem.integrations import transformers as _hf
-
-        return getattr(_hf, name)
-    raise AttributeError(f"module 'premem.integrations' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {name: "transformers" for name in __all__})
